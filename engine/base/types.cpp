@@ -1,0 +1,31 @@
+#include "engine/base/types.hpp"
+
+namespace anya::engine {
+
+const char* message_type_name(MessageType type) {
+  switch (type) {
+    case MessageType::pre_vote: return "pre_vote";
+    case MessageType::pre_vote_response: return "pre_vote_response";
+    case MessageType::vote: return "vote";
+    case MessageType::vote_response: return "vote_response";
+    case MessageType::append: return "append";
+    case MessageType::append_response: return "append_response";
+    case MessageType::heartbeat: return "heartbeat";
+    case MessageType::heartbeat_response: return "heartbeat_response";
+    case MessageType::timeout_now: return "timeout_now";
+  }
+  return "unknown";
+}
+
+const char* role_name(Role role) {
+  switch (role) {
+    case Role::follower: return "follower";
+    case Role::pre_candidate: return "pre_candidate";
+    case Role::candidate: return "candidate";
+    case Role::leader: return "leader";
+    case Role::learner: return "learner";
+  }
+  return "unknown";
+}
+
+}  // namespace anya::engine

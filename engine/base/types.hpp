@@ -1,0 +1,90 @@
+// The vocabulary of the consensus engine: ids, log entries, messages and durable state.
+// Plain data only; behaviour lives in the modules that use these (log, progress, raft, codec).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace anya::engine {
+
+using NodeId = std::uint64_t;  // 0 means "nobody" (no leader, no vote).
+using Term = std::uint64_t;
+using Index = std::uint64_t;   // log positions start at 1; index 0 is the empty log.
+inline constexpr NodeId kNoNode = 0;
+
+// Limits on everything that crosses a boundary. The codec rejects frames over these before it
+// allocates; the leader never builds an append larger than max_entry_bytes_per_message.
+struct Limits {
+  static constexpr std::size_t max_entry_data_bytes = 1u << 20;      // 1 MiB per entry
+  static constexpr std::size_t max_entries_per_message = 4096;
+  static constexpr std::size_t max_frame_bytes = 8u << 20;            // 8 MiB per frame
+};
+static_assert(Limits::max_entry_data_bytes < Limits::max_frame_bytes);
+
+enum class EntryType : std::uint8_t {
+  normal = 0,         // an application command
+  noop = 1,           // appended by a new leader so it can commit entries of earlier terms
+  config_change = 2,  // a membership change (data is its encoding)
+};
+inline constexpr std::uint8_t kMaxEntryType = 2;
+
+struct Entry {
+  Term term = 0;
+  Index index = 0;
+  EntryType type = EntryType::normal;
+  std::string data;  // opaque bytes
+
+  friend bool operator==(const Entry&, const Entry&) = default;
+};
+
+enum class MessageType : std::uint8_t {
+  pre_vote = 1,            // would you vote for me at `term` (not yet incremented)?
+  pre_vote_response = 2,
+  vote = 3,
+  vote_response = 4,
+  append = 5,              // log_term/index: the entry before `entries`
+  append_response = 6,     // index: last index accepted, or the rejected index with a hint
+  heartbeat = 7,
+  heartbeat_response = 8,
+  timeout_now = 9,         // leadership transfer: campaign at once, skipping PreVote
+};
+inline constexpr std::uint8_t kMinMessageType = 1;
+inline constexpr std::uint8_t kMaxMessageType = 9;
+
+const char* message_type_name(MessageType type);
+
+struct Message {
+  MessageType type = MessageType::heartbeat;
+  NodeId from = kNoNode;
+  NodeId to = kNoNode;
+  Term term = 0;
+  // append: term and index of the entry preceding `entries`. (pre_)vote: candidate's last entry.
+  // append_response: on success the last matching index; on reject the index that was refused.
+  Term log_term = 0;
+  Index index = 0;
+  Index commit = 0;            // append/heartbeat: the leader's commit index
+  bool reject = false;
+  bool transfer = false;       // (pre_)vote caused by a leadership transfer: ignore stickiness
+  Index reject_hint = 0;       // append_response reject: follower's guess of the match point
+  Term reject_hint_term = 0;   // term of the follower's entry at reject_hint (fast back-off)
+  std::uint64_t context = 0;   // heartbeat round number, echoed in heartbeat_response
+  std::vector<Entry> entries;
+
+  friend bool operator==(const Message&, const Message&) = default;
+};
+
+// What must be on disk before any message that depends on it leaves the node.
+struct HardState {
+  Term term = 0;
+  NodeId vote = kNoNode;
+  Index commit = 0;
+
+  friend bool operator==(const HardState&, const HardState&) = default;
+};
+
+enum class Role : std::uint8_t { follower, pre_candidate, candidate, leader, learner };
+const char* role_name(Role role);
+
+}  // namespace anya::engine

@@ -1,0 +1,84 @@
+// Cluster-wide safety invariants of Raft (Figure 3 of the paper), checked from observations of
+// each node's state. Any test, property, fuzzer or the simulator can feed it after every step;
+// a fixture asserts that it found no violation.
+//
+//   election safety      at most one leader per term
+//   log matching         same (index, term) in two logs => identical prefixes up to it
+//   leader completeness  an entry committed before term T is in the log of every leader of T
+//   state machine safety one global commit history: a committed index never changes entry
+//   monotonic            per node, term and commit never go back (reset on restart, where only
+//                        durable state is required to survive)
+//
+// Depends on engine/base only, so it can judge any implementation that exposes a NodeView.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/base/types.hpp"
+
+namespace anya::engine {
+
+struct NodeView {
+  NodeId id = kNoNode;
+  Term term = 0;
+  Role role = Role::follower;
+  Index commit = 0;
+  Index first_index = 1;          // index of entries[0]
+  std::span<const Entry> entries;  // the node's whole log from first_index
+};
+
+struct Violation {
+  std::string invariant;  // e.g. "election safety"
+  std::string detail;     // nodes, terms, indexes and what was seen
+  std::string to_string() const { return invariant + ": " + detail; }
+};
+
+class InvariantChecker {
+ public:
+  void observe(const NodeView& view);
+  // The node restarted from durable state: term and commit may legitimately be lower now than
+  // what was last observed in memory, but never lower than what it had made durable.
+  void on_restart(NodeId id, Term durable_term, Index durable_commit);
+
+  const std::vector<Violation>& violations() const { return violations_; }
+  bool ok() const { return violations_.empty(); }
+  std::string report() const;
+  Index highest_committed() const { return committed_.empty() ? 0 : committed_.rbegin()->first; }
+  std::size_t observations() const { return observations_; }
+
+ private:
+  struct Committed {
+    Term term;
+    std::uint64_t data_hash;
+    Term seen_at_term;  // the term of the first node seen holding it committed
+    NodeId seen_on;
+  };
+  struct PerNode {
+    Term term = 0;
+    Index commit = 0;
+  };
+
+  void fail(std::string invariant, std::string detail);
+  void check_monotonic(const NodeView& view);
+  void check_election_safety(const NodeView& view);
+  void check_log_matching(const NodeView& view);
+  void check_commits(const NodeView& view);
+  void check_leader_completeness(const NodeView& view);
+  static std::uint64_t entry_hash(const Entry& e);
+  static const Entry* find(const NodeView& view, Index index);
+
+  std::map<NodeId, PerNode> nodes_;
+  std::map<Term, NodeId> leader_of_term_;
+  // (index, term) -> hash of the log prefix ending there (log matching).
+  std::map<std::pair<Index, Term>, std::uint64_t> prefix_hash_;
+  std::map<Index, Committed> committed_;
+  std::vector<Violation> violations_;
+  std::size_t observations_ = 0;
+};
+
+}  // namespace anya::engine

@@ -1,0 +1,92 @@
+#include "engine/invariants/invariants.hpp"
+
+#include <gtest/gtest.h>
+
+namespace anya::engine {
+namespace {
+
+std::vector<Entry> log_of(std::initializer_list<Term> terms) {
+  std::vector<Entry> out;
+  Index i = 0;
+  for (Term t : terms) {
+    i++;
+    out.push_back(Entry{t, i, EntryType::normal, std::to_string(i * 7919)});
+  }
+  return out;
+}
+
+NodeView view(NodeId id, Term term, Role role, Index commit, const std::vector<Entry>& log) {
+  return NodeView{id, term, role, commit, 1, log};
+}
+
+TEST(Invariants, HealthyHistoryHasNoViolation) {
+  auto a = log_of({1, 1, 2});
+  auto b = log_of({1, 1});
+  InvariantChecker c;
+  c.observe(view(1, 2, Role::leader, 3, a));
+  c.observe(view(2, 2, Role::follower, 2, b));
+  EXPECT_TRUE(c.ok()) << c.report();
+}
+
+TEST(Invariants, TwoLeadersInOneTerm) {
+  auto a = log_of({1});
+  InvariantChecker c;
+  c.observe(view(1, 3, Role::leader, 0, a));
+  c.observe(view(2, 3, Role::leader, 0, a));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.violations()[0].invariant, "election safety");
+}
+
+TEST(Invariants, SameIndexAndTermWithDifferentPrefix) {
+  auto a = log_of({1, 2});
+  auto b = log_of({1, 2});
+  b[0].data = "different";
+  InvariantChecker c;
+  c.observe(view(1, 2, Role::follower, 0, a));
+  c.observe(view(2, 2, Role::follower, 0, b));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.violations()[0].invariant, "log matching");
+}
+
+TEST(Invariants, CommittedEntryChanges) {
+  auto a = log_of({1, 1});
+  auto b = log_of({1, 2});
+  InvariantChecker c;
+  c.observe(view(1, 2, Role::follower, 2, a));
+  c.observe(view(2, 2, Role::follower, 2, b));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.violations()[0].invariant, "state machine safety");
+}
+
+TEST(Invariants, LeaderMissingCommittedEntry) {
+  auto a = log_of({1, 1});
+  auto b = log_of({1});
+  InvariantChecker c;
+  c.observe(view(1, 1, Role::follower, 2, a));
+  c.observe(view(2, 2, Role::leader, 1, b));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.violations()[0].invariant, "leader completeness");
+}
+
+TEST(Invariants, TermGoingBack) {
+  auto a = log_of({});
+  InvariantChecker c;
+  c.observe(view(1, 4, Role::follower, 0, a));
+  c.observe(view(1, 3, Role::follower, 0, a));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.violations()[0].invariant, "monotonic term");
+}
+
+TEST(Invariants, RestartMayLowerCommitToDurableValue) {
+  auto a = log_of({1, 1, 1});
+  InvariantChecker c;
+  c.observe(view(1, 1, Role::follower, 3, a));
+  c.on_restart(1, 1, 2);
+  c.observe(view(1, 1, Role::follower, 2, a));
+  EXPECT_TRUE(c.ok()) << c.report();
+  c.observe(view(1, 1, Role::follower, 1, a));
+  EXPECT_FALSE(c.ok()) << "below the durable commit is a violation";
+}
+
+}  // namespace
+}  // namespace anya::engine

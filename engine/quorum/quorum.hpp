@@ -1,0 +1,101 @@
+// Quorum math: which index a set of voters has committed, and who won a vote. Knows nothing of
+// progress tracking, membership changes or roles; callers hand in what each voter acknowledged.
+//
+// A joint configuration (Raft §6, joint consensus) is two majority configurations that must both
+// agree. An empty majority configuration agrees to everything, so a joint configuration whose
+// outgoing half is empty behaves exactly like its incoming half.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/base/result.hpp"
+#include "engine/base/types.hpp"
+
+namespace anya::engine {
+
+enum class VoteResult { pending, lost, won };
+const char* vote_result_name(VoteResult result);
+
+// Index returned by an empty configuration: "no constraint", the neutral element of min().
+inline constexpr Index kUnconstrainedIndex = std::numeric_limits<Index>::max();
+
+class MajorityConfig {
+ public:
+  MajorityConfig() = default;
+  explicit MajorityConfig(std::set<NodeId> voters) : voters_(std::move(voters)) {}
+
+  const std::set<NodeId>& voters() const { return voters_; }
+  bool empty() const { return voters_.empty(); }
+  std::size_t size() const { return voters_.size(); }
+  bool contains(NodeId id) const { return voters_.count(id) != 0; }
+  // Smallest number of voters that forms a majority.
+  std::size_t quorum_size() const { return voters_.size() / 2 + 1; }
+
+  // The largest index acknowledged by a majority. `acked(id)` returns the index voter `id` has
+  // durably acknowledged, or nullopt if unknown (counted as 0).
+  template <typename AckedFn>
+  Index committed_index(AckedFn&& acked) const;
+
+  // `votes` maps voter id to granted (true) or rejected (false); absent voters have not answered.
+  VoteResult vote_result(const std::map<NodeId, bool>& votes) const;
+
+  std::string describe() const;
+
+  friend bool operator==(const MajorityConfig&, const MajorityConfig&) = default;
+
+ private:
+  std::set<NodeId> voters_;
+};
+
+class JointConfig {
+ public:
+  JointConfig() = default;
+  explicit JointConfig(MajorityConfig incoming, MajorityConfig outgoing = {})
+      : incoming_(std::move(incoming)), outgoing_(std::move(outgoing)) {}
+
+  const MajorityConfig& incoming() const { return incoming_; }
+  const MajorityConfig& outgoing() const { return outgoing_; }
+  bool joint() const { return !outgoing_.empty(); }
+  bool contains(NodeId id) const { return incoming_.contains(id) || outgoing_.contains(id); }
+  std::set<NodeId> all_voters() const;
+
+  template <typename AckedFn>
+  Index committed_index(AckedFn&& acked) const {
+    return std::min(incoming_.committed_index(acked), outgoing_.committed_index(acked));
+  }
+  VoteResult vote_result(const std::map<NodeId, bool>& votes) const;
+
+  std::string describe() const;
+
+  friend bool operator==(const JointConfig&, const JointConfig&) = default;
+
+ private:
+  MajorityConfig incoming_;
+  MajorityConfig outgoing_;
+};
+
+template <typename AckedFn>
+Index MajorityConfig::committed_index(AckedFn&& acked) const {
+  if (voters_.empty()) return kUnconstrainedIndex;
+  std::vector<Index> indexes;
+  indexes.reserve(voters_.size());
+  for (NodeId id : voters_) {
+    std::optional<Index> index = acked(id);
+    indexes.push_back(index.value_or(0));
+  }
+  // Sorted descending, the quorum_size-th highest index is held by at least a majority.
+  std::sort(indexes.begin(), indexes.end(), std::greater<>());
+  const std::size_t q = quorum_size();
+  ANYA_ASSERT(q >= 1);
+  ANYA_ASSERT(q <= indexes.size());
+  return indexes[q - 1];
+}
+
+}  // namespace anya::engine

@@ -1,0 +1,632 @@
+#include "engine/raft/raft.hpp"
+
+#include <algorithm>
+
+namespace anya::engine {
+
+namespace {
+// Bound on proposals the leader accepts beyond its commit index, so a leader cut off from its
+// followers cannot grow its log without limit.
+constexpr Index kMaxUncommittedEntries = 65536;
+
+bool is_append_like(MessageType type) {
+  return type == MessageType::append || type == MessageType::heartbeat;
+}
+}  // namespace
+
+Status RaftConfig::validate() const {
+  if (id == kNoNode) return {Errc::invalid_argument, "id: must be non-zero"};
+  if (heartbeat_interval_ms == 0) {
+    return {Errc::invalid_argument, "heartbeat_interval_ms: must be positive"};
+  }
+  if (election_timeout_ms < 2 * heartbeat_interval_ms) {
+    return {Errc::invalid_argument,
+            "election_timeout_ms: must be at least twice heartbeat_interval_ms (" +
+                std::to_string(election_timeout_ms) + " < 2 * " +
+                std::to_string(heartbeat_interval_ms) + ")"};
+  }
+  if (max_inflight_appends == 0) {
+    return {Errc::invalid_argument, "max_inflight_appends: must be positive"};
+  }
+  if (max_apply_batch == 0) return {Errc::invalid_argument, "max_apply_batch: must be positive"};
+  for (NodeId learner : learners) {
+    if (voters.count(learner) != 0) {
+      return {Errc::invalid_argument,
+              "learners: node " + std::to_string(learner) + " is also a voter"};
+    }
+  }
+  if (voters.count(kNoNode) != 0 || learners.count(kNoNode) != 0) {
+    return {Errc::invalid_argument, "voters/learners: node id 0 is reserved"};
+  }
+  return {};
+}
+
+Raft::Raft(const RaftConfig& config, std::uint64_t now_ms)
+    : tracker_(config.max_inflight_appends), rng_(config.random_seed) {
+  init(config, now_ms);
+}
+
+Raft::Raft(const RaftConfig& config, const RestoredState& restored, std::uint64_t now_ms)
+    : tracker_(config.max_inflight_appends), rng_(config.random_seed) {
+  term_ = restored.hard_state.term;
+  vote_ = restored.hard_state.vote;
+  log_.restore(restored.entries, restored.hard_state.commit);
+  persisted_hard_state_ = restored.hard_state;
+  init(config, now_ms);
+}
+
+void Raft::init(const RaftConfig& config, std::uint64_t now_ms) {
+  const Status valid = config.validate();
+  ANYA_ASSERT(valid.is_ok());  // hosts validate configuration before building the engine
+  id_ = config.id;
+  heartbeat_interval_ms_ = config.heartbeat_interval_ms;
+  election_timeout_ms_ = config.election_timeout_ms;
+  pre_vote_ = config.pre_vote;
+  check_quorum_ = config.check_quorum;
+  max_append_bytes_ = config.max_append_bytes;
+  max_apply_batch_ = config.max_apply_batch;
+  now_ms_ = now_ms;
+  tracker_.reset_config(JointConfig(MajorityConfig(config.voters)), config.learners,
+                        log_.last_index() + 1);
+  become_follower(term_, kNoNode);
+}
+
+void Raft::set_now(std::uint64_t now_ms) {
+  ANYA_ASSERT(now_ms >= now_ms_);  // a monotonic clock never goes back
+  now_ms_ = now_ms;
+}
+
+Role Raft::role() const {
+  if (role_ == Role::follower && tracker_.is_learner(id_)) return Role::learner;
+  return role_;
+}
+
+void Raft::reset_election_timer() {
+  // Randomised in [T, 2T) so that split votes resolve (§5.2).
+  election_deadline_ms_ = now_ms_ + election_timeout_ms_ + rng_.below(election_timeout_ms_);
+}
+
+bool Raft::in_lease() const {
+  // Leader stickiness: while a live leader is heard, disruptive candidates are ignored.
+  if (!check_quorum_) return false;
+  if (role_ == Role::leader) return true;
+  return leader_ != kNoNode && heard_from_leader_ &&
+         now_ms_ - last_leader_contact_ms_ < election_timeout_ms_;
+}
+
+// ---- role transitions --------------------------------------------------------------------
+
+void Raft::reset_term(Term term) {
+  ANYA_ASSERT(term >= term_);
+  if (term != term_) {
+    term_ = term;
+    vote_ = kNoNode;
+  }
+  tracker_.reset_votes();
+  abort_transfer();
+}
+
+void Raft::set_leader(NodeId leader) {
+  if (leader != kNoNode && leader != leader_) stats_.leader_changes++;
+  leader_ = leader;
+  if (leader != kNoNode) {
+    heard_from_leader_ = true;
+    last_leader_contact_ms_ = now_ms_;
+  }
+}
+
+void Raft::become_follower(Term term, NodeId leader) {
+  reset_term(term);
+  role_ = Role::follower;
+  leader_ = kNoNode;
+  heard_from_leader_ = false;
+  set_leader(leader);
+  reset_election_timer();
+}
+
+void Raft::become_pre_candidate() {
+  ANYA_ASSERT(role_ != Role::leader);
+  // A pre-candidate forgets its leader: it no longer believes in it, and must not keep
+  // refusing votes on its behalf (the known PreVote + CheckQuorum liveness fix).
+  role_ = Role::pre_candidate;
+  leader_ = kNoNode;
+  heard_from_leader_ = false;
+  tracker_.reset_votes();
+}
+
+void Raft::become_candidate() {
+  ANYA_ASSERT(role_ != Role::leader);
+  reset_term(term_ + 1);
+  vote_ = id_;
+  role_ = Role::candidate;
+  leader_ = kNoNode;
+  heard_from_leader_ = false;
+}
+
+void Raft::become_leader() {
+  ANYA_ASSERT(role_ == Role::candidate);
+  ANYA_ASSERT(vote_ == id_);
+  role_ = Role::leader;
+  set_leader(id_);
+  stats_.elections_won++;
+  for (auto& [id, pr] : tracker_.all()) {
+    pr.match = 0;
+    pr.next = log_.last_index() + 1;
+    pr.become_probe();
+    pr.next = log_.last_index() + 1;
+    pr.last_active_ms = now_ms_;  // a full window of grace before CheckQuorum judges
+  }
+  if (tracker_.has(id_)) tracker_.at(id_).maybe_update(log_.stable_index());
+  heartbeat_due_ms_ = now_ms_ + heartbeat_interval_ms_;
+  heartbeat_round_ = 0;
+  // An entry of the new term lets earlier entries commit (§5.4.2, Figure 8).
+  append_entries({Entry{0, 0, EntryType::noop, {}}});
+  broadcast_append();
+}
+
+// ---- elections ---------------------------------------------------------------------------
+
+void Raft::campaign(CampaignKind kind) {
+  if (!promotable()) return;
+  MessageType request = MessageType::vote;
+  Term request_term = 0;
+  if (kind == CampaignKind::pre_election) {
+    become_pre_candidate();
+    request = MessageType::pre_vote;
+    request_term = term_ + 1;  // the term we would campaign in; our own term is unchanged
+    stats_.pre_votes_started++;
+  } else {
+    become_candidate();
+    request_term = term_;
+    stats_.elections_started++;
+  }
+  const MessageType response = request == MessageType::pre_vote ? MessageType::pre_vote_response
+                                                                : MessageType::vote_response;
+  poll(id_, response, true);
+  if (role_ == Role::leader || (kind == CampaignKind::pre_election &&
+                                role_ != Role::pre_candidate)) {
+    return;  // a single-voter cluster won outright
+  }
+  for (NodeId voter : tracker_.voters().all_voters()) {
+    if (voter == id_) continue;
+    Message m;
+    m.type = request;
+    m.to = voter;
+    m.term = request_term;
+    m.index = log_.last_index();
+    m.log_term = log_.last_term();
+    m.transfer = kind == CampaignKind::transfer;
+    send(std::move(m));
+  }
+}
+
+void Raft::poll(NodeId from, MessageType type, bool granted) {
+  const bool expected = (role_ == Role::pre_candidate && type == MessageType::pre_vote_response) ||
+                        (role_ == Role::candidate && type == MessageType::vote_response);
+  if (!expected) return;
+  tracker_.record_vote(from, granted);
+  switch (tracker_.tally()) {
+    case VoteResult::won:
+      if (role_ == Role::pre_candidate) {
+        campaign(CampaignKind::election);
+      } else {
+        become_leader();
+      }
+      break;
+    case VoteResult::lost:
+      become_follower(term_, kNoNode);
+      break;
+    case VoteResult::pending:
+      break;
+  }
+}
+
+void Raft::campaign_now(std::uint64_t now_ms) {
+  set_now(now_ms);
+  if (role_ == Role::leader) return;
+  reset_election_timer();
+  campaign(pre_vote_ ? CampaignKind::pre_election : CampaignKind::election);
+}
+
+// ---- time --------------------------------------------------------------------------------
+
+void Raft::tick(std::uint64_t now_ms) {
+  set_now(now_ms);
+  if (role_ == Role::leader) {
+    tick_leader();
+  } else {
+    tick_election();
+  }
+}
+
+void Raft::tick_election() {
+  if (now_ms_ < election_deadline_ms_) return;
+  reset_election_timer();
+  campaign(pre_vote_ ? CampaignKind::pre_election : CampaignKind::election);
+}
+
+void Raft::tick_leader() {
+  if (check_quorum_ && !tracker_.quorum_active(id_, now_ms_, election_timeout_ms_)) {
+    // No quorum heard within an election timeout: another leader may exist by now.
+    stats_.steps_down_check_quorum++;
+    become_follower(term_, kNoNode);
+    return;
+  }
+  if (transfer_target_ != kNoNode && now_ms_ >= transfer_deadline_ms_) abort_transfer();
+  if (now_ms_ >= heartbeat_due_ms_) {
+    heartbeat_due_ms_ = now_ms_ + heartbeat_interval_ms_;
+    broadcast_heartbeat();
+  }
+}
+
+// ---- proposals and transfer --------------------------------------------------------------
+
+Result<Index> Raft::propose(std::string data, std::uint64_t now_ms) {
+  set_now(now_ms);
+  if (role_ != Role::leader) {
+    return {Errc::not_leader, leader_ == kNoNode
+                                  ? "not the leader; no leader is known"
+                                  : "not the leader; the leader is node " +
+                                        std::to_string(leader_)};
+  }
+  if (transfer_target_ != kNoNode) {
+    return {Errc::busy, "leadership transfer to node " + std::to_string(transfer_target_) +
+                            " in progress"};
+  }
+  if (data.size() > Limits::max_entry_data_bytes) {
+    return {Errc::invalid_argument, "entry of " + std::to_string(data.size()) +
+                                        " bytes exceeds the limit of " +
+                                        std::to_string(Limits::max_entry_data_bytes)};
+  }
+  if (log_.last_index() - log_.committed() >= kMaxUncommittedEntries) {
+    return {Errc::busy, "too many uncommitted entries; retry once the cluster catches up"};
+  }
+  append_entries({Entry{0, 0, EntryType::normal, std::move(data)}});
+  broadcast_append();
+  return log_.last_index();
+}
+
+Status Raft::transfer_leadership(NodeId target, std::uint64_t now_ms) {
+  set_now(now_ms);
+  if (role_ != Role::leader) return {Errc::not_leader, "only the leader can transfer leadership"};
+  if (target == id_) return {Errc::invalid_argument, "target: node is already the leader"};
+  if (!tracker_.is_voter(target)) {
+    return {Errc::invalid_argument, "target: node " + std::to_string(target) + " is not a voter"};
+  }
+  transfer_target_ = target;
+  transfer_deadline_ms_ = now_ms_ + election_timeout_ms_;
+  if (tracker_.at(target).match == log_.last_index()) {
+    Message m;
+    m.type = MessageType::timeout_now;
+    m.to = target;
+    m.term = term_;
+    send(std::move(m));
+  } else {
+    send_append(target, true);
+  }
+  return {};
+}
+
+void Raft::abort_transfer() { transfer_target_ = kNoNode; }
+
+// ---- receiving ---------------------------------------------------------------------------
+
+void Raft::step(const Message& m, std::uint64_t now_ms) {
+  set_now(now_ms);
+  if (m.to != id_ || m.from == kNoNode || m.from == id_) return;
+  if (!step_term(m)) return;
+  if (m.type == MessageType::pre_vote || m.type == MessageType::vote) {
+    handle_vote_request(m);
+    return;
+  }
+  switch (role_) {
+    case Role::leader: step_leader(m); break;
+    case Role::candidate:
+    case Role::pre_candidate: step_candidate(m); break;
+    case Role::follower:
+    case Role::learner: step_follower(m); break;
+  }
+}
+
+bool Raft::step_term(const Message& m) {
+  if (m.term > term_) {
+    const bool vote_request = m.type == MessageType::pre_vote || m.type == MessageType::vote;
+    if (vote_request && !m.transfer && in_lease()) {
+      stats_.votes_ignored_in_lease++;
+      return false;
+    }
+    // A pre-vote, and a granted pre-vote answer, carry a future term we have not entered.
+    if (m.type == MessageType::pre_vote) return true;
+    if (m.type == MessageType::pre_vote_response && !m.reject) return true;
+    become_follower(m.term, is_append_like(m.type) ? m.from : kNoNode);
+    return true;
+  }
+  if (m.term < term_) {
+    stats_.stale_messages++;
+    if ((check_quorum_ || pre_vote_) && is_append_like(m.type)) {
+      // A leader cut off and left behind learns the newer term from this and steps down.
+      Message reply;
+      reply.type = MessageType::append_response;
+      reply.to = m.from;
+      reply.term = term_;
+      send(std::move(reply));
+    } else if (m.type == MessageType::pre_vote) {
+      Message reply;
+      reply.type = MessageType::pre_vote_response;
+      reply.to = m.from;
+      reply.term = term_;
+      reply.reject = true;
+      send(std::move(reply));
+    }
+    return false;
+  }
+  return true;
+}
+
+void Raft::handle_vote_request(const Message& m) {
+  const bool pre = m.type == MessageType::pre_vote;
+  // §5.2: at most one vote per term, first come first served. A pre-vote for a future term
+  // commits to nothing, so it may be granted freely.
+  const bool can_vote = vote_ == m.from || (vote_ == kNoNode && leader_ == kNoNode) ||
+                        (pre && m.term > term_);
+  Message reply;
+  reply.type = pre ? MessageType::pre_vote_response : MessageType::vote_response;
+  reply.to = m.from;
+  // §5.4.1: only for a candidate whose log is at least as up to date as ours.
+  if (can_vote && log_.is_up_to_date(m.index, m.log_term)) {
+    reply.term = m.term;
+    if (!pre) {
+      ANYA_ASSERT(m.term == term_);
+      vote_ = m.from;
+      reset_election_timer();
+    }
+  } else {
+    reply.term = term_;
+    reply.reject = true;
+  }
+  send(std::move(reply));
+}
+
+void Raft::step_follower(const Message& m) {
+  switch (m.type) {
+    case MessageType::append:
+    case MessageType::heartbeat:
+      set_leader(m.from);
+      reset_election_timer();
+      if (m.type == MessageType::append) {
+        handle_append(m);
+      } else {
+        handle_heartbeat(m);
+      }
+      break;
+    case MessageType::timeout_now:
+      // Leadership transfer: campaign at once, without PreVote, and past leader stickiness.
+      campaign(CampaignKind::transfer);
+      break;
+    default:
+      break;  // responses to a role we no longer hold
+  }
+}
+
+void Raft::step_candidate(const Message& m) {
+  switch (m.type) {
+    case MessageType::append:
+    case MessageType::heartbeat:
+      // §5.2: a candidate that hears a leader of its term returns to follower.
+      become_follower(term_, m.from);
+      step_follower(m);
+      break;
+    case MessageType::pre_vote_response:
+      if (!m.reject && m.term != term_ + 1) break;  // an answer to an older pre-campaign
+      poll(m.from, m.type, !m.reject);
+      break;
+    case MessageType::vote_response:
+      poll(m.from, m.type, !m.reject);
+      break;
+    default:
+      break;
+  }
+}
+
+void Raft::handle_append(const Message& m) {
+  Message reply;
+  reply.type = MessageType::append_response;
+  reply.to = m.from;
+  reply.term = term_;
+  if (m.index < log_.committed()) {
+    reply.index = log_.committed();  // already have all of it
+    send(std::move(reply));
+    return;
+  }
+  if (std::optional<Index> last = log_.maybe_append(m.index, m.log_term, m.commit, m.entries)) {
+    reply.index = *last;
+    send(std::move(reply));
+    return;
+  }
+  // §5.3 with fast back-off: hint at the last entry that could match, skipping whole terms.
+  reply.reject = true;
+  reply.index = m.index;
+  reply.reject_hint =
+      log_.find_conflict_by_term(std::min(m.index, log_.last_index()), m.log_term);
+  reply.reject_hint_term = log_.term_at(reply.reject_hint).value_or(0);
+  send(std::move(reply));
+}
+
+void Raft::handle_heartbeat(const Message& m) {
+  // The leader sends min(match, commit), which is within our matching prefix.
+  log_.commit_to(std::min(m.commit, log_.last_index()));
+  Message reply;
+  reply.type = MessageType::heartbeat_response;
+  reply.to = m.from;
+  reply.term = term_;
+  reply.context = m.context;
+  send(std::move(reply));
+}
+
+void Raft::step_leader(const Message& m) {
+  if (!tracker_.has(m.from)) return;  // not a member
+  switch (m.type) {
+    case MessageType::append_response: handle_append_response(m); break;
+    case MessageType::heartbeat_response: handle_heartbeat_response(m); break;
+    default: break;
+  }
+}
+
+void Raft::handle_append_response(const Message& m) {
+  Progress& pr = tracker_.at(m.from);
+  pr.last_active_ms = now_ms_;
+  if (m.reject) {
+    Index hint = m.reject_hint;
+    if (m.reject_hint_term > 0) hint = log_.find_conflict_by_term(hint, m.reject_hint_term);
+    if (pr.maybe_decrease_to(m.index, hint)) {
+      if (pr.state == ProgressState::replicate) pr.become_probe();
+      send_append(m.from, true);
+    }
+    return;
+  }
+  if (m.index > log_.last_index()) return;  // cannot acknowledge what we never had
+  if (!pr.maybe_update(m.index)) return;
+  if (pr.state == ProgressState::probe) {
+    pr.become_replicate();
+  } else {
+    pr.inflights.free_le(m.index);
+  }
+  if (maybe_commit()) {
+    broadcast_append();
+  } else {
+    while (send_append(m.from, false)) {
+    }
+  }
+  if (m.from == transfer_target_ && pr.match == log_.last_index()) {
+    Message now;
+    now.type = MessageType::timeout_now;
+    now.to = m.from;
+    now.term = term_;
+    send(std::move(now));
+  }
+}
+
+void Raft::handle_heartbeat_response(const Message& m) {
+  Progress& pr = tracker_.at(m.from);
+  pr.last_active_ms = now_ms_;
+  pr.probe_sent = false;
+  if (pr.state == ProgressState::replicate && pr.inflights.full()) pr.inflights.free_first();
+  if (pr.match < log_.last_index()) send_append(m.from, true);
+}
+
+// ---- sending -----------------------------------------------------------------------------
+
+void Raft::send(Message m) {
+  ANYA_ASSERT(m.to != id_);
+  ANYA_ASSERT(m.to != kNoNode);
+  m.from = id_;
+  outbox_.push_back(std::move(m));
+}
+
+bool Raft::send_append(NodeId to, bool send_if_empty) {
+  Progress& pr = tracker_.at(to);
+  if (pr.is_paused()) return false;
+  ANYA_ASSERT(pr.next >= 1);
+  ANYA_ASSERT(pr.next <= log_.last_index() + 1);
+  const Index prev = pr.next - 1;
+  const std::optional<Term> prev_term = log_.term_at(prev);
+  ANYA_ASSERT(prev_term.has_value());  // no compaction yet: every index is available
+  std::vector<Entry> entries = log_.slice(pr.next, log_.last_index() + 1, max_append_bytes_,
+                                          Limits::max_entries_per_message);
+  if (entries.empty() && !send_if_empty) return false;
+  Message m;
+  m.type = MessageType::append;
+  m.to = to;
+  m.term = term_;
+  m.index = prev;
+  m.log_term = *prev_term;
+  m.commit = log_.committed();
+  if (!entries.empty() && pr.state == ProgressState::replicate) {
+    const Index last = entries.back().index;
+    pr.optimistic_update(last);
+    pr.inflights.add(last);
+  } else if (pr.state == ProgressState::probe) {
+    pr.probe_sent = true;
+  }
+  m.entries = std::move(entries);
+  send(std::move(m));
+  return true;
+}
+
+void Raft::send_heartbeat(NodeId to) {
+  const Progress& pr = tracker_.at(to);
+  Message m;
+  m.type = MessageType::heartbeat;
+  m.to = to;
+  m.term = term_;
+  m.commit = std::min(pr.match, log_.committed());
+  m.context = heartbeat_round_;
+  send(std::move(m));
+}
+
+void Raft::broadcast_append() {
+  for (const auto& [id, pr] : tracker_.all()) {
+    if (id != id_) send_append(id, true);
+  }
+}
+
+void Raft::broadcast_heartbeat() {
+  heartbeat_round_++;
+  for (const auto& [id, pr] : tracker_.all()) {
+    if (id != id_) send_heartbeat(id);
+  }
+}
+
+void Raft::append_entries(std::vector<Entry> entries) {
+  ANYA_ASSERT(role_ == Role::leader);
+  Index index = log_.last_index();
+  for (Entry& e : entries) {
+    e.term = term_;
+    e.index = ++index;
+  }
+  log_.append(std::move(entries));
+  // The leader's own match advances only once the entries are durable (see advance()).
+  if (tracker_.has(id_)) tracker_.at(id_).next = log_.last_index() + 1;
+}
+
+bool Raft::maybe_commit() {
+  // §5.4.2: count replicas only for an entry of the current term.
+  return log_.maybe_commit(tracker_.committed(), term_);
+}
+
+// ---- output batches ----------------------------------------------------------------------
+
+bool Raft::has_ready() const {
+  return !outbox_.empty() || log_.has_unstable() || hard_state() != persisted_hard_state_ ||
+         log_.has_next_committed();
+}
+
+Ready Raft::ready() {
+  ANYA_ASSERT(!ready_outstanding_);  // one batch at a time: advance() before the next
+  Ready rd;
+  if (hard_state() != persisted_hard_state_) rd.hard_state = hard_state();
+  rd.entries = log_.unstable_entries();
+  rd.messages = std::move(outbox_);
+  outbox_.clear();
+  rd.committed_entries = log_.next_committed_entries(max_apply_batch_);
+  ready_outstanding_ = true;
+  return rd;
+}
+
+void Raft::advance(const Ready& rd) {
+  ANYA_ASSERT(ready_outstanding_);
+  ready_outstanding_ = false;
+  if (rd.hard_state) {
+    ANYA_ASSERT(rd.hard_state->term >= persisted_hard_state_.term);
+    persisted_hard_state_ = *rd.hard_state;
+  }
+  if (!rd.entries.empty()) log_.stable_to(rd.entries.back().index, rd.entries.back().term);
+  if (!rd.committed_entries.empty()) log_.applied_to(rd.committed_entries.back().index);
+  if (role_ == Role::leader && tracker_.has(id_) &&
+      tracker_.at(id_).maybe_update(log_.stable_index()) && maybe_commit()) {
+    broadcast_append();
+  }
+  log_.check_invariants();
+}
+
+}  // namespace anya::engine

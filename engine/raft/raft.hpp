@@ -1,0 +1,184 @@
+// The Raft state machine of one node: roles, elections (with PreVote), CheckQuorum, leader
+// stickiness, log replication with fast back-off, commitment, leadership transfer, learners.
+//
+// Pure: time comes in as `now_ms` (this node's monotonic clock), randomness from a Prng seeded
+// by the host, messages in as arguments. Outputs are collected into a Ready batch:
+//   1. hard state and entries to persist,
+//   2. messages that may leave only after (1) is durable,
+//   3. committed (and durable) entries to apply.
+// The host calls ready(), does the I/O in that order, then advance(). engine/host does exactly
+// that; nothing else may reorder it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/base/prng.hpp"
+#include "engine/base/result.hpp"
+#include "engine/base/types.hpp"
+#include "engine/log/raft_log.hpp"
+#include "engine/progress/progress.hpp"
+
+namespace anya::engine {
+
+struct RaftConfig {
+  NodeId id = kNoNode;
+  std::set<NodeId> voters;    // the initial configuration (ignored on restart with a config)
+  std::set<NodeId> learners;  // non-voting members: receive the log, never count or campaign
+  std::uint64_t heartbeat_interval_ms = 50;
+  // The election timeout is drawn uniformly from [election_timeout_ms, 2 * election_timeout_ms).
+  std::uint64_t election_timeout_ms = 300;
+  bool pre_vote = true;
+  bool check_quorum = true;
+  std::size_t max_inflight_appends = 256;     // per follower, in replicate state
+  std::size_t max_append_bytes = 1u << 20;    // data bytes per append message (soft limit)
+  std::size_t max_apply_batch = 1024;         // committed entries handed out per Ready
+  std::uint64_t random_seed = 1;
+
+  Status validate() const;
+};
+
+// Durable state handed back on restart.
+struct RestoredState {
+  HardState hard_state;
+  std::vector<Entry> entries;  // contiguous from index 1
+};
+
+struct Ready {
+  std::optional<HardState> hard_state;   // persist if set
+  std::vector<Entry> entries;            // persist, replacing any stored entry at their indexes
+  std::vector<Message> messages;         // send only once the above is durable
+  std::vector<Entry> committed_entries;  // apply in order; all are committed and durable
+
+  bool empty() const {
+    return !hard_state && entries.empty() && messages.empty() && committed_entries.empty();
+  }
+};
+
+// Counters for operators and tests; never used for decisions.
+struct RaftStats {
+  std::uint64_t elections_started = 0;  // real elections (not pre-votes)
+  std::uint64_t pre_votes_started = 0;
+  std::uint64_t elections_won = 0;
+  std::uint64_t leader_changes = 0;     // times `leader` changed to a different known node
+  std::uint64_t votes_ignored_in_lease = 0;
+  std::uint64_t steps_down_check_quorum = 0;
+  std::uint64_t stale_messages = 0;     // lower term, dropped or answered with our term
+};
+
+class Raft {
+ public:
+  Raft(const RaftConfig& config, std::uint64_t now_ms);
+  Raft(const RaftConfig& config, const RestoredState& restored, std::uint64_t now_ms);
+
+  // Inputs. `now_ms` never goes backwards.
+  void tick(std::uint64_t now_ms);
+  void step(const Message& message, std::uint64_t now_ms);
+  // Leader only. Returns the index the entry will have if it commits.
+  Result<Index> propose(std::string data, std::uint64_t now_ms);
+  // Leader only: hand leadership to `target` (a voter). Proposals are refused meanwhile.
+  Status transfer_leadership(NodeId target, std::uint64_t now_ms);
+  // Start an election now (as if the election timeout fired), e.g. when the leader's
+  // connection dropped. With PreVote this is a pre-vote, so a live leader is not disturbed.
+  void campaign_now(std::uint64_t now_ms);
+
+  // Outputs.
+  bool has_ready() const;
+  Ready ready();
+  void advance(const Ready& ready);
+
+  // Observation.
+  NodeId id() const { return id_; }
+  Term term() const { return term_; }
+  NodeId vote() const { return vote_; }
+  NodeId leader() const { return leader_; }
+  Role role() const;
+  bool is_leader() const { return role_ == Role::leader; }
+  bool promotable() const { return tracker_.is_voter(id_); }
+  const RaftLog& log() const { return log_; }
+  const ProgressTracker& tracker() const { return tracker_; }
+  const RaftStats& stats() const { return stats_; }
+  HardState hard_state() const { return {term_, vote_, log_.committed()}; }
+  NodeId transfer_target() const { return transfer_target_; }
+  std::uint64_t election_deadline_ms() const { return election_deadline_ms_; }
+
+ private:
+  enum class CampaignKind { pre_election, election, transfer };
+
+  void init(const RaftConfig& config, std::uint64_t now_ms);
+  void set_now(std::uint64_t now_ms);
+  void reset_election_timer();
+  bool in_lease() const;
+
+  void become_follower(Term term, NodeId leader);
+  void become_pre_candidate();
+  void become_candidate();
+  void become_leader();
+  void reset_term(Term term);
+  void set_leader(NodeId leader);
+  void campaign(CampaignKind kind);
+  void poll(NodeId from, MessageType type, bool granted);
+
+  bool step_term(const Message& m);  // false: the message is done with
+  void step_leader(const Message& m);
+  void step_candidate(const Message& m);
+  void step_follower(const Message& m);
+  void handle_vote_request(const Message& m);
+  void handle_append(const Message& m);
+  void handle_heartbeat(const Message& m);
+  void handle_append_response(const Message& m);
+  void handle_heartbeat_response(const Message& m);
+
+  void tick_election();
+  void tick_leader();
+
+  void send(Message m);
+  bool send_append(NodeId to, bool send_if_empty);
+  void send_heartbeat(NodeId to);
+  void broadcast_append();
+  void broadcast_heartbeat();
+  void append_entries(std::vector<Entry> entries);
+  bool maybe_commit();
+  void abort_transfer();
+
+  // Configuration.
+  NodeId id_ = kNoNode;
+  std::uint64_t heartbeat_interval_ms_ = 0;
+  std::uint64_t election_timeout_ms_ = 0;
+  bool pre_vote_ = true;
+  bool check_quorum_ = true;
+  std::size_t max_append_bytes_ = 0;
+  std::size_t max_apply_batch_ = 0;
+
+  // Durable (with the log): term_, vote_, log_.committed().
+  Term term_ = 0;
+  NodeId vote_ = kNoNode;
+  RaftLog log_;
+
+  // Volatile.
+  Role role_ = Role::follower;  // never Role::learner: that is reported by role()
+  NodeId leader_ = kNoNode;
+  ProgressTracker tracker_;
+  Prng rng_;
+  RaftStats stats_;
+  std::uint64_t now_ms_ = 0;
+  std::uint64_t election_deadline_ms_ = 0;     // followers and candidates
+  std::uint64_t last_leader_contact_ms_ = 0;   // stickiness: when the leader was last heard
+  bool heard_from_leader_ = false;
+  std::uint64_t heartbeat_due_ms_ = 0;         // leader
+  std::uint64_t quorum_check_due_ms_ = 0;      // leader, CheckQuorum
+  std::uint64_t heartbeat_round_ = 0;          // leader, context of heartbeats
+  NodeId transfer_target_ = kNoNode;           // leader, transfer in progress
+  std::uint64_t transfer_deadline_ms_ = 0;
+
+  // Pending outputs.
+  std::vector<Message> outbox_;
+  HardState persisted_hard_state_;
+  bool ready_outstanding_ = false;
+};
+
+}  // namespace anya::engine
