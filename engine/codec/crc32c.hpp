@@ -1,6 +1,7 @@
 // CRC-32C (Castagnoli), the checksum of every codec frame and, later, of every WAL record.
 // Software and table-driven (one byte per step) so it is the same on every machine and needs no
-// CPU feature detection; at ~1 GB/s it is far from the bottleneck for frames of at most 8 MiB.
+// CPU feature detection. Frames are at most 8 MiB; if checksumming ever shows up in a profile,
+// slicing-by-8 or the SSE4.2 instruction can replace the loop without changing the values.
 // Castagnoli rather than the zlib polynomial because it detects more error patterns at our sizes
 // and is what hardware (SSE4.2, ARMv8) accelerates, should that ever be worth it.
 #pragma once

@@ -68,7 +68,10 @@ class RaftLog {
   bool maybe_commit(Index index, Term term);
   void applied_to(Index index);
 
+  // O(1) bounds checks, cheap enough for every batch.
   void check_invariants() const;
+  // Also walks every entry (indexes contiguous, terms non-decreasing): O(log length).
+  void check_invariants_full() const;
 
  private:
   // Index of the first entry in `entries` that is new or conflicts with ours; 0 if none.

@@ -151,9 +151,8 @@ void Raft::become_leader() {
   stats_.elections_won++;
   for (auto& [id, pr] : tracker_.all()) {
     pr.match = 0;
-    pr.next = log_.last_index() + 1;
     pr.become_probe();
-    pr.next = log_.last_index() + 1;
+    pr.next = log_.last_index() + 1;  // optimistic: probe backwards from our last entry
     pr.last_active_ms = now_ms_;  // a full window of grace before CheckQuorum judges
   }
   if (tracker_.has(id_)) tracker_.at(id_).maybe_update(log_.stable_index());

@@ -170,7 +170,6 @@ class Raft {
   std::uint64_t last_leader_contact_ms_ = 0;   // stickiness: when the leader was last heard
   bool heard_from_leader_ = false;
   std::uint64_t heartbeat_due_ms_ = 0;         // leader
-  std::uint64_t quorum_check_due_ms_ = 0;      // leader, CheckQuorum
   std::uint64_t heartbeat_round_ = 0;          // leader, context of heartbeats
   NodeId transfer_target_ = kNoNode;           // leader, transfer in progress
   std::uint64_t transfer_deadline_ms_ = 0;

@@ -1,5 +1,7 @@
 #include "engine/testing/memory_ports.hpp"
 
+#include <algorithm>
+
 namespace anya::engine::testing {
 
 Status MemoryStorage::append(const std::vector<Entry>& entries) {
@@ -10,6 +12,7 @@ Status MemoryStorage::append(const std::vector<Entry>& entries) {
   ANYA_ASSERT(first <= staged_.entries.size() + 1);  // no holes
   staged_.entries.resize(first - 1);
   staged_.entries.insert(staged_.entries.end(), entries.begin(), entries.end());
+  dirty_from_ = std::min(dirty_from_, first);
   return {};
 }
 
@@ -21,7 +24,13 @@ Status MemoryStorage::save_hard_state(const HardState& state) {
 
 Status MemoryStorage::sync() {
   if (fail_all) return {Errc::io_error, "memory storage: sync failed (injected)"};
-  durable_ = staged_;
+  durable_.hard_state = staged_.hard_state;
+  const std::size_t keep = std::min<std::size_t>(dirty_from_ - 1, staged_.entries.size());
+  durable_.entries.resize(std::min(keep, durable_.entries.size()));
+  durable_.entries.insert(durable_.entries.end(),
+                          staged_.entries.begin() + static_cast<std::ptrdiff_t>(keep),
+                          staged_.entries.end());
+  dirty_from_ = staged_.entries.size() + 1;
   syncs_++;
   return {};
 }
@@ -31,7 +40,10 @@ Result<RestoredState> MemoryStorage::load() {
   return durable_;
 }
 
-void MemoryStorage::drop_unsynced() { staged_ = durable_; }
+void MemoryStorage::drop_unsynced() {
+  staged_ = durable_;
+  dirty_from_ = staged_.entries.size() + 1;
+}
 
 void AppliedLog::apply(const Entry& entry) {
   ANYA_ASSERT(applied_.empty() || applied_.back().index + 1 == entry.index);

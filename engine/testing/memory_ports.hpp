@@ -29,6 +29,9 @@ class MemoryStorage : public StoragePort {
  private:
   RestoredState staged_;
   RestoredState durable_;
+  // Entries of staged_ from this index on may differ from durable_; sync() copies only those,
+  // so a sync costs what was written since the last one, not the whole log.
+  Index dirty_from_ = 1;
   std::uint64_t syncs_ = 0;
 };
 
