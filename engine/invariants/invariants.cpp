@@ -1,11 +1,13 @@
 #include "engine/invariants/invariants.hpp"
 
+#include <algorithm>
+
 #include "engine/base/result.hpp"
 
 namespace anya::engine {
 
 namespace {
-// FNV-1a, 64-bit: enough to tell entries apart in a checker; not a security property.
+// FNV-1a, 64-bit: enough to tell logs apart in a checker; not a security property.
 std::uint64_t fnv1a(std::uint64_t h, const void* data, std::size_t n) {
   const auto* p = static_cast<const unsigned char*>(data);
   for (std::size_t i = 0; i < n; i++) {
@@ -27,13 +29,6 @@ std::uint64_t InvariantChecker::entry_hash(const Entry& e) {
   return fnv1a(h, e.data.data(), e.data.size());
 }
 
-const Entry* InvariantChecker::find(const NodeView& view, Index index) {
-  if (index < view.first_index || index >= view.first_index + view.entries.size()) {
-    return nullptr;
-  }
-  return &view.entries[index - view.first_index];
-}
-
 void InvariantChecker::fail(std::string invariant, std::string detail) {
   if (violations_.size() < kMaxViolations) {
     violations_.push_back({std::move(invariant), std::move(detail)});
@@ -42,12 +37,21 @@ void InvariantChecker::fail(std::string invariant, std::string detail) {
 
 void InvariantChecker::observe(const NodeView& view) {
   ANYA_ASSERT(view.id != kNoNode);
+  ANYA_ASSERT(view.first_index == 1);  // no compaction yet
   observations_++;
+  PerNode& node = nodes_[view.id];
   check_monotonic(view);
   check_election_safety(view);
-  check_log_matching(view);
-  check_commits(view);
-  check_leader_completeness(view);
+  check_log_matching(view, node);
+  check_commits(view, node);
+  check_leader_completeness(view, node);
+  node.role = view.role;
+  node.role_term = view.term;
+  if (view.role == Role::leader) {
+    leaders_.insert(view.id);
+  } else {
+    leaders_.erase(view.id);
+  }
 }
 
 void InvariantChecker::on_restart(NodeId id, Term durable_term, Index durable_commit) {
@@ -57,6 +61,9 @@ void InvariantChecker::on_restart(NodeId id, Term durable_term, Index durable_co
     n.term = durable_term;
     n.commit = durable_commit;
   }
+  n.verified_commit = std::min(n.verified_commit, durable_commit);
+  n.prefix.clear();  // the log is reloaded from disk: rehash it all
+  leaders_.erase(id);
 }
 
 void InvariantChecker::check_monotonic(const NodeView& view) {
@@ -83,56 +90,80 @@ void InvariantChecker::check_election_safety(const NodeView& view) {
   }
 }
 
-void InvariantChecker::check_log_matching(const NodeView& view) {
-  std::uint64_t h = kFnvBasis;
-  for (const Entry& e : view.entries) {
+void InvariantChecker::check_log_matching(const NodeView& view, PerNode& node) {
+  const std::size_t size = view.entries.size();
+  const std::size_t start = std::min<std::size_t>(
+      {view.changed_from == 0 ? 0 : view.changed_from - 1, node.prefix.size(), size});
+  node.prefix.resize(start);
+  std::uint64_t h = start == 0 ? kFnvBasis : node.prefix[start - 1];
+  for (std::size_t k = start; k < size; k++) {
+    const Entry& e = view.entries[k];
     const std::uint64_t eh = entry_hash(e);
     h = fnv1a(h, &eh, sizeof eh);
-    // Without compaction every view starts at index 1, so the prefix hash covers the whole
-    // prefix. (With compaction, views would start from an agreed snapshot point.)
+    node.prefix.push_back(h);
     auto [it, inserted] = prefix_hash_.emplace(std::make_pair(e.index, e.term), h);
     if (!inserted && it->second != h) {
       fail("log matching", "node " + std::to_string(view.id) + " holds entry " +
                                std::to_string(e.index) + " of term " + std::to_string(e.term) +
-                               " with a prefix that differs from another node's");
-      return;
+                               " with a log prefix that differs from another node's");
     }
   }
+  // A rewritten entry at or below what this node already had committed breaks the history.
+  if (start < node.verified_commit) node.verified_commit = std::min<Index>(start, size);
 }
 
-void InvariantChecker::check_commits(const NodeView& view) {
-  for (Index i = view.first_index; i <= view.commit; i++) {
-    const Entry* e = find(view, i);
-    if (e == nullptr) {
-      fail("commit within log", "node " + std::to_string(view.id) + " commit " +
-                                    std::to_string(view.commit) + " beyond its log");
-      return;
-    }
-    const std::uint64_t hash = entry_hash(*e);
-    auto [it, inserted] = committed_.emplace(i, Committed{e->term, hash, view.term, view.id});
-    if (!inserted && (it->second.term != e->term || it->second.data_hash != hash)) {
+void InvariantChecker::check_commits(const NodeView& view, PerNode& node) {
+  if (view.commit > view.entries.size()) {
+    fail("commit within log", "node " + std::to_string(view.id) + " commit " +
+                                  std::to_string(view.commit) + " beyond its last index " +
+                                  std::to_string(view.entries.size()));
+    return;
+  }
+  for (Index i = node.verified_commit + 1; i <= view.commit; i++) {
+    const std::uint64_t hash = node.prefix[i - 1];
+    const Term term = view.entries[i - 1].term;
+    auto [it, inserted] = committed_.emplace(i, Committed{term, hash, view.term, view.id});
+    if (inserted) {
+      check_leaders_hold(i, it->second);
+    } else if (it->second.prefix_hash != hash) {
       fail("state machine safety",
            "index " + std::to_string(i) + " committed as term " +
                std::to_string(it->second.term) + " on node " +
-               std::to_string(it->second.seen_on) + " but as term " + std::to_string(e->term) +
-               " on node " + std::to_string(view.id));
-      return;
+               std::to_string(it->second.seen_on) + " but node " + std::to_string(view.id) +
+               " committed a different log there (entry term " + std::to_string(term) + ")");
+      break;
+    }
+  }
+  node.verified_commit = std::max<Index>(node.verified_commit, view.commit);
+}
+
+void InvariantChecker::check_leaders_hold(Index index, const Committed& c) {
+  for (NodeId leader : leaders_) {
+    const PerNode& n = nodes_[leader];
+    if (n.role_term <= c.seen_at_term) continue;
+    if (n.prefix.size() < index || n.prefix[index - 1] != c.prefix_hash) {
+      fail("leader completeness", "leader " + std::to_string(leader) + " of term " +
+                                      std::to_string(n.role_term) + " lacks entry " +
+                                      std::to_string(index) + " committed by term " +
+                                      std::to_string(c.seen_at_term));
     }
   }
 }
 
-void InvariantChecker::check_leader_completeness(const NodeView& view) {
+void InvariantChecker::check_leader_completeness(const NodeView& view, const PerNode& node) {
   if (view.role != Role::leader) return;
-  for (const auto& [index, c] : committed_) {
-    if (c.seen_at_term >= view.term) continue;  // committed at or after this leader's term
-    const Entry* e = find(view, index);
-    if (e == nullptr || e->term != c.term || entry_hash(*e) != c.data_hash) {
+  if (node.role == Role::leader && node.role_term == view.term) return;  // checked on election
+  // Committed prefixes nest, so the highest index committed before this term covers the rest.
+  for (auto it = committed_.rbegin(); it != committed_.rend(); ++it) {
+    const auto& [index, c] = *it;
+    if (c.seen_at_term >= view.term) continue;
+    if (node.prefix.size() < index || node.prefix[index - 1] != c.prefix_hash) {
       fail("leader completeness", "leader " + std::to_string(view.id) + " of term " +
                                       std::to_string(view.term) + " lacks entry " +
                                       std::to_string(index) + " (term " + std::to_string(c.term) +
                                       ") committed by term " + std::to_string(c.seen_at_term));
-      return;
     }
+    return;
   }
 }
 

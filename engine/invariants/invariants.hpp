@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -30,6 +31,9 @@ struct NodeView {
   Index commit = 0;
   Index first_index = 1;          // index of entries[0]
   std::span<const Entry> entries;  // the node's whole log from first_index
+  // Entries below this index are unchanged since this node's previous observation, so the
+  // checker need not rehash them. 1 (the default) rechecks the whole log.
+  Index changed_from = 1;
 };
 
 struct Violation {
@@ -54,29 +58,35 @@ class InvariantChecker {
  private:
   struct Committed {
     Term term;
-    std::uint64_t data_hash;
-    Term seen_at_term;  // the term of the first node seen holding it committed
+    std::uint64_t prefix_hash;  // hash of the whole log prefix ending at this index
+    Term seen_at_term;          // the term of the first node seen holding it committed
     NodeId seen_on;
   };
   struct PerNode {
     Term term = 0;
-    Index commit = 0;
+    Index commit = 0;          // highest commit seen (durable floor after a restart)
+    Index verified_commit = 0;  // prefix up to here already checked against the history
+    Role role = Role::follower;
+    Term role_term = 0;
+    // prefix[i - 1] = hash of this node's log prefix ending at index i.
+    std::vector<std::uint64_t> prefix;
   };
 
   void fail(std::string invariant, std::string detail);
   void check_monotonic(const NodeView& view);
   void check_election_safety(const NodeView& view);
-  void check_log_matching(const NodeView& view);
-  void check_commits(const NodeView& view);
-  void check_leader_completeness(const NodeView& view);
+  void check_log_matching(const NodeView& view, PerNode& node);
+  void check_commits(const NodeView& view, PerNode& node);
+  void check_leader_completeness(const NodeView& view, const PerNode& node);
+  void check_leaders_hold(Index index, const Committed& c);
   static std::uint64_t entry_hash(const Entry& e);
-  static const Entry* find(const NodeView& view, Index index);
 
   std::map<NodeId, PerNode> nodes_;
   std::map<Term, NodeId> leader_of_term_;
   // (index, term) -> hash of the log prefix ending there (log matching).
   std::map<std::pair<Index, Term>, std::uint64_t> prefix_hash_;
   std::map<Index, Committed> committed_;
+  std::set<NodeId> leaders_;  // nodes last observed as leader
   std::vector<Violation> violations_;
   std::size_t observations_ = 0;
 };

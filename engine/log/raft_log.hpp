@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "engine/base/types.hpp"
@@ -34,6 +35,8 @@ class RaftLog {
   std::optional<Term> term_at(Index index) const;
   bool match_term(Index index, Term term) const;
   const Entry& at(Index index) const;
+  // Every entry held, from first_index(); valid until the next mutation.
+  std::span<const Entry> entries() const { return entries_; }
 
   // Raft §5.4.1: is a log ending at (last_index, last_term) at least as up to date as ours?
   bool is_up_to_date(Index last_index, Term last_term) const;

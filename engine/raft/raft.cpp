@@ -244,6 +244,26 @@ void Raft::tick_election() {
   campaign(pre_vote_ ? CampaignKind::pre_election : CampaignKind::election);
 }
 
+std::uint64_t Raft::quorum_expiry_ms() const {
+  // The quorum's "acknowledged index" is here a time: the latest instant by which a quorum of
+  // voters has been heard. The same quorum math that commits entries answers it.
+  const std::uint64_t heard = tracker_.voters().committed_index(
+      [this](NodeId id) -> std::optional<Index> {
+        if (id == id_) return now_ms_;
+        if (!tracker_.has(id)) return std::nullopt;
+        return tracker_.at(id).last_active_ms;
+      });
+  return heard == kUnconstrainedIndex ? kUnconstrainedIndex : heard + election_timeout_ms_;
+}
+
+std::uint64_t Raft::next_deadline_ms() const {
+  if (role_ != Role::leader) return election_deadline_ms_;
+  std::uint64_t next = heartbeat_due_ms_;
+  if (check_quorum_) next = std::min(next, quorum_expiry_ms());
+  if (transfer_target_ != kNoNode) next = std::min(next, transfer_deadline_ms_);
+  return std::max(next, now_ms_);
+}
+
 void Raft::tick_leader() {
   if (check_quorum_ && !tracker_.quorum_active(id_, now_ms_, election_timeout_ms_)) {
     // No quorum heard within an election timeout: another leader may exist by now.

@@ -105,6 +105,10 @@ class Raft {
   HardState hard_state() const { return {term_, vote_, log_.committed()}; }
   NodeId transfer_target() const { return transfer_target_; }
   std::uint64_t election_deadline_ms() const { return election_deadline_ms_; }
+  // The earliest local time at which tick() can change anything (a heartbeat, a CheckQuorum
+  // step-down, an election, the end of a transfer). A host that skips idle time, such as the
+  // simulator, sleeps until then; ticking earlier is harmless.
+  std::uint64_t next_deadline_ms() const;
 
  private:
   enum class CampaignKind { pre_election, election, transfer };
@@ -135,6 +139,8 @@ class Raft {
 
   void tick_election();
   void tick_leader();
+  // When the voters heard from recently stop forming a quorum, if nothing more is heard.
+  std::uint64_t quorum_expiry_ms() const;
 
   void send(Message m);
   bool send_append(NodeId to, bool send_if_empty);

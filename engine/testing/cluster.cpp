@@ -87,9 +87,8 @@ void Cluster::observe_all() {
   for (const auto& [id, n] : nodes_) {
     if (n.host == nullptr) continue;
     const Raft& r = n.host->raft();
-    std::vector<Entry> entries;
-    for (Index i = 1; i <= r.log().last_index(); i++) entries.push_back(r.log().at(i));
-    checker_.observe(NodeView{id, r.term(), r.role(), r.log().committed(), 1, entries});
+    checker_.observe(NodeView{id, r.term(), r.role(), r.log().committed(), r.log().first_index(),
+                              r.log().entries()});
   }
 }
 
