@@ -1,5 +1,7 @@
 #include "engine/host/host.hpp"
 
+#include "engine/base/mutants.hpp"
+
 namespace anya::engine {
 
 namespace {
@@ -30,7 +32,8 @@ Host::Host(const RaftConfig& config, const RestoredState& restored, StoragePort&
       network_(network),
       state_machine_(state_machine),
       clock_(clock),
-      raft_(config, restored, clock.now_ms()) {}
+      raft_(config, restored, clock.now_ms()),
+      hooks_(config.fault_hooks) {}
 
 Status Host::tick() {
   if (failed()) return failure_;
@@ -66,6 +69,7 @@ Status Host::campaign_now() {
 
 Status Host::persist(const Ready& ready) {
   if (ready.entries.empty() && !ready.hard_state) return {};
+  if (ANYA_FAULT(hooks_, storage_fails)) return {Errc::io_error, "injected storage failure"};
   // Entries before the hard state: a commit index must never point past durable entries.
   if (!ready.entries.empty()) {
     if (Status s = storage_.append(ready.entries); !s) return s;
@@ -80,6 +84,10 @@ Status Host::drain() {
   for (int batch = 0; raft_.has_ready(); batch++) {
     ANYA_ASSERT(batch < kMaxBatchesPerDrain);
     Ready ready = raft_.ready();
+    if (mutants::active(mutants::send_before_persist)) {
+      for (const Message& m : ready.messages) network_.send(m);
+      ready.messages.clear();
+    }
     if (Status s = persist(ready); !s) {
       failure_ = Status(s.code(), "storage failed, node stopped: " + s.message());
       return failure_;

@@ -47,6 +47,7 @@ class Host {
   StateMachinePort& state_machine_;
   ClockPort& clock_;
   Raft raft_;
+  FaultHooks* hooks_;
   Status failure_;
   std::uint64_t batches_processed_ = 0;
 };

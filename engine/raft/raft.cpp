@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "engine/base/mutants.hpp"
+
 namespace anya::engine {
 
 namespace {
@@ -65,6 +67,7 @@ void Raft::init(const RaftConfig& config, std::uint64_t now_ms) {
   check_quorum_ = config.check_quorum;
   max_append_bytes_ = config.max_append_bytes;
   max_apply_batch_ = config.max_apply_batch;
+  hooks_ = config.fault_hooks;
   now_ms_ = now_ms;
   tracker_.reset_config(JointConfig(MajorityConfig(config.voters)), config.learners,
                         log_.last_index() + 1);
@@ -386,13 +389,16 @@ void Raft::handle_vote_request(const Message& m) {
   const bool pre = m.type == MessageType::pre_vote;
   // §5.2: at most one vote per term, first come first served. A pre-vote for a future term
   // commits to nothing, so it may be granted freely.
-  const bool can_vote = vote_ == m.from || (vote_ == kNoNode && leader_ == kNoNode) ||
-                        (pre && m.term > term_);
+  bool can_vote = vote_ == m.from || (vote_ == kNoNode && leader_ == kNoNode) ||
+                  (pre && m.term > term_);
+  if (mutants::active(mutants::vote_twice)) can_vote = true;
   Message reply;
   reply.type = pre ? MessageType::pre_vote_response : MessageType::vote_response;
   reply.to = m.from;
   // §5.4.1: only for a candidate whose log is at least as up to date as ours.
-  if (can_vote && log_.is_up_to_date(m.index, m.log_term)) {
+  const bool up_to_date = log_.is_up_to_date(m.index, m.log_term) ||
+                          mutants::active(mutants::skip_up_to_date);
+  if (can_vote && up_to_date) {
     reply.term = m.term;
     if (!pre) {
       ANYA_ASSERT(m.term == term_);
@@ -411,7 +417,7 @@ void Raft::step_follower(const Message& m) {
     case MessageType::append:
     case MessageType::heartbeat:
       set_leader(m.from);
-      reset_election_timer();
+      if (!ANYA_FAULT(hooks_, skip_election_reset)) reset_election_timer();
       if (m.type == MessageType::append) {
         handle_append(m);
       } else {
@@ -465,6 +471,10 @@ void Raft::handle_append(const Message& m) {
   // §5.3 with fast back-off: hint at the last entry that could match, skipping whole terms.
   reply.reject = true;
   reply.index = m.index;
+  if (ANYA_FAULT(hooks_, no_reject_hint)) {
+    send(std::move(reply));  // hint 0: the leader falls back to probing from its match
+    return;
+  }
   reply.reject_hint =
       log_.find_conflict_by_term(std::min(m.index, log_.last_index()), m.log_term);
   reply.reject_hint_term = log_.term_at(reply.reject_hint).value_or(0);
@@ -545,13 +555,16 @@ void Raft::send(Message m) {
 bool Raft::send_append(NodeId to, bool send_if_empty) {
   Progress& pr = tracker_.at(to);
   if (pr.is_paused()) return false;
+  if (pr.state == ProgressState::replicate && ANYA_FAULT(hooks_, inflight_stall)) return false;
+  const bool tiny = ANYA_FAULT(hooks_, tiny_append_batch);
   ANYA_ASSERT(pr.next >= 1);
   ANYA_ASSERT(pr.next <= log_.last_index() + 1);
   const Index prev = pr.next - 1;
   const std::optional<Term> prev_term = log_.term_at(prev);
   ANYA_ASSERT(prev_term.has_value());  // no compaction yet: every index is available
-  std::vector<Entry> entries = log_.slice(pr.next, log_.last_index() + 1, max_append_bytes_,
-                                          Limits::max_entries_per_message);
+  std::vector<Entry> entries =
+      log_.slice(pr.next, log_.last_index() + 1, tiny ? 0 : max_append_bytes_,
+                 tiny ? 1 : Limits::max_entries_per_message);
   if (entries.empty() && !send_if_empty) return false;
   Message m;
   m.type = MessageType::append;
@@ -609,6 +622,12 @@ void Raft::append_entries(std::vector<Entry> entries) {
 }
 
 bool Raft::maybe_commit() {
+  if (mutants::active(mutants::commit_old_term)) {
+    const Index index = std::min(tracker_.committed(), log_.last_index());
+    if (index <= log_.committed()) return false;
+    log_.commit_to(index);
+    return true;
+  }
   // §5.4.2: count replicas only for an entry of the current term.
   return log_.maybe_commit(tracker_.committed(), term_);
 }

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/base/fault_hooks.hpp"
 #include "engine/base/prng.hpp"
 #include "engine/base/result.hpp"
 #include "engine/base/types.hpp"
@@ -38,6 +39,8 @@ struct RaftConfig {
   std::size_t max_append_bytes = 1u << 20;    // data bytes per append message (soft limit)
   std::size_t max_apply_batch = 1024;         // committed entries handed out per Ready
   std::uint64_t random_seed = 1;
+  // Simulator fault hooks (see base/fault_hooks.hpp); null in production. Not owned.
+  FaultHooks* fault_hooks = nullptr;
 
   Status validate() const;
 };
@@ -159,6 +162,7 @@ class Raft {
   bool check_quorum_ = true;
   std::size_t max_append_bytes_ = 0;
   std::size_t max_apply_batch_ = 0;
+  FaultHooks* hooks_ = nullptr;
 
   // Durable (with the log): term_, vote_, log_.committed().
   Term term_ = 0;

@@ -1,0 +1,25 @@
+// Deliberately broken engine variants, to prove that the simulator finds real bugs. Each is a
+// classic Raft mistake. A variant is compiled only into its own test executable (sim/meson.build
+// passes -DANYA_MUTANT=<id>); every other build defines no ANYA_MUTANT and every check below is
+// the constant `false`, so no variant can reach the product.
+#pragma once
+
+namespace anya::mutants {
+
+enum Id : int {
+  none = 0,
+  vote_twice = 1,           // grant a second vote in the same term
+  commit_old_term = 2,      // commit an earlier term's entry by counting replicas (Figure 8)
+  send_before_persist = 3,  // let messages leave before their state is durable
+  skip_up_to_date = 4,      // vote without the §5.4.1 log up-to-date check
+};
+
+#ifdef ANYA_MUTANT
+inline constexpr int kActive = ANYA_MUTANT;
+#else
+inline constexpr int kActive = none;
+#endif
+
+constexpr bool active(Id id) { return kActive == id; }
+
+}  // namespace anya::mutants

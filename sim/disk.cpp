@@ -1,0 +1,152 @@
+#include "sim/disk.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include "engine/codec/codec.hpp"
+#include "engine/codec/crc32c.hpp"
+
+namespace anya::sim {
+
+namespace {
+// Record: length u32 (of type + payload), crc32c u32 (of type + payload), type u8, payload.
+constexpr std::uint8_t kRecordEntries = 1;     // payload: first index u64, count u32, entries
+constexpr std::uint8_t kRecordHardState = 2;   // payload: a hard state frame (codec)
+constexpr std::size_t kRecordHeaderBytes = 8;
+
+void put_u32(std::string& out, std::uint32_t v) {
+  for (int i = 0; i < 4; i++) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void put_u64(std::string& out, std::uint64_t v) {
+  for (int i = 0; i < 8; i++) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+std::uint64_t get_le(std::string_view bytes, std::size_t at, int width) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < width; i++) {
+    v |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes[at + i])) << (8 * i);
+  }
+  return v;
+}
+constexpr engine::Index kNoChange = std::numeric_limits<engine::Index>::max();
+}  // namespace
+
+void SimDisk::add_record(std::uint8_t type, const std::string& payload) {
+  std::string body(1, static_cast<char>(type));
+  body += payload;
+  put_u32(pending_, static_cast<std::uint32_t>(body.size()));
+  put_u32(pending_, engine::crc32c(body));
+  pending_ += body;
+  pending_ends_.push_back(pending_.size());
+}
+
+Status SimDisk::append(const std::vector<engine::Entry>& entries) {
+  if (entries.empty()) return {};
+  std::string payload;
+  put_u64(payload, entries.front().index);
+  put_u32(payload, static_cast<std::uint32_t>(entries.size()));
+  for (const engine::Entry& e : entries) {
+    put_u32(payload, static_cast<std::uint32_t>(engine::encoded_entry_size(e)));
+    engine::encode_entry(e, payload);
+  }
+  add_record(kRecordEntries, payload);
+  changed_from_ = std::min(changed_from_, entries.front().index);
+  return {};
+}
+
+Status SimDisk::save_hard_state(const engine::HardState& state) {
+  add_record(kRecordHardState, engine::encode_hard_state(state));
+  return {};
+}
+
+Status SimDisk::sync() {
+  if (fail_next_sync_) {
+    fail_next_sync_ = false;
+    return {Errc::io_error, "simulated disk: fsync failed"};
+  }
+  for (std::size_t end : pending_ends_) durable_ends_.push_back(durable_.size() + end);
+  durable_ += pending_;
+  pending_.clear();
+  pending_ends_.clear();
+  syncs_++;
+  return {};
+}
+
+void SimDisk::crash(Prng& rng, std::uint32_t torn_ppm) {
+  if (!pending_.empty() && rng.chance(torn_ppm, 1'000'000)) {
+    // Part of the pending tail reached the platter before the power went.
+    const std::size_t kept = rng.between(1, pending_.size());
+    const std::size_t base = durable_.size();
+    for (std::size_t end : pending_ends_) {
+      durable_ends_.push_back(base + std::min(end, kept));
+      if (end >= kept) break;
+    }
+    durable_ += pending_.substr(0, kept);
+  }
+  pending_.clear();
+  pending_ends_.clear();
+  changed_from_ = 1;
+}
+
+void SimDisk::flip_bit(Prng& rng) {
+  if (durable_.empty()) return;
+  const std::size_t at = rng.below(durable_.size());
+  durable_[at] = static_cast<char>(durable_[at] ^ (1u << rng.below(8)));
+}
+
+engine::Index SimDisk::take_changed_from() {
+  const engine::Index from = changed_from_;
+  changed_from_ = kNoChange;
+  return from;
+}
+
+Result<engine::RestoredState> SimDisk::load() {
+  engine::RestoredState state;
+  std::size_t start = 0;
+  for (std::size_t r = 0; r < durable_ends_.size(); r++) {
+    const std::size_t end = durable_ends_[r];
+    const bool last = r + 1 == durable_ends_.size();
+    std::string_view rec(durable_.data() + start, end - start);
+    const bool complete = rec.size() >= kRecordHeaderBytes &&
+                          get_le(rec, 0, 4) == rec.size() - kRecordHeaderBytes;
+    const bool intact = complete && get_le(rec, 4, 4) == engine::crc32c(rec.substr(kRecordHeaderBytes));
+    if (!intact) {
+      if (last) {
+        // A torn tail: the write never completed, so nothing depended on it. Drop it.
+        durable_.resize(start);
+        durable_ends_.pop_back();
+        torn_dropped_++;
+        break;
+      }
+      return Status(Errc::corrupt, "simulated disk: record " + std::to_string(r) +
+                                       " at byte offset " + std::to_string(start) +
+                                       " fails its checksum");
+    }
+    std::string_view body = rec.substr(kRecordHeaderBytes);
+    const std::uint8_t type = static_cast<std::uint8_t>(body[0]);
+    body.remove_prefix(1);
+    if (type == kRecordHardState) {
+      Result<engine::HardState> hs = engine::decode_hard_state(body);
+      ANYA_ASSERT(hs.is_ok());  // we wrote it and its checksum holds
+      state.hard_state = *hs;
+    } else {
+      ANYA_ASSERT(type == kRecordEntries);
+      const engine::Index first = get_le(body, 0, 8);
+      const std::uint32_t count = static_cast<std::uint32_t>(get_le(body, 8, 4));
+      ANYA_ASSERT(first >= 1 && first <= state.entries.size() + 1);
+      state.entries.resize(first - 1);
+      std::size_t at = 12;
+      for (std::uint32_t i = 0; i < count; i++) {
+        const std::size_t size = get_le(body, at, 4);
+        Result<engine::Entry> e = engine::decode_entry(body.substr(at + 4, size));
+        ANYA_ASSERT(e.is_ok());
+        state.entries.push_back(std::move(e).value());
+        at += 4 + size;
+      }
+    }
+    start = end;
+  }
+  changed_from_ = 1;
+  return state;
+}
+
+}  // namespace anya::sim

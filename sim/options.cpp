@@ -1,0 +1,62 @@
+#include "sim/options.hpp"
+
+#include "engine/base/prng.hpp"
+
+namespace anya::sim {
+
+std::string SimOptions::describe() const {
+  auto n = [](std::uint64_t v) { return std::to_string(v); };
+  std::string s = "scenario=" + scenario + " nodes=" + n(nodes) + " heartbeat=" + n(heartbeat_ms) +
+                  "ms election=" + n(election_timeout_ms) + "ms latency=" +
+                  n(link.latency_min_us) + "-" + n(link.latency_max_us) + "us";
+  if (!faults_on) return s + " faults=off";
+  s += " loss=" + n(link.loss_ppm) + "ppm dup=" + n(link.duplicate_ppm) +
+       "ppm reorder=" + n(link.reorder_ppm) + "ppm";
+  s += " crash/" + n(faults.crash_every_ms) + "ms pause/" + n(faults.pause_every_ms) +
+       "ms partition/" + n(faults.partition_every_ms) + "ms clog/" + n(faults.clog_every_ms) +
+       "ms jump/" + n(faults.clock_jump_every_ms) + "ms drift<=" + n(clocks.max_drift_ppm) + "ppm";
+  return s;
+}
+
+namespace {
+// A fault kind is off in about a third of seeds, else its mean interval is drawn in [lo, hi].
+std::uint64_t maybe_every(Prng& rng, std::uint64_t lo, std::uint64_t hi) {
+  return rng.chance(1, 3) ? 0 : rng.between(lo, hi);
+}
+}  // namespace
+
+SimOptions swarm_options(std::uint64_t seed) {
+  // The options get their own stream, apart from the run's, so that adding an option later does
+  // not shift every other choice of the run.
+  Prng rng(seed ^ 0x5eed5eed5eed5eedULL);
+  SimOptions o;
+  o.seed = seed;
+  o.scenario = "swarm";
+  o.nodes = static_cast<std::uint32_t>(rng.between(1, 7));
+  o.heartbeat_ms = rng.between(10, 100);
+  o.election_timeout_ms = o.heartbeat_ms * rng.between(3, 10);
+  o.link.latency_min_us = rng.between(50, 2000);
+  o.link.latency_max_us = o.link.latency_min_us + rng.between(0, 20'000);
+  o.link.capacity = static_cast<std::uint32_t>(rng.between(8, 1024));
+  o.propose_every_ms = rng.between(5, 100);
+  o.safety_ms = rng.between(5'000, 20'000);
+  o.faults_on = !rng.chance(1, 8);
+  if (!o.faults_on) return o;
+  o.link.loss_ppm = rng.chance(1, 2) ? 0 : static_cast<std::uint32_t>(rng.between(0, 200'000));
+  o.link.duplicate_ppm = rng.chance(1, 2) ? 0 : static_cast<std::uint32_t>(rng.between(0, 50'000));
+  o.link.reorder_ppm = rng.chance(1, 2) ? 0 : static_cast<std::uint32_t>(rng.between(0, 200'000));
+  o.faults.crash_every_ms = maybe_every(rng, 200, 5000);
+  o.faults.pause_every_ms = maybe_every(rng, 500, 8000);
+  o.faults.partition_every_ms = maybe_every(rng, 300, 5000);
+  o.faults.clog_every_ms = maybe_every(rng, 300, 5000);
+  o.faults.clock_jump_every_ms = maybe_every(rng, 500, 8000);
+  o.faults.torn_write_ppm = rng.chance(1, 2) ? 0 : 500'000;
+  o.faults.bit_flip_ppm = rng.chance(1, 4) ? 100'000 : 0;
+  o.faults.crash_in_sync_ppm = rng.chance(1, 2) ? 0 : static_cast<std::uint32_t>(rng.between(100, 5000));
+  o.faults.fault_hook_ppm = rng.chance(1, 2) ? 0 : static_cast<std::uint32_t>(rng.between(1000, 50'000));
+  o.clocks.max_offset_ms = rng.between(0, 100'000);
+  o.clocks.max_drift_ppm = static_cast<std::uint32_t>(rng.between(0, 1000));
+  return o;
+}
+
+}  // namespace anya::sim

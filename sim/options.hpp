@@ -1,0 +1,85 @@
+// Everything a simulation run is made of. A run is a pure function of its SimOptions, and
+// SimOptions are a pure function of (seed, scenario): that is what makes a seed a run.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace anya::sim {
+
+// One direction of one link. Times in microseconds of virtual time.
+struct LinkProfile {
+  std::uint64_t latency_min_us = 200;
+  std::uint64_t latency_max_us = 2000;
+  std::uint32_t loss_ppm = 0;         // parts per million of messages dropped
+  std::uint32_t duplicate_ppm = 0;    // delivered twice
+  std::uint32_t reorder_ppm = 0;      // overtake earlier messages (otherwise FIFO per link)
+  std::uint32_t capacity = 1024;      // messages in flight on the link; more are dropped
+};
+
+// Mean interval between injected faults of each kind (0: never), and their sizes.
+struct FaultProfile {
+  std::uint64_t crash_every_ms = 0;
+  std::uint64_t down_min_ms = 50, down_max_ms = 3000;     // how long a crashed node stays down
+  std::uint64_t pause_every_ms = 0;
+  std::uint64_t pause_min_ms = 100, pause_max_ms = 3000;  // a stalled process (GC, frozen VM)
+  std::uint64_t partition_every_ms = 0;
+  std::uint64_t partition_min_ms = 100, partition_max_ms = 5000;
+  std::uint64_t clog_every_ms = 0;                        // one link delays everything
+  std::uint64_t clog_min_ms = 50, clog_max_ms = 2000;
+  std::uint64_t clock_jump_every_ms = 0;                  // a node's clock leaps forward
+  std::uint64_t clock_jump_max_ms = 2000;
+  std::uint32_t torn_write_ppm = 0;    // on crash, part of the unsynced tail reaches the disk
+  std::uint32_t bit_flip_ppm = 0;      // on restart, a durable bit is flipped (detected by CRC)
+  std::uint32_t crash_in_sync_ppm = 0; // a sync fails mid-way and the process dies
+  std::uint32_t fault_hook_ppm = 0;    // how often each engine fault hook fires
+};
+
+struct ClockProfile {
+  std::uint64_t max_offset_ms = 0;     // each node's clock starts anywhere in [0, max]
+  std::uint32_t max_drift_ppm = 0;     // and runs fast or slow by up to this much
+};
+
+// A scripted fault for named scenarios, at a fixed virtual time in the safety phase.
+enum class ScriptAction {
+  crash_leader,        // crash the current leader (param: ms until restart)
+  crash_leader_torn,   // the same, tearing its unsynced tail
+  isolate_leader,      // cut the leader off from everyone (param: ms until heal)
+  partition,           // param: PartitionKind as an integer; healed after param2 ms
+  pause_leader,        // param: ms of stall
+  clock_jump_all,      // every node's clock leaps forward by param ms (one after another)
+  restart_node,        // param: node id; crash it, restart after param2 ms
+  flap_link,           // param: node a, param2: node b; cut both ways for 100 ms
+};
+
+struct ScriptStep {
+  std::uint64_t at_ms = 0;
+  ScriptAction action = ScriptAction::crash_leader;
+  std::uint64_t param = 0;
+  std::uint64_t param2 = 0;
+};
+
+struct SimOptions {
+  std::uint64_t seed = 1;
+  std::string scenario = "swarm";
+  std::uint32_t nodes = 3;
+  std::uint64_t heartbeat_ms = 50;
+  std::uint64_t election_timeout_ms = 300;
+  LinkProfile link;
+  FaultProfile faults;
+  ClockProfile clocks;
+  std::uint64_t safety_ms = 20'000;    // faults on
+  std::uint64_t liveness_ms = 15'000;  // all healed: a leader and progress are required within
+  std::uint64_t propose_every_ms = 20; // client proposals, to whoever it thinks leads
+  bool faults_on = true;               // false: a clean run (some swarm seeds)
+  std::vector<ScriptStep> script;      // named scenarios: scripted faults
+
+  std::string describe() const;
+};
+
+// Swarm testing: the seed draws the cluster size (1-7), timings and every fault probability;
+// about one seed in eight runs with no faults at all.
+SimOptions swarm_options(std::uint64_t seed);
+
+}  // namespace anya::sim

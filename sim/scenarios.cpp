@@ -1,0 +1,99 @@
+#include "sim/scenarios.hpp"
+
+#include "sim/network.hpp"
+
+namespace anya::sim {
+
+const std::vector<ScenarioInfo>& scenario_catalogue() {
+  static const std::vector<ScenarioInfo> catalogue = {
+      {"swarm", "random cluster size, timings and fault mix drawn from the seed"},
+      {"leader-crash", "the leader crashes every 4 s and restarts 1 s later"},
+      {"leader-isolated", "the leader is cut off from everyone for 3 s, twice"},
+      {"minority-partition", "a minority is split from the majority for 4 s, twice"},
+      {"one-way", "one node can hear but not be heard (or the reverse) for 4 s, twice"},
+      {"flapping-link", "one link goes down for 100 ms every 250 ms"},
+      {"majorities-ring", "every node sees a different majority for 6 s"},
+      {"bridge", "two halves talk only through one bridge node for 5 s"},
+      {"clock-skew", "clocks offset by up to 100 s, drifting 1000 ppm, jumping forward"},
+      {"rolling-restart", "every node restarts in turn, 2 s apart"},
+      {"torn-write", "the leader crashes with its unsynced tail torn, every 3 s"},
+      {"leader-pause", "the leader stalls for 3 election timeouts (a GC pause), twice"},
+      {"lossy-network", "20% loss, 5% duplication, 20% reordering, clogged links"},
+  };
+  return catalogue;
+}
+
+namespace {
+SimOptions base(std::uint64_t seed, std::uint32_t nodes, const std::string& name) {
+  SimOptions o;
+  o.seed = seed;
+  o.scenario = name;
+  o.nodes = nodes;
+  o.heartbeat_ms = 50;
+  o.election_timeout_ms = 300;
+  o.safety_ms = 14'000;
+  o.propose_every_ms = 20;
+  o.faults_on = true;  // scripted faults; random kinds stay off unless set below
+  return o;
+}
+
+void every(SimOptions& o, std::uint64_t from_ms, std::uint64_t period_ms, ScriptAction action,
+           std::uint64_t param, std::uint64_t param2 = 0) {
+  for (std::uint64_t t = from_ms; t + 500 < o.safety_ms; t += period_ms) {
+    o.script.push_back(ScriptStep{t, action, param, param2});
+  }
+}
+}  // namespace
+
+std::optional<SimOptions> scenario_options(const std::string& name, std::uint64_t seed,
+                                           std::uint32_t nodes) {
+  if (name == "swarm") {
+    SimOptions o = swarm_options(seed);
+    if (nodes != 0) o.nodes = nodes;
+    return o;
+  }
+  SimOptions o = base(seed, nodes == 0 ? 5 : nodes, name);
+  const auto kind = [](PartitionKind k) { return static_cast<std::uint64_t>(k); };
+  if (name == "leader-crash") {
+    every(o, 2000, 4000, ScriptAction::crash_leader, 1000);
+  } else if (name == "leader-isolated") {
+    every(o, 2000, 6000, ScriptAction::isolate_leader, 3000);
+  } else if (name == "minority-partition") {
+    every(o, 2000, 6000, ScriptAction::partition, kind(PartitionKind::minority), 4000);
+  } else if (name == "one-way") {
+    every(o, 2000, 6000, ScriptAction::partition, kind(PartitionKind::one_way), 4000);
+  } else if (name == "flapping-link") {
+    every(o, 1000, 250, ScriptAction::flap_link, 1, 2);
+  } else if (name == "majorities-ring") {
+    every(o, 2000, 8000, ScriptAction::partition, kind(PartitionKind::majorities_ring), 6000);
+  } else if (name == "bridge") {
+    every(o, 2000, 7000, ScriptAction::partition, kind(PartitionKind::bridge), 5000);
+  } else if (name == "clock-skew") {
+    o.clocks.max_offset_ms = 100'000;
+    o.clocks.max_drift_ppm = 1000;
+    o.faults.clock_jump_every_ms = 1000;
+    o.faults.clock_jump_max_ms = 1500;
+    every(o, 3000, 5000, ScriptAction::clock_jump_all, 700);
+  } else if (name == "rolling-restart") {
+    for (std::uint64_t id = 1; id <= o.nodes; id++) {
+      o.script.push_back(ScriptStep{2000 * id, ScriptAction::restart_node, id, 500});
+    }
+    o.safety_ms = std::max<std::uint64_t>(o.safety_ms, 2000 * (o.nodes + 1) + 1000);
+  } else if (name == "torn-write") {
+    o.propose_every_ms = 5;
+    o.faults.torn_write_ppm = 1'000'000;
+    every(o, 2000, 3000, ScriptAction::crash_leader_torn, 300);
+  } else if (name == "leader-pause") {
+    every(o, 2000, 5000, ScriptAction::pause_leader, 3 * o.election_timeout_ms);
+  } else if (name == "lossy-network") {
+    o.link.loss_ppm = 200'000;
+    o.link.duplicate_ppm = 50'000;
+    o.link.reorder_ppm = 200'000;
+    o.faults.clog_every_ms = 1000;
+  } else {
+    return std::nullopt;
+  }
+  return o;
+}
+
+}  // namespace anya::sim

@@ -1,0 +1,576 @@
+#include "sim/simulation.hpp"
+
+#include <algorithm>
+
+namespace anya::sim {
+
+using engine::Entry;
+using engine::Index;
+using engine::Message;
+using engine::NodeId;
+using engine::Role;
+using engine::Term;
+
+namespace {
+constexpr std::uint64_t kMs = 1000;
+constexpr std::uint64_t kLivenessCheckEveryUs = 20 * kMs;
+constexpr std::uint64_t kMaxEvents = 50'000'000;  // a runaway run is a bug, not a long run
+
+std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
+  for (int i = 0; i < 8; i++) {
+    h ^= (v >> (8 * i)) & 0xff;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+}  // namespace
+
+// The ports of one simulated node, and what the simulator tracks about it.
+struct Simulation::Node : engine::NetworkPort, engine::StateMachinePort, engine::ClockPort,
+                          FaultHooks {
+  Node(Simulation& sim, NodeId id) : sim(sim), id(id) {}
+
+  void send(const Message& m) override { sim.send_from(id, m); }
+  void apply(const Entry& e) override { sim.on_apply(id, e); }
+  std::uint64_t now_ms() override {
+    last_local_ms = std::max(last_local_ms, clock.local_ms(sim.now_us_));
+    return last_local_ms;
+  }
+  bool fire(FaultSite site) override {
+    (void)site;
+    return sim.faults_on_ && sim.rng_.chance(sim.options_.faults.fault_hook_ppm, 1'000'000);
+  }
+
+  Simulation& sim;
+  NodeId id;
+  SimDisk disk;
+  SimClock clock;
+  std::uint64_t last_local_ms = 0;
+  std::unique_ptr<engine::Host> host;  // null while down
+  bool dead = false;                   // its disk failed its checksums: stays down
+  std::uint64_t paused_until_us = 0;
+  std::uint64_t wakeup_generation = 0;
+  std::uint64_t wakeup_at_us = 0;
+  bool wakeup_pending = false;
+  Role last_role = Role::follower;
+  Term last_term = 0;
+  Index last_commit = 0;
+  NodeId last_leader = engine::kNoNode;
+};
+
+Simulation::Simulation(SimOptions options)
+    : options_(std::move(options)),
+      rng_(options_.seed),
+      faults_on_(options_.faults_on),
+      network_(options_.nodes, options_.link) {
+  ANYA_ASSERT(options_.nodes >= 1);
+  ANYA_ASSERT(options_.nodes <= 9);
+  for (NodeId id = 1; id <= options_.nodes; id++) {
+    auto node = std::make_unique<Node>(*this, id);
+    const std::uint64_t offset_us = rng_.between(0, options_.clocks.max_offset_ms * kMs);
+    const std::int64_t drift =
+        static_cast<std::int64_t>(rng_.between(0, 2ull * options_.clocks.max_drift_ppm)) -
+        static_cast<std::int64_t>(options_.clocks.max_drift_ppm);
+    node->clock = SimClock(offset_us, drift);
+    nodes_.emplace(id, std::move(node));
+  }
+}
+
+Simulation::~Simulation() = default;
+
+// ---- the event loop ----------------------------------------------------------------------
+
+void Simulation::schedule(std::uint64_t at_us, Event event) {
+  ANYA_ASSERT(at_us >= now_us_);
+  queue_.emplace(std::make_pair(at_us, seq_++), std::move(event));
+}
+
+void Simulation::hash_event(std::uint64_t at_us, const Event& e) {
+  hash_ = mix(hash_, at_us);
+  hash_ = mix(hash_, static_cast<std::uint64_t>(e.kind) << 32 | e.node);
+  hash_ = mix(hash_, e.param);
+  if (e.kind == EventKind::deliver) {
+    const Message& m = e.message;
+    hash_ = mix(hash_, static_cast<std::uint64_t>(m.type) << 48 | m.from << 24 | m.to);
+    hash_ = mix(hash_, m.term);
+    hash_ = mix(hash_, m.index ^ (m.commit << 20) ^ (m.entries.size() << 40));
+  }
+}
+
+RunResult Simulation::run() {
+  for (NodeId id = 1; id <= options_.nodes; id++) start_node(id);
+  if (faults_on_) {
+    for (int k = 0; k < static_cast<int>(FaultKind::count); k++) {
+      schedule_fault(static_cast<FaultKind>(k), true);
+    }
+  }
+  for (std::size_t i = 0; i < options_.script.size(); i++) {
+    schedule(options_.script[i].at_ms * kMs, Event{EventKind::script, 0, i, {}});
+  }
+  schedule(options_.propose_every_ms * kMs, Event{EventKind::propose, 0, 0, {}});
+  schedule(options_.safety_ms * kMs, Event{EventKind::start_liveness, 0, 0, {}});
+
+  while (!done_ && !queue_.empty()) {
+    auto node = queue_.extract(queue_.begin());
+    const std::uint64_t at = node.key().first;
+    Event& event = node.mapped();
+    ANYA_ASSERT(at >= now_us_);
+    now_us_ = at;
+    result_.stats.events++;
+    hash_event(at, event);
+    ANYA_ASSERT(result_.stats.events < kMaxEvents);
+    dispatch(event);
+  }
+  result_.hash = hash_;
+  result_.stats.sim_time_us = now_us_;
+  result_.stats.messages_dropped = network_.dropped();
+  result_.stats.acked = acked_.size();
+  for (const auto& [id, n] : nodes_) {
+    result_.stats.torn_records += n->disk.torn_records_dropped();
+  }
+  if (timeline_) timeline_->finish(now_us_);
+  return result_;
+}
+
+void Simulation::dispatch(Event& event) {
+  const NodeId id = event.node;
+  // A paused process handles nothing until it resumes: its input waits, in order.
+  if ((event.kind == EventKind::deliver || event.kind == EventKind::wakeup) && paused(id)) {
+    schedule(nodes_.at(id)->paused_until_us, std::move(event));
+    return;
+  }
+  switch (event.kind) {
+    case EventKind::deliver: {
+      network_.delivered(event.message.from, id);
+      if (!up(id)) return;
+      result_.stats.messages_delivered++;
+      Node& n = *nodes_.at(id);
+      if (faults_on_ && rng_.chance(options_.faults.crash_in_sync_ppm, 1'000'000)) {
+        n.disk.fail_next_sync();
+      }
+      (void)n.host->receive(event.message);
+      after_node_event(id);
+      return;
+    }
+    case EventKind::wakeup: {
+      Node& n = *nodes_.at(id);
+      if (event.param != n.wakeup_generation || !up(id)) return;  // superseded
+      n.wakeup_pending = false;
+      (void)n.host->tick();
+      after_node_event(id);
+      return;
+    }
+    case EventKind::restart: start_node(id); return;
+    case EventKind::resume:
+      if (timeline_) timeline_->mark(now_us_, id, Timeline::Mark::resume, "");
+      if (up(id)) schedule_wakeup(id);
+      return;
+    case EventKind::fault:
+      if (!liveness_phase_) {
+        inject(static_cast<FaultKind>(event.param));
+        schedule_fault(static_cast<FaultKind>(event.param), false);
+      }
+      return;
+    case EventKind::heal:
+      if (network_.partitioned() && timeline_) {
+        timeline_->partition(partition_started_us_, now_us_, network_.partition().describe);
+      }
+      network_.heal_partition();
+      return;
+    case EventKind::unflap:
+      network_.heal_partition();
+      return;
+    case EventKind::propose: propose(); return;
+    case EventKind::start_liveness: start_liveness(); return;
+    case EventKind::check_liveness: check_liveness(); return;
+    case EventKind::script:
+      if (!liveness_phase_) run_script_step(options_.script[event.param]);
+      return;
+  }
+}
+
+// ---- nodes -------------------------------------------------------------------------------
+
+bool Simulation::up(NodeId id) const { return nodes_.at(id)->host != nullptr; }
+
+bool Simulation::paused(NodeId id) const { return nodes_.at(id)->paused_until_us > now_us_; }
+
+void Simulation::start_node(NodeId id) {
+  Node& n = *nodes_.at(id);
+  if (n.dead || n.host) return;
+  const bool restart = n.disk.syncs() > 0 || n.disk.durable_bytes() > 0;
+  const std::size_t dead_nodes = static_cast<std::size_t>(std::count_if(
+      nodes_.begin(), nodes_.end(), [](const auto& kv) { return kv.second->dead; }));
+  // Flip a bit only while a majority stays able to run, so liveness remains demandable.
+  if (restart && faults_on_ && 2 * (dead_nodes + 1) < options_.nodes &&
+      rng_.chance(options_.faults.bit_flip_ppm, 1'000'000)) {
+    n.disk.flip_bit(rng_);
+  }
+  engine::RaftConfig config;
+  config.id = id;
+  for (NodeId v = 1; v <= options_.nodes; v++) config.voters.insert(v);
+  config.heartbeat_interval_ms = options_.heartbeat_ms;
+  config.election_timeout_ms = options_.election_timeout_ms;
+  config.random_seed = rng_.next();
+  config.fault_hooks = options_.faults.fault_hook_ppm > 0 ? &n : nullptr;
+  auto host = engine::Host::open(config, n.disk, n, n, n);
+  if (!host) {
+    // The disk failed its checksums: the node refuses to start, as it must.
+    n.dead = true;
+    result_.stats.disks_corrupted++;
+    if (timeline_) timeline_->mark(now_us_, id, Timeline::Mark::dead, host.status().message());
+    return;
+  }
+  n.host = std::move(host).value();
+  n.wakeup_pending = false;
+  if (restart) {
+    result_.stats.restarts++;
+    const engine::HardState hs = n.host->raft().hard_state();
+    checker_.on_restart(id, hs.term, hs.commit);
+    if (timeline_) timeline_->mark(now_us_, id, Timeline::Mark::restart, "");
+  }
+  observe(id);
+  schedule_wakeup(id);
+}
+
+void Simulation::crash_node(NodeId id, std::uint32_t torn_ppm, const char* why) {
+  Node& n = *nodes_.at(id);
+  if (!n.host) return;
+  n.host.reset();
+  n.disk.crash(rng_, torn_ppm);
+  n.paused_until_us = 0;
+  // Proposals pending on it can no longer be acknowledged by it.
+  std::erase_if(pending_, [id](const auto& kv) { return kv.second == id; });
+  result_.stats.crashes++;
+  if (timeline_) {
+    timeline_->mark(now_us_, id, Timeline::Mark::crash, why);
+    timeline_->role(now_us_, id, Role::follower, n.last_term);
+  }
+}
+
+void Simulation::after_node_event(NodeId id) {
+  Node& n = *nodes_.at(id);
+  if (n.host && n.host->failed()) {
+    result_.stats.storage_failures++;
+    crash_node(id, options_.faults.torn_write_ppm, "storage failed: fail-stop");
+    schedule(now_us_ + rng_.between(options_.faults.down_min_ms, options_.faults.down_max_ms) * kMs,
+             Event{EventKind::restart, id, 0, {}});
+    return;
+  }
+  if (!n.host) return;
+  observe(id);
+  schedule_wakeup(id);
+}
+
+void Simulation::schedule_wakeup(NodeId id) {
+  Node& n = *nodes_.at(id);
+  const std::uint64_t deadline_ms = n.host->raft().next_deadline_ms();
+  std::uint64_t at = n.clock.virtual_when(deadline_ms, now_us_);
+  if (at <= now_us_) at = now_us_ + kMs;  // due already: tick again shortly, never in a loop
+  if (n.wakeup_pending && n.wakeup_at_us <= at) return;  // an earlier wakeup will re-plan
+  n.wakeup_generation++;
+  n.wakeup_pending = true;
+  n.wakeup_at_us = at;
+  schedule(at, Event{EventKind::wakeup, id, n.wakeup_generation, {}});
+}
+
+void Simulation::send_from(NodeId from, const Message& m) {
+  ANYA_ASSERT(m.from == from);
+  if (nodes_.count(m.to) == 0) return;
+  for (std::uint64_t at : network_.route(from, m.to, now_us_, rng_, faults_on_)) {
+    schedule(at, Event{EventKind::deliver, m.to, 0, m});
+  }
+}
+
+void Simulation::on_apply(NodeId id, const Entry& e) {
+  if (e.type != engine::EntryType::normal) return;
+  auto it = pending_.find(e.data);
+  if (it == pending_.end() || it->second != id) return;
+  acked_[e.index] = e.data;
+  if (liveness_phase_ && liveness_target_ == 0) liveness_target_ = e.index;
+  pending_.erase(it);
+}
+
+NodeId Simulation::believed_leader() const {
+  // The client's view: the leader of the highest term among live nodes that think they lead.
+  NodeId best = engine::kNoNode;
+  Term best_term = 0;
+  for (const auto& [id, n] : nodes_) {
+    if (n->host && n->host->raft().is_leader() && n->host->raft().term() >= best_term) {
+      best = id;
+      best_term = n->host->raft().term();
+    }
+  }
+  return best;
+}
+
+// ---- the client --------------------------------------------------------------------------
+
+void Simulation::propose() {
+  schedule(now_us_ + options_.propose_every_ms * kMs, Event{EventKind::propose, 0, 0, {}});
+  if (!up(client_target_) || paused(client_target_)) {
+    client_target_ = rng_.between(1, options_.nodes);
+    return;
+  }
+  Node& n = *nodes_.at(client_target_);
+  std::string data = "s" + std::to_string(options_.seed) + "-" + std::to_string(++client_counter_);
+  pending_[data] = client_target_;
+  Result<Index> index = n.host->propose(data);
+  result_.stats.proposals++;
+  if (!index) {
+    pending_.erase(data);
+    // Follow the leader hint, as a real client would; otherwise try someone else.
+    const NodeId hint = n.host ? n.host->raft().leader() : engine::kNoNode;
+    client_target_ = hint != engine::kNoNode ? hint : rng_.between(1, options_.nodes);
+  }
+  after_node_event(n.id);
+}
+
+// ---- faults ------------------------------------------------------------------------------
+
+void Simulation::schedule_fault(FaultKind kind, bool first) {
+  const FaultProfile& f = options_.faults;
+  std::uint64_t every = 0;
+  switch (kind) {
+    case FaultKind::crash: every = f.crash_every_ms; break;
+    case FaultKind::pause: every = f.pause_every_ms; break;
+    case FaultKind::partition: every = f.partition_every_ms; break;
+    case FaultKind::clog: every = f.clog_every_ms; break;
+    case FaultKind::clock_jump: every = f.clock_jump_every_ms; break;
+    case FaultKind::count: return;
+  }
+  if (every == 0) return;
+  const std::uint64_t delay_ms = rng_.between(first ? 0 : 1, 2 * every);
+  schedule(now_us_ + delay_ms * kMs,
+           Event{EventKind::fault, 0, static_cast<std::uint64_t>(kind), {}});
+}
+
+void Simulation::inject(FaultKind kind) {
+  const FaultProfile& f = options_.faults;
+  const NodeId target = rng_.between(1, options_.nodes);
+  Node& n = *nodes_.at(target);
+  switch (kind) {
+    case FaultKind::crash:
+      if (!n.host) return;
+      crash_node(target, f.torn_write_ppm, "injected crash");
+      schedule(now_us_ + rng_.between(f.down_min_ms, f.down_max_ms) * kMs,
+               Event{EventKind::restart, target, 0, {}});
+      return;
+    case FaultKind::pause: {
+      if (!n.host || paused(target)) return;
+      n.paused_until_us = now_us_ + rng_.between(f.pause_min_ms, f.pause_max_ms) * kMs;
+      result_.stats.pauses++;
+      if (timeline_) timeline_->mark(now_us_, target, Timeline::Mark::pause, "");
+      schedule(n.paused_until_us, Event{EventKind::resume, target, 0, {}});
+      return;
+    }
+    case FaultKind::partition: {
+      if (network_.partitioned() || options_.nodes < 2) return;
+      const auto shape = static_cast<PartitionKind>(
+          rng_.below(static_cast<std::uint64_t>(PartitionKind::count)));
+      network_.set_partition(make_partition(shape, options_.nodes, rng_));
+      partition_started_us_ = now_us_;
+      result_.stats.partitions++;
+      schedule(now_us_ + rng_.between(f.partition_min_ms, f.partition_max_ms) * kMs,
+               Event{EventKind::heal, 0, 0, {}});
+      return;
+    }
+    case FaultKind::clog: {
+      if (options_.nodes < 2) return;
+      NodeId to = rng_.between(1, options_.nodes - 1);
+      if (to >= target) to++;
+      network_.clog(target, to, now_us_ + rng_.between(f.clog_min_ms, f.clog_max_ms) * kMs);
+      return;
+    }
+    case FaultKind::clock_jump: {
+      const std::uint64_t jump_ms = rng_.between(1, f.clock_jump_max_ms);
+      n.clock.jump_forward(jump_ms * kMs);
+      result_.stats.clock_jumps++;
+      if (timeline_) {
+        timeline_->mark(now_us_, target, Timeline::Mark::clock_jump,
+                        "+" + std::to_string(jump_ms) + " ms");
+      }
+      if (n.host) schedule_wakeup(target);
+      return;
+    }
+    case FaultKind::count: return;
+  }
+}
+
+void Simulation::run_script_step(const ScriptStep& step) {
+  const NodeId leader = believed_leader();
+  switch (step.action) {
+    case ScriptAction::crash_leader:
+    case ScriptAction::crash_leader_torn:
+      if (leader == engine::kNoNode) return;
+      crash_node(leader, step.action == ScriptAction::crash_leader_torn ? 1'000'000 : 0,
+                 "scripted crash of the leader");
+      schedule(now_us_ + step.param * kMs, Event{EventKind::restart, leader, 0, {}});
+      return;
+    case ScriptAction::isolate_leader:
+      if (leader == engine::kNoNode || options_.nodes < 2) return;
+      {
+        Partition p;
+        p.kind = PartitionKind::isolate_one;
+        for (NodeId other = 1; other <= options_.nodes; other++) {
+          if (other == leader) continue;
+          p.blocked.insert({leader, other});
+          p.blocked.insert({other, leader});
+        }
+        p.describe = "isolate leader " + std::to_string(leader);
+        network_.set_partition(std::move(p));
+      }
+      partition_started_us_ = now_us_;
+      result_.stats.partitions++;
+      schedule(now_us_ + step.param * kMs, Event{EventKind::heal, 0, 0, {}});
+      return;
+    case ScriptAction::partition:
+      network_.set_partition(
+          make_partition(static_cast<PartitionKind>(step.param), options_.nodes, rng_));
+      partition_started_us_ = now_us_;
+      result_.stats.partitions++;
+      schedule(now_us_ + step.param2 * kMs, Event{EventKind::heal, 0, 0, {}});
+      return;
+    case ScriptAction::pause_leader:
+      if (leader == engine::kNoNode) return;
+      nodes_.at(leader)->paused_until_us = now_us_ + step.param * kMs;
+      result_.stats.pauses++;
+      if (timeline_) timeline_->mark(now_us_, leader, Timeline::Mark::pause, "scripted");
+      schedule(now_us_ + step.param * kMs, Event{EventKind::resume, leader, 0, {}});
+      return;
+    case ScriptAction::clock_jump_all:
+      for (auto& [id, n] : nodes_) {
+        n->clock.jump_forward(step.param * kMs);
+        result_.stats.clock_jumps++;
+        if (timeline_) timeline_->mark(now_us_, id, Timeline::Mark::clock_jump, "scripted");
+        if (n->host) schedule_wakeup(id);
+      }
+      return;
+    case ScriptAction::restart_node:
+      if (step.param < 1 || step.param > options_.nodes) return;
+      crash_node(step.param, 0, "scripted restart");
+      schedule(now_us_ + step.param2 * kMs, Event{EventKind::restart, step.param, 0, {}});
+      return;
+    case ScriptAction::flap_link: {
+      Partition p;
+      p.kind = PartitionKind::one_way;
+      p.blocked.insert({step.param, step.param2});
+      p.blocked.insert({step.param2, step.param});
+      p.describe = "link " + std::to_string(step.param) + "-" + std::to_string(step.param2) +
+                   " down";
+      if (!network_.partitioned()) network_.set_partition(std::move(p));
+      schedule(now_us_ + 100 * kMs, Event{EventKind::unflap, 0, 0, {}});
+      return;
+    }
+  }
+}
+
+// ---- phases ------------------------------------------------------------------------------
+
+void Simulation::start_liveness() {
+  liveness_phase_ = true;
+  faults_on_ = false;
+  liveness_started_us_ = now_us_;
+  if (network_.partitioned() && timeline_) {
+    timeline_->partition(partition_started_us_, now_us_, network_.partition().describe);
+  }
+  network_.heal_partition();
+  network_.unclog_all();
+  if (timeline_) timeline_->mark(now_us_, engine::kNoNode, Timeline::Mark::liveness, "");
+  for (auto& [id, n] : nodes_) {
+    if (paused(id)) {
+      n->paused_until_us = now_us_;
+      schedule(now_us_, Event{EventKind::resume, id, 0, {}});
+    }
+    if (!n->host && !n->dead) schedule(now_us_, Event{EventKind::restart, id, 0, {}});
+  }
+  schedule(now_us_ + kLivenessCheckEveryUs, Event{EventKind::check_liveness, 0, 0, {}});
+}
+
+void Simulation::check_liveness() {
+  const NodeId leader = believed_leader();
+  bool converged = leader != engine::kNoNode && liveness_target_ != 0;
+  if (converged) {
+    const Term term = nodes_.at(leader)->host->raft().term();
+    for (const auto& [id, n] : nodes_) {
+      if (n->dead) continue;
+      if (!n->host || n->host->raft().term() != term || n->host->raft().leader() != leader ||
+          n->host->raft().log().applied() < liveness_target_) {
+        converged = false;
+        break;
+      }
+    }
+  }
+  if (converged) {
+    result_.stats.liveness_recovery_ms = (now_us_ - liveness_started_us_) / kMs;
+    // Every write acknowledged to the client, during faults or after, is still there.
+    const auto& log = nodes_.at(leader)->host->raft().log();
+    for (const auto& [index, data] : acked_) {
+      if (index > log.last_index() || log.at(index).data != data) {
+        violation("acknowledged write lost: index " + std::to_string(index) + " (" + data +
+                      ") is not in the final leader's log",
+                  leader);
+        return;
+      }
+    }
+    done_ = true;
+    return;
+  }
+  if (now_us_ - liveness_started_us_ >= options_.liveness_ms * kMs) {
+    std::string state;
+    for (const auto& [id, n] : nodes_) {
+      state += " n" + std::to_string(id) + "=";
+      if (n->dead) { state += "dead"; continue; }
+      if (!n->host) { state += "down"; continue; }
+      const auto& r = n->host->raft();
+      state += std::string(engine::role_name(r.role())) + "/t" + std::to_string(r.term()) +
+               "/lead" + std::to_string(r.leader()) + "/applied" +
+               std::to_string(r.log().applied());
+    }
+    violation("liveness: no leader with a new commit on every live node " +
+                  std::to_string(options_.liveness_ms) + " ms after healing;" + state +
+                  " target=" + std::to_string(liveness_target_),
+              engine::kNoNode);
+    return;
+  }
+  schedule(now_us_ + kLivenessCheckEveryUs, Event{EventKind::check_liveness, 0, 0, {}});
+}
+
+// ---- checking ----------------------------------------------------------------------------
+
+void Simulation::observe(NodeId id) {
+  Node& n = *nodes_.at(id);
+  const engine::Raft& r = n.host->raft();
+  const Index changed_from = n.disk.take_changed_from();
+  checker_.observe(engine::NodeView{id, r.term(), r.role(), r.log().committed(),
+                                    r.log().first_index(), r.log().entries(), changed_from});
+  result_.stats.max_term = std::max(result_.stats.max_term, r.term());
+  result_.stats.max_commit = std::max(result_.stats.max_commit, r.log().committed());
+  if (r.leader() != n.last_leader && r.leader() != engine::kNoNode && r.leader() == id) {
+    result_.stats.leader_changes++;
+  }
+  n.last_leader = r.leader();
+  if (timeline_) {
+    if (r.role() != n.last_role || r.term() != n.last_term) {
+      timeline_->role(now_us_, id, r.role(), r.term());
+    }
+    if (r.log().committed() != n.last_commit) timeline_->commit(now_us_, id, r.log().committed());
+  }
+  n.last_role = r.role();
+  n.last_term = r.term();
+  n.last_commit = r.log().committed();
+  if (!checker_.ok()) violation(checker_.violations().front().to_string(), id);
+}
+
+void Simulation::violation(const std::string& what, NodeId node) {
+  if (!result_.ok) return;
+  result_.ok = false;
+  result_.violation = what + " [seed " + std::to_string(options_.seed) + ", event " +
+                      std::to_string(result_.stats.events) + ", t=" +
+                      std::to_string(now_us_ / kMs) + " ms" +
+                      (node != engine::kNoNode ? ", node " + std::to_string(node) : "") + "]";
+  if (timeline_) timeline_->mark(now_us_, node, Timeline::Mark::violation, what);
+  done_ = true;
+}
+
+}  // namespace anya::sim

@@ -1,0 +1,137 @@
+// One simulated run: a cluster of real engine hosts in a seeded virtual world.
+//
+// One thread, one event queue ordered by (virtual time, sequence number), one PRNG. Idle time is
+// skipped: each node sleeps until its engine's next deadline. The run has two phases: a safety
+// phase with faults (network, processes, disks, clocks, scripted scenario steps), then a liveness
+// phase that heals everything and requires a leader and a new commitment on every live node
+// within a bound. Checkers run after every event; the first violation ends the run and is
+// reported with the seed, the event number, the nodes and what was seen.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/base/fault_hooks.hpp"
+#include "engine/base/prng.hpp"
+#include "engine/host/host.hpp"
+#include "engine/invariants/invariants.hpp"
+#include "sim/clock.hpp"
+#include "sim/disk.hpp"
+#include "sim/network.hpp"
+#include "sim/options.hpp"
+#include "sim/timeline.hpp"
+
+namespace anya::sim {
+
+struct RunStats {
+  std::uint64_t events = 0;
+  std::uint64_t sim_time_us = 0;
+  std::uint64_t messages_delivered = 0;
+  std::uint64_t messages_dropped = 0;
+  std::uint64_t crashes = 0;
+  std::uint64_t restarts = 0;
+  std::uint64_t pauses = 0;
+  std::uint64_t partitions = 0;
+  std::uint64_t clock_jumps = 0;
+  std::uint64_t torn_records = 0;
+  std::uint64_t disks_corrupted = 0;  // detected by checksum; the node stayed down
+  std::uint64_t storage_failures = 0; // fail-stops from a failed sync
+  std::uint64_t proposals = 0;
+  std::uint64_t acked = 0;
+  std::uint64_t leader_changes = 0;
+  engine::Term max_term = 0;
+  engine::Index max_commit = 0;
+  std::uint64_t liveness_recovery_ms = 0;  // heal -> leader and new commit everywhere
+};
+
+struct RunResult {
+  bool ok = true;
+  std::string violation;  // the first one: invariant, event, time, nodes, what was seen
+  std::uint64_t hash = 0; // rolling hash of every event: equal runs have equal hashes
+  RunStats stats;
+};
+
+class Simulation {
+ public:
+  explicit Simulation(SimOptions options);
+  ~Simulation();
+  Simulation(const Simulation&) = delete;
+  Simulation& operator=(const Simulation&) = delete;
+
+  RunResult run();
+  // Record a timeline while running (call before run()).
+  void record_timeline() { timeline_ = std::make_unique<Timeline>(); }
+  const Timeline* timeline() const { return timeline_.get(); }
+  const SimOptions& options() const { return options_; }
+
+ private:
+  struct Node;
+  enum class EventKind : std::uint8_t {
+    deliver, wakeup, restart, resume, fault, heal, propose, start_liveness, check_liveness,
+    script, unflap,
+  };
+  enum class FaultKind : std::uint8_t { crash, pause, partition, clog, clock_jump, count };
+  struct Event {
+    EventKind kind;
+    engine::NodeId node = 0;
+    std::uint64_t param = 0;  // fault kind, wakeup generation, script step, ...
+    engine::Message message;
+  };
+
+  void schedule(std::uint64_t at_us, Event event);
+  void dispatch(Event& event);
+  void hash_event(std::uint64_t at_us, const Event& event);
+
+  // Nodes.
+  void start_node(engine::NodeId id);
+  void crash_node(engine::NodeId id, std::uint32_t torn_ppm, const char* why);
+  void after_node_event(engine::NodeId id);
+  void schedule_wakeup(engine::NodeId id);
+  bool up(engine::NodeId id) const;
+  bool paused(engine::NodeId id) const;
+  engine::NodeId believed_leader() const;
+  void send_from(engine::NodeId from, const engine::Message& m);
+  void on_apply(engine::NodeId id, const engine::Entry& e);
+
+  // Faults and phases.
+  void schedule_fault(FaultKind kind, bool first);
+  void inject(FaultKind kind);
+  void run_script_step(const ScriptStep& step);
+  void start_liveness();
+  void check_liveness();
+  void propose();
+
+  // Checking.
+  void observe(engine::NodeId id);
+  void violation(const std::string& what, engine::NodeId node);
+
+  SimOptions options_;
+  Prng rng_;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, Event> queue_;
+  std::uint64_t now_us_ = 0;
+  std::uint64_t seq_ = 0;
+  std::uint64_t hash_ = 0xcbf29ce484222325ULL;
+  bool faults_on_ = true;
+  bool liveness_phase_ = false;
+  bool done_ = false;
+  std::uint64_t liveness_started_us_ = 0;
+  engine::Index liveness_target_ = 0;  // a proposal made after healing, acknowledged
+  std::uint64_t partition_started_us_ = 0;
+
+  NetworkModel network_;
+  std::map<engine::NodeId, std::unique_ptr<Node>> nodes_;
+  engine::InvariantChecker checker_;
+  engine::NodeId client_target_ = 1;
+  std::uint64_t client_counter_ = 0;
+  // Proposals accepted by a leader: data -> that node. Acknowledged when that node applies
+  // them (possibly before propose() even returns, as in a one-node cluster). Data is unique.
+  std::map<std::string, engine::NodeId> pending_;
+  std::map<engine::Index, std::string> acked_;  // index -> data, acknowledged to the client
+  std::unique_ptr<Timeline> timeline_;
+  RunResult result_;
+};
+
+}  // namespace anya::sim
