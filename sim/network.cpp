@@ -36,11 +36,14 @@ std::string list(const std::vector<NodeId>& ids) {
 }
 }  // namespace
 
-Partition make_partition(PartitionKind kind, std::uint32_t n, Prng& rng) {
+Partition make_partition(PartitionKind kind, std::uint32_t n, Prng& rng, NodeId prefer) {
   Partition p;
   p.kind = kind;
   if (n < 2) return p;
   std::vector<NodeId> ids = shuffled(n, rng);
+  if (prefer != engine::kNoNode && rng.chance(1, 2)) {
+    std::swap(ids[0], *std::find(ids.begin(), ids.end(), prefer));
+  }
   switch (kind) {
     case PartitionKind::isolate_one: {
       for (NodeId other = 1; other <= n; other++) {

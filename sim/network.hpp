@@ -29,8 +29,10 @@ struct Partition {
   std::string describe;
 };
 
-// Builds a partition of the given shape over nodes 1..n.
-Partition make_partition(PartitionKind kind, std::uint32_t n, Prng& rng);
+// Builds a partition of the given shape over nodes 1..n. If `prefer` is a node, it is the one
+// singled out (isolated, one-way, the bridge, in the minority) half the time.
+Partition make_partition(PartitionKind kind, std::uint32_t n, Prng& rng,
+                         NodeId prefer = engine::kNoNode);
 
 class NetworkModel {
  public:

@@ -54,6 +54,7 @@ SimOptions swarm_options(std::uint64_t seed) {
   o.faults.bit_flip_ppm = rng.chance(1, 4) ? 100'000 : 0;
   o.faults.crash_in_sync_ppm = rng.chance(1, 2) ? 0 : static_cast<std::uint32_t>(rng.between(100, 5000));
   o.faults.fault_hook_ppm = rng.chance(1, 2) ? 0 : static_cast<std::uint32_t>(rng.between(1000, 50'000));
+  o.faults.crash_new_leader_ppm = rng.chance(1, 2) ? 0 : static_cast<std::uint32_t>(rng.between(0, 500'000));
   o.clocks.max_offset_ms = rng.between(0, 100'000);
   o.clocks.max_drift_ppm = static_cast<std::uint32_t>(rng.between(0, 1000));
   return o;

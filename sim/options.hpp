@@ -34,6 +34,9 @@ struct FaultProfile {
   std::uint32_t bit_flip_ppm = 0;      // on restart, a durable bit is flipped (detected by CRC)
   std::uint32_t crash_in_sync_ppm = 0; // a sync fails mid-way and the process dies
   std::uint32_t fault_hook_ppm = 0;    // how often each engine fault hook fires
+  // A freshly elected leader crashes within a few network latencies: leaders that replicated
+  // to only some followers are where Raft's subtle cases (Figure 8) live.
+  std::uint32_t crash_new_leader_ppm = 0;
 };
 
 struct ClockProfile {

@@ -19,6 +19,8 @@ const std::vector<ScenarioInfo>& scenario_catalogue() {
       {"torn-write", "the leader crashes with its unsynced tail torn, every 3 s"},
       {"leader-pause", "the leader stalls for 3 election timeouts (a GC pause), twice"},
       {"lossy-network", "20% loss, 5% duplication, 20% reordering, clogged links"},
+      {"leader-churn", "leaders crash, stall and get cut off every few hundred ms; engine "
+                       "fault hooks fire often (tiny batches, stalls, late timers)"},
   };
   return catalogue;
 }
@@ -90,6 +92,20 @@ std::optional<SimOptions> scenario_options(const std::string& name, std::uint64_
     o.link.duplicate_ppm = 50'000;
     o.link.reorder_ppm = 200'000;
     o.faults.clog_every_ms = 1000;
+  } else if (name == "leader-churn") {
+    o.propose_every_ms = 10;
+    o.faults.crash_every_ms = 400;
+    o.faults.down_min_ms = 20;
+    o.faults.down_max_ms = 600;
+    o.faults.partition_every_ms = 700;
+    o.faults.partition_min_ms = 100;
+    o.faults.partition_max_ms = 1500;
+    o.faults.pause_every_ms = 1500;
+    o.faults.pause_min_ms = 100;
+    o.faults.pause_max_ms = 1000;
+    o.faults.fault_hook_ppm = 300'000;
+    o.faults.torn_write_ppm = 300'000;
+    o.faults.crash_new_leader_ppm = 500'000;
   } else {
     return std::nullopt;
   }

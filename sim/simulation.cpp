@@ -37,8 +37,11 @@ struct Simulation::Node : engine::NetworkPort, engine::StateMachinePort, engine:
     return last_local_ms;
   }
   bool fire(FaultSite site) override {
-    (void)site;
-    return sim.faults_on_ && sim.rng_.chance(sim.options_.faults.fault_hook_ppm, 1'000'000);
+    if (!sim.faults_on_) return false;
+    std::uint32_t ppm = sim.options_.faults.fault_hook_ppm;
+    // A failing disk stops the node: keep it far rarer than the cheap hooks.
+    if (site == FaultSite::storage_fails) ppm /= 100;
+    return sim.rng_.chance(ppm, 1'000'000);
   }
 
   Simulation& sim;
@@ -179,6 +182,13 @@ void Simulation::dispatch(Event& event) {
       return;
     case EventKind::unflap:
       network_.heal_partition();
+      return;
+    case EventKind::crash:
+      if (liveness_phase_ || !up(id)) return;
+      crash_node(id, options_.faults.torn_write_ppm, "new leader crashed");
+      schedule(now_us_ + rng_.between(options_.faults.down_min_ms, options_.faults.down_max_ms) *
+                             kMs,
+               Event{EventKind::restart, id, 0, {}});
       return;
     case EventKind::propose: propose(); return;
     case EventKind::start_liveness: start_liveness(); return;
@@ -347,7 +357,11 @@ void Simulation::schedule_fault(FaultKind kind, bool first) {
 
 void Simulation::inject(FaultKind kind) {
   const FaultProfile& f = options_.faults;
-  const NodeId target = rng_.between(1, options_.nodes);
+  // Half the time the fault hits the leader: its failures are the ones that test the protocol.
+  const NodeId leader = believed_leader();
+  const NodeId target = leader != engine::kNoNode && rng_.chance(1, 2)
+                            ? leader
+                            : rng_.between(1, options_.nodes);
   Node& n = *nodes_.at(target);
   switch (kind) {
     case FaultKind::crash:
@@ -368,7 +382,7 @@ void Simulation::inject(FaultKind kind) {
       if (network_.partitioned() || options_.nodes < 2) return;
       const auto shape = static_cast<PartitionKind>(
           rng_.below(static_cast<std::uint64_t>(PartitionKind::count)));
-      network_.set_partition(make_partition(shape, options_.nodes, rng_));
+      network_.set_partition(make_partition(shape, options_.nodes, rng_, leader));
       partition_started_us_ = now_us_;
       result_.stats.partitions++;
       schedule(now_us_ + rng_.between(f.partition_min_ms, f.partition_max_ms) * kMs,
@@ -548,6 +562,10 @@ void Simulation::observe(NodeId id) {
   result_.stats.max_commit = std::max(result_.stats.max_commit, r.log().committed());
   if (r.leader() != n.last_leader && r.leader() != engine::kNoNode && r.leader() == id) {
     result_.stats.leader_changes++;
+    if (faults_on_ && rng_.chance(options_.faults.crash_new_leader_ppm, 1'000'000)) {
+      schedule(now_us_ + rng_.between(0, 3 * options_.link.latency_max_us),
+               Event{EventKind::crash, id, 0, {}});
+    }
   }
   n.last_leader = r.leader();
   if (timeline_) {

@@ -71,7 +71,7 @@ class Simulation {
   struct Node;
   enum class EventKind : std::uint8_t {
     deliver, wakeup, restart, resume, fault, heal, propose, start_liveness, check_liveness,
-    script, unflap,
+    script, unflap, crash,
   };
   enum class FaultKind : std::uint8_t { crash, pause, partition, clog, clock_jump, count };
   struct Event {

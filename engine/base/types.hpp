@@ -20,6 +20,9 @@ struct Limits {
   static constexpr std::size_t max_entry_data_bytes = 1u << 20;      // 1 MiB per entry
   static constexpr std::size_t max_entries_per_message = 4096;
   static constexpr std::size_t max_frame_bytes = 8u << 20;            // 8 MiB per frame
+  // Terms grow by one per election; 2^62 is out of reach of any real cluster, so a term above
+  // it can only be hostile or corrupt. Refusing it keeps term + 1 from ever wrapping around.
+  static constexpr std::uint64_t max_term = std::uint64_t{1} << 62;
 };
 static_assert(Limits::max_entry_data_bytes < Limits::max_frame_bytes);
 

@@ -54,8 +54,11 @@ Index RaftLog::find_conflict(const std::vector<Entry>& entries) const {
 std::optional<Index> RaftLog::maybe_append(Index prev_index, Term prev_term, Index leader_commit,
                                            const std::vector<Entry>& entries) {
   if (!match_term(prev_index, prev_term)) return std::nullopt;
+  Term previous = prev_term;
   for (std::size_t k = 0; k < entries.size(); k++) {
     if (entries[k].index != prev_index + 1 + k) return std::nullopt;  // not contiguous: ignore
+    if (entries[k].term < previous) return std::nullopt;  // terms go backwards: ignore
+    previous = entries[k].term;
   }
   const Index last_new = prev_index + entries.size();
   const Index conflict = find_conflict(entries);

@@ -31,6 +31,11 @@ Status RaftConfig::validate() const {
     return {Errc::invalid_argument, "max_inflight_appends: must be positive"};
   }
   if (max_apply_batch == 0) return {Errc::invalid_argument, "max_apply_batch: must be positive"};
+  if (max_append_bytes == 0 || max_append_bytes > Limits::max_frame_bytes / 2) {
+    // One append carries up to max_append_bytes plus one more entry; it must fit a frame.
+    return {Errc::invalid_argument, "max_append_bytes: must be 1 to " +
+                                        std::to_string(Limits::max_frame_bytes / 2)};
+  }
   for (NodeId learner : learners) {
     if (voters.count(learner) != 0) {
       return {Errc::invalid_argument,
@@ -43,13 +48,21 @@ Status RaftConfig::validate() const {
   return {};
 }
 
+namespace {
+// Nodes configured with the same seed must still draw different timeouts, or they would time
+// out in lockstep and split every vote.
+std::uint64_t node_seed(const RaftConfig& config) {
+  return config.random_seed ^ (config.id * 0x9e3779b97f4a7c15ULL);
+}
+}  // namespace
+
 Raft::Raft(const RaftConfig& config, std::uint64_t now_ms)
-    : tracker_(config.max_inflight_appends), rng_(config.random_seed) {
+    : tracker_(config.max_inflight_appends), rng_(node_seed(config)) {
   init(config, now_ms);
 }
 
 Raft::Raft(const RaftConfig& config, const RestoredState& restored, std::uint64_t now_ms)
-    : tracker_(config.max_inflight_appends), rng_(config.random_seed) {
+    : tracker_(config.max_inflight_appends), rng_(node_seed(config)) {
   term_ = restored.hard_state.term;
   vote_ = restored.hard_state.vote;
   log_.restore(restored.entries, restored.hard_state.commit);
@@ -336,6 +349,10 @@ void Raft::abort_transfer() { transfer_target_ = kNoNode; }
 void Raft::step(const Message& m, std::uint64_t now_ms) {
   set_now(now_ms);
   if (m.to != id_ || m.from == kNoNode || m.from == id_) return;
+  if (m.term > Limits::max_term) {
+    stats_.invalid_messages++;  // would wrap term + 1; no real cluster gets here
+    return;
+  }
   if (!step_term(m)) return;
   if (m.type == MessageType::pre_vote || m.type == MessageType::vote) {
     handle_vote_request(m);
@@ -391,7 +408,7 @@ void Raft::handle_vote_request(const Message& m) {
   // commits to nothing, so it may be granted freely.
   bool can_vote = vote_ == m.from || (vote_ == kNoNode && leader_ == kNoNode) ||
                   (pre && m.term > term_);
-  if (mutants::active(mutants::vote_twice)) can_vote = true;
+  if (mutants::active(mutants::vote_twice) && role_ == Role::follower) can_vote = true;
   Message reply;
   reply.type = pre ? MessageType::pre_vote_response : MessageType::vote_response;
   reply.to = m.from;
@@ -426,6 +443,11 @@ void Raft::step_follower(const Message& m) {
       break;
     case MessageType::timeout_now:
       // Leadership transfer: campaign at once, without PreVote, and past leader stickiness.
+      // Only our own leader may ask: anyone else could use it to depose a healthy leader.
+      if (m.from != leader_) {
+        stats_.invalid_messages++;
+        break;
+      }
       campaign(CampaignKind::transfer);
       break;
     default:
@@ -454,6 +476,16 @@ void Raft::step_candidate(const Message& m) {
 }
 
 void Raft::handle_append(const Message& m) {
+  // A leader of term T only sends entries of terms <= T, in non-decreasing term order and
+  // after an entry of a term no higher; anything else would corrupt our log.
+  Term previous = m.log_term;
+  for (const Entry& e : m.entries) {
+    if (e.term < previous || e.term > m.term) {
+      stats_.invalid_messages++;
+      return;
+    }
+    previous = e.term;
+  }
   Message reply;
   reply.type = MessageType::append_response;
   reply.to = m.from;

@@ -71,6 +71,7 @@ struct RaftStats {
   std::uint64_t votes_ignored_in_lease = 0;
   std::uint64_t steps_down_check_quorum = 0;
   std::uint64_t stale_messages = 0;     // lower term, dropped or answered with our term
+  std::uint64_t invalid_messages = 0;   // refused: impossible term, entries out of order, ...
 };
 
 class Raft {

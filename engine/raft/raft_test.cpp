@@ -297,3 +297,76 @@ TEST(Recovery, RepeatedCrashesKeepInvariants) {
 
 }  // namespace
 }  // namespace anya::engine
+
+namespace anya::engine {
+namespace {
+
+// ---- Bad input from peers: refused, counted, and nothing durable changes ---------------------
+
+TEST(RemoteInput, ImpossibleTermIsRefused) {
+  test::Node n(test::config(1, {1, 2, 3}, true, true));
+  n.step(test::msg(MessageType::timeout_now, 2, 1, UINT64_MAX));
+  n.step(test::msg(MessageType::heartbeat_response, 2, 1, Limits::max_term + 1));
+  EXPECT_EQ(n.raft.term(), 0u);
+  EXPECT_EQ(n.persisted.term, 0u);
+  EXPECT_EQ(n.raft.stats().invalid_messages, 2u);
+  n.fire_election_timer();  // and it can still campaign normally
+  EXPECT_EQ(n.raft.role(), Role::pre_candidate);
+}
+
+TEST(RemoteInput, EntryTermAboveMessageTermIsRefused) {
+  test::Node n(test::config(1, {1, 2, 3}));
+  Message app = test::msg(MessageType::append, 2, 1, 1);
+  app.entries = {Entry{9, 1, EntryType::normal, "x"}};
+  EXPECT_TRUE(n.step(app).empty());
+  EXPECT_EQ(n.raft.log().last_index(), 0u);
+  EXPECT_EQ(n.raft.stats().invalid_messages, 1u);
+}
+
+TEST(RemoteInput, DecreasingEntryTermsAreRefused) {
+  test::Node n(test::config(1, {1, 2, 3}));
+  Message app = test::msg(MessageType::append, 2, 1, 5);
+  app.entries = {Entry{5, 1, EntryType::normal, "a"}, Entry{3, 2, EntryType::normal, "b"}};
+  EXPECT_TRUE(n.step(app).empty());
+  EXPECT_EQ(n.raft.log().last_index(), 0u);
+  app.entries = {Entry{4, 1, EntryType::normal, "a"}};
+  app.index = 0;
+  auto ok = test::of_type(n.step(app), MessageType::append_response);
+  ASSERT_EQ(ok.size(), 1u) << "a well-formed append from the same leader still works";
+  EXPECT_FALSE(ok[0].reject);
+}
+
+TEST(RemoteInput, TimeoutNowFromANonLeaderIsIgnored) {
+  test::Node n(test::config(2, {1, 2, 3}, true, true));
+  n.step(test::msg(MessageType::heartbeat, 1, 2, 3));
+  n.step(test::msg(MessageType::timeout_now, 3, 2, 3));
+  EXPECT_EQ(n.raft.role(), Role::follower);
+  EXPECT_EQ(n.raft.term(), 3u);
+  EXPECT_EQ(n.raft.leader(), 1u);
+}
+
+TEST(Config, NodesWithTheSameSeedDrawDifferentTimeouts) {
+  RaftConfig a = test::config(1, {1, 2, 3});
+  RaftConfig b = test::config(2, {1, 2, 3});
+  a.random_seed = b.random_seed = 42;
+  Raft ra(a, RestoredState{}, 0);
+  Raft rb(b, RestoredState{}, 0);
+  EXPECT_NE(ra.election_deadline_ms(), rb.election_deadline_ms());
+}
+
+TEST(Config, ValidateNamesTheBadField) {
+  RaftConfig c = test::config(1, {1, 2, 3});
+  c.max_append_bytes = Limits::max_frame_bytes;
+  Status s = c.validate();
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("max_append_bytes"), std::string::npos);
+  c = test::config(1, {1, 2, 3});
+  c.election_timeout_ms = c.heartbeat_interval_ms;
+  EXPECT_NE(c.validate().message().find("election_timeout_ms"), std::string::npos);
+  c = test::config(1, {1, 2, 3});
+  c.learners = {3};
+  EXPECT_NE(c.validate().message().find("learners"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace anya::engine
