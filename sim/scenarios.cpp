@@ -19,6 +19,8 @@ const std::vector<ScenarioInfo>& scenario_catalogue() {
       {"torn-write", "the leader crashes with its unsynced tail torn, every 3 s"},
       {"leader-pause", "the leader stalls for 3 election timeouts (a GC pause), twice"},
       {"lossy-network", "20% loss, 5% duplication, 20% reordering, clogged links"},
+      {"figure-8", "three nodes whose new leaders crash within a few latencies of election, "
+                   "with tiny append batches: the paper's Figure 8 interleavings"},
       {"leader-churn", "leaders crash, stall and get cut off every few hundred ms; engine "
                        "fault hooks fire often (tiny batches, stalls, late timers)"},
   };
@@ -92,6 +94,15 @@ std::optional<SimOptions> scenario_options(const std::string& name, std::uint64_
     o.link.duplicate_ppm = 50'000;
     o.link.reorder_ppm = 200'000;
     o.faults.clog_every_ms = 1000;
+  } else if (name == "figure-8") {
+    o.nodes = nodes == 0 ? 3 : nodes;
+    o.propose_every_ms = 5;
+    o.link.latency_min_us = 1000;
+    o.link.latency_max_us = 5000;
+    o.faults.crash_new_leader_ppm = 700'000;
+    o.faults.down_min_ms = 20;
+    o.faults.down_max_ms = 400;
+    o.faults.fault_hook_ppm = 400'000;
   } else if (name == "leader-churn") {
     o.propose_every_ms = 10;
     o.faults.crash_every_ms = 400;

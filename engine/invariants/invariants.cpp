@@ -40,6 +40,7 @@ void InvariantChecker::observe(const NodeView& view) {
   ANYA_ASSERT(view.first_index == 1);  // no compaction yet
   observations_++;
   PerNode& node = nodes_[view.id];
+  check_leader_commit_rule(view, node);
   check_monotonic(view);
   check_election_safety(view);
   check_log_matching(view, node);
@@ -47,6 +48,7 @@ void InvariantChecker::observe(const NodeView& view) {
   check_leader_completeness(view, node);
   node.role = view.role;
   node.role_term = view.term;
+  node.last_commit = view.commit;
   if (view.role == Role::leader) {
     leaders_.insert(view.id);
   } else {
@@ -164,6 +166,20 @@ void InvariantChecker::check_leader_completeness(const NodeView& view, const Per
                                       ") committed by term " + std::to_string(c.seen_at_term));
     }
     return;
+  }
+}
+
+void InvariantChecker::check_leader_commit_rule(const NodeView& view, const PerNode& node) {
+  const bool same_leadership =
+      view.role == Role::leader && node.role == Role::leader && node.role_term == view.term;
+  if (!same_leadership || view.commit <= node.last_commit) return;
+  if (view.commit > view.entries.size()) return;  // reported by check_commits
+  const Term term = view.entries[view.commit - 1].term;
+  if (term != view.term) {
+    fail("leader commit rule", "leader " + std::to_string(view.id) + " of term " +
+                                   std::to_string(view.term) + " advanced its commit to index " +
+                                   std::to_string(view.commit) + " holding an entry of term " +
+                                   std::to_string(term));
   }
 }
 

@@ -8,6 +8,8 @@
 //   state machine safety one global commit history: a committed index never changes entry
 //   monotonic            per node, term and commit never go back (reset on restart, where only
 //                        durable state is required to survive)
+//   leader commit rule   a leader advances its commit index only to an entry of its own term
+//                        (§5.4.2: older entries commit only indirectly, Figure 8)
 //
 // Depends on engine/base only, so it can judge any implementation that exposes a NodeView.
 #pragma once
@@ -68,6 +70,7 @@ class InvariantChecker {
     Index verified_commit = 0;  // prefix up to here already checked against the history
     Role role = Role::follower;
     Term role_term = 0;
+    Index last_commit = 0;  // commit at the previous observation
     // prefix[i - 1] = hash of this node's log prefix ending at index i.
     std::vector<std::uint64_t> prefix;
   };
@@ -79,6 +82,7 @@ class InvariantChecker {
   void check_commits(const NodeView& view, PerNode& node);
   void check_leader_completeness(const NodeView& view, const PerNode& node);
   void check_leaders_hold(Index index, const Committed& c);
+  void check_leader_commit_rule(const NodeView& view, const PerNode& node);
   static std::uint64_t entry_hash(const Entry& e);
 
   std::map<NodeId, PerNode> nodes_;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <atomic>
 #include <chrono>
 #include <charconv>
@@ -27,6 +28,32 @@
 namespace {
 
 using anya::sim::RunResult;
+
+// The seed each swarm worker is running, so that an engine assertion (which aborts the whole
+// process) still tells which seed to replay. Read only by the SIGABRT handler.
+constexpr std::size_t kMaxJobs = 256;
+std::atomic<std::uint64_t> g_running_seed[kMaxJobs];
+std::string g_running_scenario = "swarm";
+
+void on_abort(int) {
+  const char head[] = "anya-sim: aborted while running seed(s):";
+  (void)!write(STDERR_FILENO, head, sizeof head - 1);
+  for (auto& slot : g_running_seed) {
+    std::uint64_t seed = slot.load();
+    if (seed == 0) continue;
+    char buf[24];
+    int n = 0;
+    do {
+      buf[sizeof buf - 1 - n++] = static_cast<char>('0' + seed % 10);
+      seed /= 10;
+    } while (seed != 0 && n < 20);
+    (void)!write(STDERR_FILENO, " ", 1);
+    (void)!write(STDERR_FILENO, buf + sizeof buf - n, static_cast<std::size_t>(n));
+  }
+  const char tail[] = "\nreplay each with: anya-sim run --seed S (add --scenario if not swarm)\n";
+  (void)!write(STDERR_FILENO, tail, sizeof tail - 1);
+  std::signal(SIGABRT, SIG_DFL);
+}
 using anya::sim::SimOptions;
 
 int usage(const std::string& problem) {
@@ -179,7 +206,7 @@ int cmd_swarm(int argc, char** argv) {
   if (!from) return usage("--from: not a number");
   auto jobs = a.values.count("--jobs") ? parse_u64(a.values["--jobs"])
                                        : std::optional<std::uint64_t>(std::max(1u, std::thread::hardware_concurrency()));
-  if (!jobs || *jobs == 0 || *jobs > 256) return usage("--jobs: must be 1 to 256");
+  if (!jobs || *jobs == 0 || *jobs > kMaxJobs) return usage("--jobs: must be 1 to 256");
   const std::string scenario = a.values.count("--scenario") ? a.values["--scenario"] : "swarm";
   if (!anya::sim::scenario_options(scenario, 1, 0)) return usage("--scenario: unknown scenario " + scenario);
   const bool tap = std::find(a.flags.begin(), a.flags.end(), "--tap") != a.flags.end();
@@ -191,11 +218,18 @@ int cmd_swarm(int argc, char** argv) {
   std::uint64_t done = 0, failures = 0, sim_us = 0, events = 0;
   const auto start = std::chrono::steady_clock::now();
   auto last_print = start;
+  std::signal(SIGABRT, on_abort);
+  std::atomic<std::size_t> next_slot{0};
   auto worker = [&] {
+    const std::size_t slot = next_slot.fetch_add(1);
     for (;;) {
       const std::uint64_t i = next.fetch_add(1);
-      if (i >= *count) return;
+      if (i >= *count) {
+        g_running_seed[slot] = 0;
+        return;
+      }
       const std::uint64_t seed = *from + i;
+      g_running_seed[slot] = seed;
       SimOptions o = *anya::sim::scenario_options(scenario, seed, 0);
       anya::sim::Simulation sim(o);
       RunResult r = sim.run();

@@ -1,0 +1,234 @@
+// The simulator's own parts (disk, clock, network shapes, timeline) and its determinism.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "engine/codec/codec.hpp"
+#include "sim/clock.hpp"
+#include "sim/disk.hpp"
+#include "sim/network.hpp"
+#include "sim/scenarios.hpp"
+#include "sim/simulation.hpp"
+
+namespace anya::sim {
+namespace {
+
+using engine::Entry;
+using engine::EntryType;
+using engine::HardState;
+
+std::vector<Entry> entries(engine::Index from, int count, engine::Term term = 1) {
+  std::vector<Entry> out;
+  for (int i = 0; i < count; i++) {
+    out.push_back(Entry{term, from + static_cast<engine::Index>(i), EntryType::normal, "data"});
+  }
+  return out;
+}
+
+TEST(SimDisk, UnsyncedWritesAreLostOnCrash) {
+  SimDisk d;
+  Prng rng(1);
+  ASSERT_TRUE(d.append(entries(1, 3)).is_ok());
+  ASSERT_TRUE(d.save_hard_state(HardState{1, 2, 3}).is_ok());
+  ASSERT_TRUE(d.sync().is_ok());
+  ASSERT_TRUE(d.append(entries(4, 2)).is_ok());
+  d.crash(rng, 0);
+  auto s = d.load();
+  ASSERT_TRUE(s.is_ok());
+  EXPECT_EQ(s->entries.size(), 3u);
+  EXPECT_EQ(s->hard_state, (HardState{1, 2, 3}));
+}
+
+TEST(SimDisk, TornTailIsTruncatedAndEarlierRecordsSurvive) {
+  int torn = 0;
+  for (std::uint64_t seed = 1; seed <= 50; seed++) {
+    SimDisk d;
+    Prng rng(seed);
+    ASSERT_TRUE(d.append(entries(1, 2)).is_ok());
+    ASSERT_TRUE(d.sync().is_ok());
+    ASSERT_TRUE(d.append(entries(3, 4)).is_ok());
+    ASSERT_TRUE(d.save_hard_state(HardState{2, 1, 2}).is_ok());
+    d.crash(rng, 1'000'000);  // part of the tail always reaches the disk
+    auto s = d.load();
+    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+    // Either the entries record made it whole or it was dropped; never a partial record.
+    EXPECT_TRUE(s->entries.size() == 2 || s->entries.size() == 6) << s->entries.size();
+    torn += d.torn_records_dropped() > 0;
+  }
+  EXPECT_GT(torn, 10) << "most crashes should tear a record";
+}
+
+TEST(SimDisk, BitFlipBeforeTheTailStopsTheNode) {
+  SimDisk d;
+  Prng rng(3);
+  ASSERT_TRUE(d.append(entries(1, 1)).is_ok());
+  ASSERT_TRUE(d.sync().is_ok());
+  const std::uint64_t first_record = d.durable_bytes();
+  ASSERT_TRUE(d.append(entries(2, 1)).is_ok());
+  ASSERT_TRUE(d.sync().is_ok());
+  // Flip until the flip lands in the first record, so the damage is not at the tail. A flip
+  // in the last record reads as a torn tail: dropped, the first record kept.
+  for (int tries = 0; tries < 100; tries++) {
+    SimDisk copy = d;
+    copy.flip_bit(rng);
+    auto s = copy.load();
+    if (!s.is_ok()) {
+      EXPECT_EQ(s.status().code(), Errc::corrupt);
+      EXPECT_NE(s.status().message().find("byte offset"), std::string::npos);
+      return;
+    }
+    ASSERT_EQ(s->entries.size(), 1u);
+    EXPECT_GE(copy.durable_bytes(), first_record);
+  }
+  FAIL() << "no flip landed in the first record";
+}
+
+TEST(SimClock, MonotonicWithDriftAndJumps) {
+  SimClock c(5'000, -300);
+  std::uint64_t last = 0;
+  for (std::uint64_t t = 0; t < 10'000'000; t += 777) {
+    EXPECT_GE(c.local_us(t), last);
+    last = c.local_us(t);
+    if (t % 1'000'000 < 777) c.jump_forward(1234);
+  }
+}
+
+TEST(SimClock, VirtualWhenFindsTheEarliestInstant) {
+  for (std::int64_t drift : {-900, 0, 900}) {
+    SimClock c(123'456, drift);
+    for (std::uint64_t deadline = 200; deadline < 5000; deadline += 397) {
+      const std::uint64_t t = c.virtual_when(deadline, 0);
+      EXPECT_GE(c.local_ms(t), deadline);
+      if (t > 0) {
+        EXPECT_LT(c.local_ms(t - 1), deadline);
+      }
+    }
+  }
+}
+
+bool connected(const Partition& p, NodeId a, NodeId b) {
+  return p.blocked.count({a, b}) == 0 && p.blocked.count({b, a}) == 0;
+}
+
+TEST(Partitions, MajoritiesRingGivesEveryNodeADifferentMajority) {
+  for (std::uint32_t n = 3; n <= 7; n++) {
+    Prng rng(n);
+    Partition p = make_partition(PartitionKind::majorities_ring, n, rng);
+    std::set<std::set<NodeId>> views;
+    for (NodeId a = 1; a <= n; a++) {
+      std::set<NodeId> sees{a};
+      for (NodeId b = 1; b <= n; b++) {
+        if (a != b && connected(p, a, b)) sees.insert(b);
+      }
+      EXPECT_GT(2 * sees.size(), n) << "node " << a << " of " << n << " sees no majority";
+      views.insert(sees);
+    }
+    if (n >= 5) {
+      EXPECT_EQ(views.size(), n) << "views must differ";
+    }
+  }
+}
+
+TEST(Partitions, MinoritySplitLeavesAMajorityConnected) {
+  for (std::uint64_t seed = 1; seed < 20; seed++) {
+    Prng rng(seed);
+    Partition p = make_partition(PartitionKind::minority, 5, rng);
+    std::size_t largest = 0;
+    for (NodeId a = 1; a <= 5; a++) {
+      std::size_t group = 1;
+      for (NodeId b = 1; b <= 5; b++) group += (a != b && connected(p, a, b));
+      largest = std::max(largest, group);
+    }
+    EXPECT_GE(largest, 3u);
+    EXPECT_LT(largest, 5u);
+  }
+}
+
+TEST(Partitions, OneWayBlocksExactlyOneDirection) {
+  Prng rng(4);
+  Partition p = make_partition(PartitionKind::one_way, 3, rng);
+  ASSERT_EQ(p.blocked.size(), 2u);
+  for (auto [from, to] : p.blocked) EXPECT_EQ(p.blocked.count({to, from}), 0u);
+}
+
+TEST(Network, LossDuplicationAndCapacity) {
+  LinkProfile link;
+  link.loss_ppm = 500'000;
+  link.duplicate_ppm = 500'000;
+  link.capacity = 1000;
+  NetworkModel net(2, link);
+  Prng rng(9);
+  std::size_t delivered = 0;
+  for (int i = 0; i < 400; i++) delivered += net.route(1, 2, 0, rng, true).size();
+  EXPECT_GT(net.dropped(), 100u);
+  EXPECT_GT(net.duplicated(), 50u);
+  EXPECT_LE(delivered, 1000u);
+  for (int i = 0; i < 2000; i++) net.route(1, 2, 0, rng, false);
+  std::size_t more = net.route(1, 2, 0, rng, false).size();
+  EXPECT_EQ(more, 0u) << "a full link drops";
+}
+
+TEST(Network, FifoUnlessReordered) {
+  LinkProfile link;
+  link.latency_min_us = 100;
+  link.latency_max_us = 10'000;
+  NetworkModel net(2, link);
+  Prng rng(2);
+  std::uint64_t last = 0;
+  for (std::uint64_t t = 0; t < 100; t++) {
+    auto at = net.route(1, 2, t, rng, true);
+    ASSERT_EQ(at.size(), 1u);
+    EXPECT_GE(at[0], last);
+    last = at[0];
+  }
+}
+
+TEST(Determinism, SameSeedSameHashDifferentSeedDifferentHash) {
+  std::set<std::uint64_t> hashes;
+  for (std::uint64_t seed = 1; seed <= 40; seed++) {
+    auto o = scenario_options("swarm", seed, 0);
+    ASSERT_TRUE(o.has_value());
+    RunResult a = Simulation(*o).run();
+    RunResult b = Simulation(*o).run();
+    EXPECT_EQ(a.hash, b.hash) << "seed " << seed << " is not deterministic";
+    EXPECT_EQ(a.stats.events, b.stats.events);
+    hashes.insert(a.hash);
+  }
+  EXPECT_EQ(hashes.size(), 40u);
+}
+
+TEST(Determinism, EveryScenarioReplays) {
+  for (const auto& s : scenario_catalogue()) {
+    auto o = scenario_options(s.name, 7, 0);
+    ASSERT_TRUE(o.has_value()) << s.name;
+    EXPECT_EQ(Simulation(*o).run().hash, Simulation(*o).run().hash) << s.name;
+  }
+}
+
+TEST(Timeline, RendersRolesFaultsAndPartitions) {
+  auto o = scenario_options("leader-isolated", 1, 3);
+  Simulation sim(*o);
+  sim.record_timeline();
+  RunResult r = sim.run();
+  ASSERT_TRUE(r.ok) << r.violation;
+  std::string html = sim.timeline()->render_html("t", 3);
+  EXPECT_NE(html.find("<svg"), std::string::npos);
+  EXPECT_NE(html.find("leader term"), std::string::npos);
+  EXPECT_NE(html.find("partition: isolate leader"), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos) << "self-contained, no scripts";
+}
+
+TEST(Liveness, ACleanRunRecoversAtOnceAndAcknowledgesWrites) {
+  auto o = scenario_options("swarm", 1, 0);
+  o->faults_on = false;
+  o->faults = FaultProfile{};
+  o->link = LinkProfile{};
+  o->nodes = 5;
+  RunResult r = Simulation(*o).run();
+  ASSERT_TRUE(r.ok) << r.violation;
+  EXPECT_GT(r.stats.acked, r.stats.proposals / 2);
+  EXPECT_LT(r.stats.liveness_recovery_ms, 200u);
+}
+
+}  // namespace
+}  // namespace anya::sim
