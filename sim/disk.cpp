@@ -9,10 +9,12 @@
 namespace anya::sim {
 
 namespace {
-// Record: length u32 (of type + payload), crc32c u32 (of type + payload), type u8, payload.
+// Record: length u32 (of type + payload), crc32c u32 of the length, crc32c u32 of type +
+// payload, type u8, payload. The length has its own checksum so that a flipped length cannot
+// pass for a torn (short) record: only a record cut short by a crash is ever dropped.
 constexpr std::uint8_t kRecordEntries = 1;     // payload: first index u64, count u32, entries
 constexpr std::uint8_t kRecordHardState = 2;   // payload: a hard state frame (codec)
-constexpr std::size_t kRecordHeaderBytes = 8;
+constexpr std::size_t kRecordHeaderBytes = 12;
 
 void put_u32(std::string& out, std::uint32_t v) {
   for (int i = 0; i < 4; i++) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -33,7 +35,10 @@ constexpr engine::Index kNoChange = std::numeric_limits<engine::Index>::max();
 void SimDisk::add_record(std::uint8_t type, const std::string& payload) {
   std::string body(1, static_cast<char>(type));
   body += payload;
-  put_u32(pending_, static_cast<std::uint32_t>(body.size()));
+  std::string length;
+  put_u32(length, static_cast<std::uint32_t>(body.size()));
+  pending_ += length;
+  put_u32(pending_, engine::crc32c(length));
   put_u32(pending_, engine::crc32c(body));
   pending_ += body;
   pending_ends_.push_back(pending_.size());
@@ -106,17 +111,25 @@ Result<engine::RestoredState> SimDisk::load() {
     const std::size_t end = durable_ends_[r];
     const bool last = r + 1 == durable_ends_.size();
     std::string_view rec(durable_.data() + start, end - start);
-    const bool complete = rec.size() >= kRecordHeaderBytes &&
-                          get_le(rec, 0, 4) == rec.size() - kRecordHeaderBytes;
-    const bool intact = complete && get_le(rec, 4, 4) == engine::crc32c(rec.substr(kRecordHeaderBytes));
+    // Torn: the crash cut the record short (its header, or its body per a trusted length).
+    const bool header_whole = rec.size() >= kRecordHeaderBytes;
+    const bool length_ok =
+        header_whole && get_le(rec, 4, 4) == engine::crc32c(rec.substr(0, 4));
+    const bool torn = !header_whole || (length_ok && get_le(rec, 0, 4) > rec.size() -
+                                                                      kRecordHeaderBytes);
+    if (torn && last) {
+      // The write never completed, so no sync covered it and nothing depended on it.
+      durable_.resize(start);
+      durable_ends_.pop_back();
+      torn_dropped_++;
+      break;
+    }
+    const bool intact = length_ok && !torn &&
+                        get_le(rec, 0, 4) == rec.size() - kRecordHeaderBytes &&
+                        get_le(rec, 8, 4) == engine::crc32c(rec.substr(kRecordHeaderBytes));
     if (!intact) {
-      if (last) {
-        // A torn tail: the write never completed, so nothing depended on it. Drop it.
-        durable_.resize(start);
-        durable_ends_.pop_back();
-        torn_dropped_++;
-        break;
-      }
+      // A whole record failing a checksum was written and may have been synced: dropping it
+      // could lose a vote or an acknowledged entry. Refuse to start instead.
       return Status(Errc::corrupt, "simulated disk: record " + std::to_string(r) +
                                        " at byte offset " + std::to_string(start) +
                                        " fails its checksum");

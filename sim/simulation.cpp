@@ -317,7 +317,11 @@ NodeId Simulation::believed_leader() const {
 // ---- the client --------------------------------------------------------------------------
 
 void Simulation::propose() {
-  schedule(now_us_ + options_.propose_every_ms * kMs, Event{EventKind::propose, 0, 0, {}});
+  // After healing the client keeps writing at least every 100 ms: liveness needs a new commit.
+  const std::uint64_t every_ms =
+      liveness_phase_ ? std::min<std::uint64_t>(options_.propose_every_ms, 100)
+                      : options_.propose_every_ms;
+  schedule(now_us_ + every_ms * kMs, Event{EventKind::propose, 0, 0, {}});
   if (!up(client_target_) || paused(client_target_)) {
     client_target_ = rng_.between(1, options_.nodes);
     return;
@@ -499,6 +503,7 @@ void Simulation::start_liveness() {
     if (!n->host && !n->dead) schedule(now_us_, Event{EventKind::restart, id, 0, {}});
   }
   schedule(now_us_ + kLivenessCheckEveryUs, Event{EventKind::check_liveness, 0, 0, {}});
+  schedule(now_us_ + kMs, Event{EventKind::propose, 0, 0, {}});
 }
 
 void Simulation::check_liveness() {
@@ -557,7 +562,9 @@ void Simulation::observe(NodeId id) {
   const engine::Raft& r = n.host->raft();
   const Index changed_from = n.disk.take_changed_from();
   checker_.observe(engine::NodeView{id, r.term(), r.role(), r.log().committed(),
-                                    r.log().first_index(), r.log().entries(), changed_from});
+                                    r.log().first_index(), r.log().entries(), changed_from,
+                                    r.persisted_hard_state().term,
+                                    r.persisted_hard_state().commit});
   result_.stats.max_term = std::max(result_.stats.max_term, r.term());
   result_.stats.max_commit = std::max(result_.stats.max_commit, r.log().committed());
   if (r.leader() != n.last_leader && r.leader() != engine::kNoNode && r.leader() == id) {

@@ -58,6 +58,13 @@ void InvariantChecker::observe(const NodeView& view) {
 
 void InvariantChecker::on_restart(NodeId id, Term durable_term, Index durable_commit) {
   PerNode& n = nodes_[id];
+  if (durable_term < n.durable_term || durable_commit < n.durable_commit) {
+    fail("durable state survives restart",
+         "node " + std::to_string(id) + " restarted with term " + std::to_string(durable_term) +
+             " commit " + std::to_string(durable_commit) + " after having made term " +
+             std::to_string(n.durable_term) + " commit " + std::to_string(n.durable_commit) +
+             " durable");
+  }
   if (durable_term < n.term || durable_commit < n.commit) {
     // Lower than seen in memory is allowed; record the durable floor from now on.
     n.term = durable_term;
@@ -80,6 +87,8 @@ void InvariantChecker::check_monotonic(const NodeView& view) {
   }
   n.term = std::max(n.term, view.term);
   n.commit = std::max(n.commit, view.commit);
+  n.durable_term = std::max(n.durable_term, view.durable_term);
+  n.durable_commit = std::max(n.durable_commit, view.durable_commit);
 }
 
 void InvariantChecker::check_election_safety(const NodeView& view) {

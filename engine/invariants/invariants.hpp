@@ -36,6 +36,9 @@ struct NodeView {
   // Entries below this index are unchanged since this node's previous observation, so the
   // checker need not rehash them. 1 (the default) rechecks the whole log.
   Index changed_from = 1;
+  // What the node has made durable (0 if unknown): must never go back, even across restarts.
+  Term durable_term = 0;
+  Index durable_commit = 0;
 };
 
 struct Violation {
@@ -71,6 +74,8 @@ class InvariantChecker {
     Role role = Role::follower;
     Term role_term = 0;
     Index last_commit = 0;  // commit at the previous observation
+    Term durable_term = 0;  // highest durable term and commit ever observed
+    Index durable_commit = 0;
     // prefix[i - 1] = hash of this node's log prefix ending at index i.
     std::vector<std::uint64_t> prefix;
   };

@@ -81,6 +81,20 @@ TEST(Invariants, LeaderAdvancingCommitToAnOldTermEntry) {
   EXPECT_TRUE(fine.ok()) << fine.report();
 }
 
+TEST(Invariants, DurableStateGoingBackAcrossRestart) {
+  auto a = log_of({1, 1});
+  InvariantChecker c;
+  NodeView v = view(1, 3, Role::follower, 2, a);
+  v.durable_term = 3;
+  v.durable_commit = 2;
+  c.observe(v);
+  c.on_restart(1, 3, 2);
+  EXPECT_TRUE(c.ok()) << c.report();
+  c.on_restart(1, 2, 2);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.violations()[0].invariant, "durable state survives restart");
+}
+
 TEST(Invariants, TermGoingBack) {
   auto a = log_of({});
   InvariantChecker c;

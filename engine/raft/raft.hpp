@@ -107,6 +107,8 @@ class Raft {
   const ProgressTracker& tracker() const { return tracker_; }
   const RaftStats& stats() const { return stats_; }
   HardState hard_state() const { return {term_, vote_, log_.committed()}; }
+  // The hard state as last acknowledged durable by the host (advance()).
+  const HardState& persisted_hard_state() const { return persisted_hard_state_; }
   NodeId transfer_target() const { return transfer_target_; }
   std::uint64_t election_deadline_ms() const { return election_deadline_ms_; }
   // The earliest local time at which tick() can change anything (a heartbeat, a CheckQuorum
