@@ -36,8 +36,7 @@ Partition make_partition(PartitionKind kind, std::uint32_t n, Prng& rng,
 
 class NetworkModel {
  public:
-  NetworkModel(std::uint32_t nodes, const LinkProfile& profile)
-      : nodes_(nodes), profile_(profile) {}
+  explicit NetworkModel(const LinkProfile& profile) : profile_(profile) {}
 
   // Delivery times (virtual µs) for a message sent now on from->to: empty if it is lost,
   // two if it is duplicated. The caller must call delivered(from, to) once per delivery.
@@ -64,7 +63,6 @@ class NetworkModel {
     std::uint32_t in_flight = 0;
   };
 
-  std::uint32_t nodes_;
   LinkProfile profile_;
   std::map<std::pair<NodeId, NodeId>, Link> links_;
   Partition partition_;

@@ -152,7 +152,7 @@ TEST(Network, LossDuplicationAndCapacity) {
   link.loss_ppm = 500'000;
   link.duplicate_ppm = 500'000;
   link.capacity = 1000;
-  NetworkModel net(2, link);
+  NetworkModel net(link);
   Prng rng(9);
   std::size_t delivered = 0;
   for (int i = 0; i < 400; i++) delivered += net.route(1, 2, 0, rng, true).size();
@@ -168,7 +168,7 @@ TEST(Network, FifoUnlessReordered) {
   LinkProfile link;
   link.latency_min_us = 100;
   link.latency_max_us = 10'000;
-  NetworkModel net(2, link);
+  NetworkModel net(link);
   Prng rng(2);
   std::uint64_t last = 0;
   for (std::uint64_t t = 0; t < 100; t++) {

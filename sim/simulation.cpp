@@ -65,7 +65,7 @@ Simulation::Simulation(SimOptions options)
     : options_(std::move(options)),
       rng_(options_.seed),
       faults_on_(options_.faults_on),
-      network_(options_.nodes, options_.link) {
+      network_(options_.link) {
   ANYA_ASSERT(options_.nodes >= 1);
   ANYA_ASSERT(options_.nodes <= 9);
   for (NodeId id = 1; id <= options_.nodes; id++) {
