@@ -105,7 +105,7 @@ Partition make_partition(PartitionKind kind, std::uint32_t n, Prng& rng, NodeId 
 std::vector<std::uint64_t> NetworkModel::route(NodeId from, NodeId to, std::uint64_t now_us,
                                                Prng& rng, bool faults_on) {
   ANYA_ASSERT(from != to);
-  Link& link = links_[{from, to}];
+  Link& link = this->link(from, to);
   std::vector<std::uint64_t> out;
   if (blocked(from, to) || link.in_flight >= profile_.capacity ||
       (faults_on && rng.chance(profile_.loss_ppm, 1'000'000))) {
@@ -133,13 +133,13 @@ std::vector<std::uint64_t> NetworkModel::route(NodeId from, NodeId to, std::uint
 }
 
 void NetworkModel::delivered(NodeId from, NodeId to) {
-  Link& link = links_[{from, to}];
+  Link& link = this->link(from, to);
   ANYA_ASSERT(link.in_flight > 0);
   link.in_flight--;
 }
 
 void NetworkModel::unclog_all() {
-  for (auto& [key, link] : links_) link.clogged_until_us = 0;
+  for (Link& link : links_) link.clogged_until_us = 0;
 }
 
 }  // namespace anya::sim

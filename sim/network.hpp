@@ -50,7 +50,9 @@ class NetworkModel {
   const Partition& partition() const { return partition_; }
   bool blocked(NodeId from, NodeId to) const { return partition_.blocked.count({from, to}) != 0; }
 
-  void clog(NodeId from, NodeId to, std::uint64_t until_us) { links_[{from, to}].clogged_until_us = until_us; }
+  void clog(NodeId from, NodeId to, std::uint64_t until_us) {
+    link(from, to).clogged_until_us = until_us;
+  }
   void unclog_all();
 
   std::uint64_t dropped() const { return dropped_; }
@@ -63,8 +65,14 @@ class NetworkModel {
     std::uint32_t in_flight = 0;
   };
 
+  static constexpr NodeId kMaxNodes = 16;
+  Link& link(NodeId from, NodeId to) {
+    ANYA_ASSERT(from < kMaxNodes && to < kMaxNodes);
+    return links_[from * kMaxNodes + to];
+  }
+
   LinkProfile profile_;
-  std::map<std::pair<NodeId, NodeId>, Link> links_;
+  std::vector<Link> links_ = std::vector<Link>(kMaxNodes * kMaxNodes);  // [from][to]
   Partition partition_;
   std::uint64_t dropped_ = 0;
   std::uint64_t duplicated_ = 0;

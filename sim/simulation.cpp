@@ -16,12 +16,11 @@ constexpr std::uint64_t kMs = 1000;
 constexpr std::uint64_t kLivenessCheckEveryUs = 20 * kMs;
 constexpr std::uint64_t kMaxEvents = 50'000'000;  // a runaway run is a bug, not a long run
 
+// Folds a word into the rolling event hash (a multiply-xorshift mixer: fast, order-sensitive).
 std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
-  for (int i = 0; i < 8; i++) {
-    h ^= (v >> (8 * i)) & 0xff;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
+  h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+  h *= 0xbf58476d1ce4e5b9ULL;
+  return h ^ (h >> 31);
 }
 }  // namespace
 
@@ -85,7 +84,17 @@ Simulation::~Simulation() = default;
 
 void Simulation::schedule(std::uint64_t at_us, Event event) {
   ANYA_ASSERT(at_us >= now_us_);
-  queue_.emplace(std::make_pair(at_us, seq_++), std::move(event));
+  std::uint32_t slot;
+  if (free_slots_.empty()) {
+    slot = static_cast<std::uint32_t>(slots_.size());
+    slots_.push_back(std::move(event));
+  } else {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+    slots_[slot] = std::move(event);
+  }
+  heap_.push_back(QueueKey{at_us, seq_++, slot});
+  std::push_heap(heap_.begin(), heap_.end(), std::greater<>());
 }
 
 void Simulation::hash_event(std::uint64_t at_us, const Event& e) {
@@ -113,10 +122,13 @@ RunResult Simulation::run() {
   schedule(options_.propose_every_ms * kMs, Event{EventKind::propose, 0, 0, {}});
   schedule(options_.safety_ms * kMs, Event{EventKind::start_liveness, 0, 0, {}});
 
-  while (!done_ && !queue_.empty()) {
-    auto node = queue_.extract(queue_.begin());
-    const std::uint64_t at = node.key().first;
-    Event& event = node.mapped();
+  while (!done_ && !heap_.empty()) {
+    std::pop_heap(heap_.begin(), heap_.end(), std::greater<>());
+    const QueueKey key = heap_.back();
+    heap_.pop_back();
+    const std::uint64_t at = key.at_us;
+    Event event = std::move(slots_[key.slot]);
+    free_slots_.push_back(key.slot);
     ANYA_ASSERT(at >= now_us_);
     now_us_ = at;
     result_.stats.events++;

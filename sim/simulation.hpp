@@ -110,7 +110,19 @@ class Simulation {
 
   SimOptions options_;
   Prng rng_;
-  std::map<std::pair<std::uint64_t, std::uint64_t>, Event> queue_;
+  // The event queue: a binary min-heap of (time, sequence, slot), the events themselves in a
+  // slab of reusable slots, so scheduling allocates nothing in the steady state.
+  struct QueueKey {
+    std::uint64_t at_us;
+    std::uint64_t seq;
+    std::uint32_t slot;
+    bool operator>(const QueueKey& o) const {
+      return at_us != o.at_us ? at_us > o.at_us : seq > o.seq;
+    }
+  };
+  std::vector<QueueKey> heap_;
+  std::vector<Event> slots_;
+  std::vector<std::uint32_t> free_slots_;
   std::uint64_t now_us_ = 0;
   std::uint64_t seq_ = 0;
   std::uint64_t hash_ = 0xcbf29ce484222325ULL;

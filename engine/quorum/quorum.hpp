@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <limits>
 #include <map>
@@ -84,17 +85,22 @@ class JointConfig {
 template <typename AckedFn>
 Index MajorityConfig::committed_index(AckedFn&& acked) const {
   if (voters_.empty()) return kUnconstrainedIndex;
-  std::vector<Index> indexes;
-  indexes.reserve(voters_.size());
-  for (NodeId id : voters_) {
-    std::optional<Index> index = acked(id);
-    indexes.push_back(index.value_or(0));
+  // Called on every acknowledgement: keep the common sizes off the heap.
+  constexpr std::size_t kInline = 16;
+  std::array<Index, kInline> inline_buffer;
+  std::vector<Index> heap_buffer;
+  Index* indexes = inline_buffer.data();
+  if (voters_.size() > kInline) {
+    heap_buffer.resize(voters_.size());
+    indexes = heap_buffer.data();
   }
+  std::size_t n = 0;
+  for (NodeId id : voters_) indexes[n++] = acked(id).value_or(0);
   // Sorted descending, the quorum_size-th highest index is held by at least a majority.
-  std::sort(indexes.begin(), indexes.end(), std::greater<>());
   const std::size_t q = quorum_size();
   ANYA_ASSERT(q >= 1);
-  ANYA_ASSERT(q <= indexes.size());
+  ANYA_ASSERT(q <= n);
+  std::nth_element(indexes, indexes + (q - 1), indexes + n, std::greater<>());
   return indexes[q - 1];
 }
 
