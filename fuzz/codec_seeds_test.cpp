@@ -1,8 +1,8 @@
 // The codec's seed corpus (fuzz/corpus/codec/) is generated from the table below and checked in.
 // This test pins it: every seed file must hold exactly the bytes the table says, valid seeds must
 // decode and invalid ones must be rejected. It doubles as a golden test of the wire format: an
-// unintended change to the encoding fails here. After an intended change (with a version bump),
-// regenerate the files with
+// unintended change to the encoding fails here. After an intended change (with a version bump once
+// frames have been deployed), regenerate the files with
 //   ./build/fuzz/codec_seeds_test --gtest_also_run_disabled_tests --gtest_filter='*WriteSeed*'
 // Fuzzer findings live in the same folder under other names and are replayed by codec_corpus.
 // It lives in fuzz/, not beside the codec, because engine/ does no file I/O.
@@ -32,6 +32,7 @@ struct Seed {
 Message seed_message(MessageType type) {
   Message m;
   m.type = type;
+  m.cluster_id = 0xA5A5000000000001ull;
   m.from = 1;
   m.to = 2;
   m.term = 3;
@@ -40,6 +41,7 @@ Message seed_message(MessageType type) {
   m.commit = 9;
   m.context = type == MessageType::heartbeat || type == MessageType::heartbeat_response ? 77 : 0;
   m.transfer = type == MessageType::vote || type == MessageType::pre_vote;
+  m.unhealthy = type == MessageType::heartbeat_response;
   if (type == MessageType::append_response) {
     m.reject = true;
     m.reject_hint = 8;
@@ -50,7 +52,13 @@ Message seed_message(MessageType type) {
         Entry{3, 11, EntryType::noop, ""},
         Entry{3, 12, EntryType::normal, "put k v"},
         Entry{3, 13, EntryType::config_change, std::string("\x01\x00\x04", 3)},
+        Entry{3, 14, EntryType::config_txn, "prepare 7"},
     };
+  }
+  if (type == MessageType::config_ack) {  // a rejecting ack carries its reason
+    m.reject = true;
+    m.unhealthy = true;
+    m.payload = "vip 10.0.0.5 unreachable";
   }
   return m;
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -25,7 +26,15 @@ rc::Gen<std::uint64_t> gen_u64() {
   });
 }
 
-// Any bytes, NUL and 0xff included, not just printable text.
+// A uniform tag in [min, max]. RapidCheck's inRange scales with the test size, which starts at 0,
+// so plain inRange(1, 11) draws the last message type in about 1% of cases; tags are not
+// magnitudes, and each should be drawn as often as the others.
+rc::Gen<int> gen_tag(int min, int max) {
+  return rc::gen::resize(rc::kNominalSize, rc::gen::inRange(min, max + 1));
+}
+
+// Any bytes, NUL and 0xff included, not just printable text. Used for entry data and for the
+// message payload, which share a limit far above kMaxDataBytes (that edge is in codec_test).
 rc::Gen<std::string> gen_bytes() {
   return rc::gen::mapcat(rc::gen::inRange(0, kMaxDataBytes + 1), [](int length) {
     return rc::gen::container<std::string>(static_cast<std::size_t>(length),
@@ -38,12 +47,14 @@ rc::Gen<Entry> gen_entry() {
       [](std::uint64_t term, std::uint64_t index, int type, std::string data) {
         return Entry{term, index, static_cast<EntryType>(type), std::move(data)};
       },
-      gen_u64(), gen_u64(), rc::gen::inRange(0, kMaxEntryType + 1), gen_bytes());
+      gen_u64(), gen_u64(), gen_tag(0, kMaxEntryType), gen_bytes());
 }
 
+// Every type, config_ack and config_txn entries included: the ranges run to the kMax constants.
 Message draw_message() {
   Message m;
-  m.type = static_cast<MessageType>(*rc::gen::inRange(int{kMinMessageType}, kMaxMessageType + 1));
+  m.type = static_cast<MessageType>(*gen_tag(kMinMessageType, kMaxMessageType));
+  m.cluster_id = *gen_u64();
   m.from = *gen_u64();
   m.to = *gen_u64();
   m.term = *gen_u64();
@@ -52,12 +63,23 @@ Message draw_message() {
   m.commit = *gen_u64();
   m.reject = *rc::gen::arbitrary<bool>();
   m.transfer = *rc::gen::arbitrary<bool>();
+  m.unhealthy = *rc::gen::arbitrary<bool>();
   m.reject_hint = *gen_u64();
   m.reject_hint_term = *gen_u64();
   m.context = *gen_u64();
   const int count = *rc::gen::inRange(0, kMaxEntries + 1);
   m.entries = *rc::gen::container<std::vector<Entry>>(static_cast<std::size_t>(count), gen_entry());
+  // The codec carries a payload for any type; only config_ack uses one today, and empty is its
+  // common value (an accepting ack), so draw it often.
+  m.payload = *rc::gen::weightedOneOf<std::string>({
+      {1, rc::gen::just(std::string())},
+      {2, gen_bytes()},
+  });
   RC_ASSERT(check_message_limits(m).is_ok());  // the generator only makes valid messages
+  RC_CLASSIFY(m.type == MessageType::config_ack, "config_ack");
+  RC_CLASSIFY(std::any_of(m.entries.begin(), m.entries.end(),
+                          [](const Entry& e) { return e.type == EntryType::config_txn; }),
+              "config_txn entry");
   return m;
 }
 

@@ -12,6 +12,7 @@ const char* errc_name(Errc code) {
     case Errc::io_error: return "io_error";
     case Errc::corrupt: return "corrupt";
     case Errc::busy: return "busy";
+    case Errc::conflict: return "conflict";
   }
   return "unknown";
 }

@@ -32,6 +32,7 @@ enum class Errc {
   io_error,          // the environment failed (disk, network)
   corrupt,           // durable state fails its own checks
   busy,              // a bounded queue or window is full; retry later
+  conflict,          // a compare-and-set lost: the current version is in the message
 };
 
 const char* errc_name(Errc code);

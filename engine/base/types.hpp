@@ -29,9 +29,10 @@ static_assert(Limits::max_entry_data_bytes < Limits::max_frame_bytes);
 enum class EntryType : std::uint8_t {
   normal = 0,         // an application command
   noop = 1,           // appended by a new leader so it can commit entries of earlier terms
-  config_change = 2,  // a membership change (data is its encoding)
+  config_change = 2,  // a membership change (data: engine/raft/membership.hpp encoding)
+  config_txn = 3,     // a configuration-document 2PC record (data: engine/config encoding)
 };
-inline constexpr std::uint8_t kMaxEntryType = 2;
+inline constexpr std::uint8_t kMaxEntryType = 3;
 
 struct Entry {
   Term term = 0;
@@ -52,14 +53,16 @@ enum class MessageType : std::uint8_t {
   heartbeat = 7,
   heartbeat_response = 8,
   timeout_now = 9,         // leadership transfer: campaign at once, skipping PreVote
+  config_ack = 10,         // a member's verdict on a prepared configuration (engine/config)
 };
 inline constexpr std::uint8_t kMinMessageType = 1;
-inline constexpr std::uint8_t kMaxMessageType = 9;
+inline constexpr std::uint8_t kMaxMessageType = 10;
 
 const char* message_type_name(MessageType type);
 
 struct Message {
   MessageType type = MessageType::heartbeat;
+  std::uint64_t cluster_id = 0;  // messages from another cluster are refused and counted
   NodeId from = kNoNode;
   NodeId to = kNoNode;
   Term term = 0;
@@ -70,10 +73,14 @@ struct Message {
   Index commit = 0;            // append/heartbeat: the leader's commit index
   bool reject = false;
   bool transfer = false;       // (pre_)vote caused by a leadership transfer: ignore stickiness
+  bool unhealthy = false;      // responses: the sender's host marked it unhealthy
   Index reject_hint = 0;       // append_response reject: follower's guess of the match point
   Term reject_hint_term = 0;   // term of the follower's entry at reject_hint (fast back-off)
   std::uint64_t context = 0;   // heartbeat round number, echoed in heartbeat_response
   std::vector<Entry> entries;
+  // config_ack: the member's reason for rejecting (empty when accepted). At most
+  // Limits::max_entry_data_bytes.
+  std::string payload;
 
   friend bool operator==(const Message&, const Message&) = default;
 };

@@ -10,16 +10,20 @@ namespace {
 
 constexpr std::size_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
 static_assert(kMaxFramePayloadBytes <= kMaxU32, "payload length must fit its u32 field");
+// Entry data and the message payload share this limit and the u32 length field.
 static_assert(Limits::max_entry_data_bytes <= kMaxU32, "data length must fit its u32 field");
 static_assert(Limits::max_entries_per_message <= kMaxU32, "entry count must fit its u32 field");
 static_assert(kHardStateBytes <= kMaxFramePayloadBytes);
 // The smallest message with the most entries must fit a frame, or the count limit is a lie.
 static_assert(kMessageFixedBytes + Limits::max_entries_per_message * kEntryFixedBytes <=
               kMaxFramePayloadBytes);
+// Likewise a message with no entries and the largest payload must fit, or that limit is a lie too.
+static_assert(kMessageFixedBytes + Limits::max_entry_data_bytes <= kMaxFramePayloadBytes);
 
 constexpr std::uint8_t kFlagReject = 1u << 0;
 constexpr std::uint8_t kFlagTransfer = 1u << 1;
-constexpr std::uint8_t kKnownFlags = kFlagReject | kFlagTransfer;
+constexpr std::uint8_t kFlagUnhealthy = 1u << 2;
+constexpr std::uint8_t kKnownFlags = kFlagReject | kFlagTransfer | kFlagUnhealthy;
 
 constexpr std::size_t kMagicOffset = 0;
 constexpr std::size_t kVersionOffset = 4;
@@ -255,9 +259,32 @@ void end_frame(std::string& out, std::size_t payload_length) {
 // Messages and entries.
 
 std::size_t message_payload_size(const Message& message) {
-  std::size_t size = kMessageFixedBytes;
+  std::size_t size = kMessageFixedBytes + message.payload.size();
   for (const Entry& entry : message.entries) size += encoded_entry_size(entry);
   return size;
+}
+
+// Reads a u32 length (named `length_field` in errors), then that many bytes (`field`). The length
+// is checked against `limit` and against the bytes present before anything is copied, so a 4-byte
+// lie cannot make the node allocate.
+std::string read_sized_bytes(Reader& r, const char* length_field, const char* field,
+                             std::size_t limit) {
+  ANYA_ASSERT(limit <= kMaxU32);
+  const std::size_t length_offset = r.offset();
+  const std::uint32_t length = r.u32(length_field);
+  if (r.ok() && length > limit) {
+    r.fail_at(std::string(length_field) + " " + std::to_string(length) + " exceeds limit " +
+                  std::to_string(limit),
+              length_offset);
+  } else if (r.ok() && length > r.remaining()) {
+    r.fail_at(std::string(length_field) + " " + std::to_string(length) + " exceeds the " +
+                  std::to_string(r.remaining()) + " bytes remaining",
+              length_offset);
+  }
+  // After a failure bytes() returns nothing; otherwise the length passed both checks above.
+  const std::string_view bytes = r.bytes(length, field);
+  ANYA_ASSERT(bytes.size() <= limit);
+  return std::string(bytes);
 }
 
 Entry read_entry(Reader& r) {
@@ -270,19 +297,7 @@ Entry read_entry(Reader& r) {
     r.fail_at("unknown entry type " + std::to_string(type), type_offset);
   }
   entry.type = static_cast<EntryType>(type);
-  const std::size_t length_offset = r.offset();
-  const std::uint32_t length = r.u32("data length");
-  if (r.ok() && length > Limits::max_entry_data_bytes) {
-    r.fail_at("data length " + std::to_string(length) + " exceeds limit " +
-                  std::to_string(Limits::max_entry_data_bytes),
-              length_offset);
-  } else if (r.ok() && length > r.remaining()) {
-    r.fail_at("data length " + std::to_string(length) + " exceeds the " +
-                  std::to_string(r.remaining()) + " bytes remaining",
-              length_offset);
-  }
-  // Only reached with a length checked against both the limit and the bytes present.
-  entry.data = std::string(r.bytes(length, "data"));
+  entry.data = read_sized_bytes(r, "data length", "data", Limits::max_entry_data_bytes);
   return entry;
 }
 
@@ -301,6 +316,8 @@ void read_message_fields(Reader& r, Message& message) {
   }
   message.reject = (flags & kFlagReject) != 0;
   message.transfer = (flags & kFlagTransfer) != 0;
+  message.unhealthy = (flags & kFlagUnhealthy) != 0;
+  message.cluster_id = r.u64("cluster_id");
   message.from = r.u64("from");
   message.to = r.u64("to");
   message.term = r.u64("term");
@@ -367,6 +384,11 @@ Status check_message_limits(const Message& message) {
                         std::to_string(Limits::max_entry_data_bytes));
     }
   }
+  if (message.payload.size() > Limits::max_entry_data_bytes) {
+    return Status(Errc::invalid_argument,
+                  "message payload length " + std::to_string(message.payload.size()) +
+                      " exceeds limit " + std::to_string(Limits::max_entry_data_bytes));
+  }
   const std::size_t size = encoded_message_size(message);
   if (size > Limits::max_frame_bytes) {
     return Status(Errc::invalid_argument, "encoded message of " + std::to_string(size) +
@@ -386,8 +408,11 @@ std::string encode_message(const Message& message) {
   std::string out = begin_frame(FrameKind::message, payload_length);
   put_u8(out, static_cast<std::uint8_t>(message.type));
   const auto flags = static_cast<std::uint8_t>((message.reject ? kFlagReject : 0u) |
-                                               (message.transfer ? kFlagTransfer : 0u));
+                                               (message.transfer ? kFlagTransfer : 0u) |
+                                               (message.unhealthy ? kFlagUnhealthy : 0u));
+  ANYA_ASSERT((flags & ~kKnownFlags) == 0);
   put_u8(out, flags);
+  put_u64(out, message.cluster_id);
   put_u64(out, message.from);
   put_u64(out, message.to);
   put_u64(out, message.term);
@@ -399,6 +424,8 @@ std::string encode_message(const Message& message) {
   put_u64(out, message.context);
   put_u32(out, message.entries.size());
   for (const Entry& entry : message.entries) encode_entry(entry, out);
+  put_u32(out, message.payload.size());
+  out.append(message.payload);
   end_frame(out, payload_length);
   return out;
 }
@@ -410,7 +437,9 @@ Result<Message> decode_message(std::string_view frame) {
   Message message;
   read_message_fields(r, message);
   read_entries(r, message.entries);
-  r.expect_end("payload");
+  message.payload = read_sized_bytes(r, "message payload length", "message payload",
+                                     Limits::max_entry_data_bytes);
+  r.expect_end("message payload");
   if (!r.ok()) return r.status();
   // Decode accepts exactly what encode produces; both sides of the boundary hold the limits.
   ANYA_ASSERT(check_message_limits(message).is_ok());

@@ -12,11 +12,16 @@
 //   10+P    4     CRC-32C (crc32c.hpp) of bytes [0, 10+P)
 //
 // Message payload:
-//   type u8 (kMinMessageType..kMaxMessageType), flags u8 (bit0 reject, bit1 transfer, others 0),
-//   from u64, to u64, term u64, log_term u64, index u64, commit u64, reject_hint u64,
-//   reject_hint_term u64, context u64, entry count u32 (<= Limits::max_entries_per_message),
+//   type u8 (kMinMessageType..kMaxMessageType),
+//   flags u8 (bit0 reject, bit1 transfer, bit2 unhealthy; the other bits must be 0),
+//   cluster_id u64, from u64, to u64, term u64, log_term u64, index u64, commit u64,
+//   reject_hint u64, reject_hint_term u64, context u64,
+//   entry count u32 (<= Limits::max_entries_per_message),
 //   then per entry: term u64, index u64, type u8 (<= kMaxEntryType),
-//   data length u32 (<= Limits::max_entry_data_bytes), data bytes.
+//     data length u32 (<= Limits::max_entry_data_bytes), data bytes;
+//   then Message::payload: length u32 (<= Limits::max_entry_data_bytes), bytes.
+//   With no entries and an empty payload that is kMessageFixedBytes; the fixed fields of a message
+//   start at frame offset 10 (type), 11 (flags), 12 (cluster_id) and 20 (from).
 // Hard state payload: term u64, vote u64, commit u64.
 //
 // Decoding is strict: every byte of a frame has exactly one meaning, so decode(bytes) succeeding
@@ -52,15 +57,18 @@ enum class FrameKind : std::uint8_t {
 inline constexpr std::uint8_t kMaxFrameKind = 2;
 
 // Fixed sizes of the payload parts, exposed so callers can budget batches without encoding.
-inline constexpr std::size_t kMessageFixedBytes = 1 + 1 + 9 * 8 + 4;  // up to the entry count
+// Every message field but the entries and the payload bytes: type, flags, ten u64 fields, the
+// entry count and the payload length.
+inline constexpr std::size_t kMessageFixedBytes = 1 + 1 + 10 * 8 + 4 + 4;
 inline constexpr std::size_t kEntryFixedBytes = 8 + 8 + 1 + 4;        // up to the data bytes
 inline constexpr std::size_t kHardStateBytes = 3 * 8;
 
 // --- messages ---
 
 // OK if `message` can be encoded: a known type, known entry types, at most
-// Limits::max_entries_per_message entries of at most Limits::max_entry_data_bytes each, and a
-// frame of at most Limits::max_frame_bytes. Otherwise Errc::invalid_argument saying which limit.
+// Limits::max_entries_per_message entries of at most Limits::max_entry_data_bytes each, a payload
+// of at most Limits::max_entry_data_bytes, and a frame (entries and payload included) of at most
+// Limits::max_frame_bytes. Otherwise Errc::invalid_argument saying which limit.
 Status check_message_limits(const Message& message);
 
 // The exact size of encode_message(message), frame included. Lets the leader size its batches.

@@ -16,14 +16,19 @@ namespace {
 // layout change shows up as a test failure.
 constexpr std::size_t kTypeOffset = 10;
 constexpr std::size_t kFlagsOffset = 11;
-constexpr std::size_t kCountOffset = 10 + 2 + 9 * 8;  // 84
+constexpr std::size_t kClusterIdOffset = 12;
+constexpr std::size_t kToOffset = 12 + 2 * 8;          // 28
+constexpr std::size_t kCountOffset = 10 + 2 + 10 * 8;  // 92
 constexpr std::size_t kFirstEntryOffset = kCountOffset + 4;
+// With no entries the message payload's length follows the count.
+constexpr std::size_t kBarePayloadLengthOffset = kCountOffset + 4;  // 96
 constexpr std::size_t kEntryTypeOffset = 8 + 8;        // within an entry
 constexpr std::size_t kEntryLengthOffset = 8 + 8 + 1;  // within an entry
 
 Message sample_message(MessageType type) {
   Message m;
   m.type = type;
+  m.cluster_id = 0x1122334455667788ull;
   m.from = 1;
   m.to = 0x0102030405060708ull;
   m.term = 7;
@@ -32,6 +37,7 @@ Message sample_message(MessageType type) {
   m.commit = 40;
   m.reject = type == MessageType::append_response;
   m.transfer = type == MessageType::vote;
+  m.unhealthy = type == MessageType::heartbeat_response || type == MessageType::config_ack;
   m.reject_hint = 39;
   m.reject_hint_term = 5;
   m.context = ~0ull;
@@ -40,7 +46,12 @@ Message sample_message(MessageType type) {
         Entry{6, 42, EntryType::normal, "set x=1"},
         Entry{7, 43, EntryType::noop, ""},
         Entry{7, 44, EntryType::config_change, std::string("\0\xff\x01", 3)},
+        Entry{7, 45, EntryType::config_txn, "prepare v12"},
     };
+  }
+  if (type == MessageType::config_ack) {
+    m.reject = true;
+    m.payload = std::string("port 5432 in use\0\xff", 18);
   }
   return m;
 }
@@ -119,6 +130,35 @@ TEST(CodecRoundTrip, EveryMessageType) {
   }
 }
 
+TEST(CodecRoundTrip, EveryFlagCombination) {
+  for (int flags = 0; flags < 8; ++flags) {
+    Message m = sample_message(MessageType::heartbeat_response);
+    m.reject = (flags & 1) != 0;
+    m.transfer = (flags & 2) != 0;
+    m.unhealthy = (flags & 4) != 0;
+    const std::string frame = encode_message(m);
+    EXPECT_EQ(frame[kFlagsOffset], static_cast<char>(flags));
+    const Result<Message> decoded = decode_message(frame);
+    ASSERT_TRUE(decoded.is_ok()) << flags << ": " << decoded.status().to_string();
+    EXPECT_EQ(*decoded, m) << flags;
+  }
+}
+
+TEST(CodecRoundTrip, ClusterIdAndPayloadAreCarried) {
+  Message m = sample_message(MessageType::config_ack);
+  for (const std::uint64_t cluster_id : {std::uint64_t{0}, std::uint64_t{1}, ~std::uint64_t{0}}) {
+    for (const std::string& payload : {std::string(), std::string(1, '\0'), std::string("no")}) {
+      m.cluster_id = cluster_id;
+      m.payload = payload;
+      const std::string frame = encode_message(m);
+      EXPECT_EQ(frame.size(), encoded_message_size(m));
+      const Result<Message> decoded = decode_message(frame);
+      ASSERT_TRUE(decoded.is_ok()) << decoded.status().to_string();
+      EXPECT_EQ(*decoded, m);
+    }
+  }
+}
+
 TEST(CodecRoundTrip, DefaultMessageIsTheSmallestFrame) {
   const std::string frame = encode_message(Message{});
   EXPECT_EQ(frame.size(), kFrameHeaderBytes + kMessageFixedBytes + kFrameChecksumBytes);
@@ -135,7 +175,21 @@ TEST(CodecRoundTrip, LayoutIsLittleEndianAsDocumented) {
   EXPECT_EQ(frame.substr(7, 3), std::string(3, '\0'));
   EXPECT_EQ(frame[kTypeOffset], 7);  // heartbeat
   EXPECT_EQ(frame[kFlagsOffset], 0);
-  EXPECT_EQ(frame.substr(20, 8), "\x08\x07\x06\x05\x04\x03\x02\x01");  // `to`, byte by byte
+  EXPECT_EQ(frame.substr(kClusterIdOffset, 8), "\x88\x77\x66\x55\x44\x33\x22\x11");
+  EXPECT_EQ(frame.substr(kToOffset, 8), "\x08\x07\x06\x05\x04\x03\x02\x01");  // byte by byte
+  EXPECT_EQ(frame.substr(kCountOffset, 4), std::string(4, '\0'));
+  EXPECT_EQ(frame.substr(kBarePayloadLengthOffset, 4), std::string(4, '\0'));
+}
+
+TEST(CodecRoundTrip, PayloadFollowsTheEntries) {
+  Message m = sample_message(MessageType::append);
+  m.payload = "tail";
+  const std::string frame = encode_message(m);
+  const std::size_t payload_at = frame.size() - kFrameChecksumBytes - 4;
+  EXPECT_EQ(frame.substr(payload_at - 4, 8), std::string("\x04\0\0\0tail", 8));
+  const Result<Message> decoded = decode_message(frame);
+  ASSERT_TRUE(decoded.is_ok()) << decoded.status().to_string();
+  EXPECT_EQ(*decoded, m);
 }
 
 TEST(CodecRoundTrip, HardState) {
@@ -161,6 +215,14 @@ TEST(CodecRoundTrip, BareEntry) {
 TEST(CodecRoundTrip, EntryDataAtTheLimit) {
   Message m = sample_message(MessageType::append);
   m.entries = {Entry{1, 1, EntryType::normal, std::string(Limits::max_entry_data_bytes, 'x')}};
+  const Result<Message> decoded = decode_message(encode_message(m));
+  ASSERT_TRUE(decoded.is_ok()) << decoded.status().to_string();
+  EXPECT_EQ(*decoded, m);
+}
+
+TEST(CodecRoundTrip, PayloadAtTheLimit) {
+  Message m = sample_message(MessageType::config_ack);
+  m.payload.assign(Limits::max_entry_data_bytes, '\xa5');
   const Result<Message> decoded = decode_message(encode_message(m));
   ASSERT_TRUE(decoded.is_ok()) << decoded.status().to_string();
   EXPECT_EQ(*decoded, m);
@@ -300,10 +362,10 @@ TEST(CodecRejects, UnknownMessageType) {
 
 TEST(CodecRejects, UnknownFlagBits) {
   std::string frame = encode_message(sample_message(MessageType::heartbeat));
-  frame[kFlagsOffset] = static_cast<char>(0x01 | 0x04);
+  frame[kFlagsOffset] = static_cast<char>(0x01 | 0x02 | 0x04 | 0x08);  // bit 3 is the first unknown
   reseal(frame);
   expect_error(decode_message(frame), Errc::malformed,
-               {"unknown flag bits 0x4", "byte offset 11"});
+               {"unknown flag bits 0x8", "byte offset 11"});
   frame[kFlagsOffset] = static_cast<char>(0x80);
   reseal(frame);
   expect_error(decode_message(frame), Errc::malformed, {"unknown flag bits 0x80"});
@@ -315,7 +377,8 @@ TEST(CodecRejects, UnknownEntryType) {
   frame[at] = static_cast<char>(kMaxEntryType + 1);
   reseal(frame);
   expect_error(decode_message(frame), Errc::malformed,
-               {"entry 0 unknown entry type 3", "byte offset " + std::to_string(at)});
+               {"entry 0 unknown entry type " + std::to_string(kMaxEntryType + 1),
+                "byte offset " + std::to_string(at)});
 }
 
 TEST(CodecRejects, EntryCountOverTheLimit) {
@@ -323,15 +386,15 @@ TEST(CodecRejects, EntryCountOverTheLimit) {
   set_u32(frame, kCountOffset, Limits::max_entries_per_message + 1);
   reseal(frame);
   expect_error(decode_message(frame), Errc::malformed,
-               {"entry count 4097 exceeds limit 4096", "byte offset 84"});
+               {"entry count 4097 exceeds limit 4096", "byte offset 92"});
 }
 
 TEST(CodecRejects, EntryCountOverTheBytesPresent) {
   std::string frame = encode_message(sample_message(MessageType::append));
-  set_u32(frame, kCountOffset, 1000);  // within the limit, but 3 entries' worth of bytes
+  set_u32(frame, kCountOffset, 1000);  // within the limit, but 4 entries' worth of bytes
   reseal(frame);
   expect_error(decode_message(frame), Errc::malformed,
-               {"entry count 1000 needs at least 21000 bytes", "byte offset 84"});
+               {"entry count 1000 needs at least 21000 bytes", "byte offset 92"});
 }
 
 TEST(CodecRejects, EntryDataLengthOverTheLimit) {
@@ -355,14 +418,44 @@ TEST(CodecRejects, EntryDataLengthOverTheBytesPresent) {
                 "byte offset " + std::to_string(at)});
 }
 
+TEST(CodecRejects, MessagePayloadLengthOverTheLimit) {
+  std::string frame = encode_message(Message{});
+  set_u32(frame, kBarePayloadLengthOffset, Limits::max_entry_data_bytes + 1);
+  reseal(frame);
+  expect_error(decode_message(frame), Errc::malformed,
+               {"message payload length 1048577 exceeds limit 1048576 at byte offset 96"});
+  set_u32(frame, kBarePayloadLengthOffset, 0xFFFFFFFFu);
+  reseal(frame);
+  expect_error(decode_message(frame), Errc::malformed,
+               {"message payload length 4294967295 exceeds limit 1048576"});
+}
+
+TEST(CodecRejects, MessagePayloadLengthOverTheBytesPresent) {
+  std::string frame = encode_message(sample_message(MessageType::config_ack));  // 18-byte payload
+  set_u32(frame, kBarePayloadLengthOffset, 500);
+  reseal(frame);
+  expect_error(decode_message(frame), Errc::malformed,
+               {"message payload length 500 exceeds the 18 bytes remaining",
+                "byte offset " + std::to_string(kBarePayloadLengthOffset)});
+}
+
 TEST(CodecRejects, PayloadShorterThanItsContent) {
-  // Cut the last entry's data and declare the shorter payload: the frame is well-formed, but
-  // the payload promises bytes it does not have.
-  std::string frame = encode_message(sample_message(MessageType::append));
+  // Cut the last byte of the message payload and declare the shorter frame payload: the frame is
+  // well-formed, but the message promises bytes it does not have.
+  std::string frame = encode_message(sample_message(MessageType::config_ack));
   frame.erase(frame.size() - kFrameChecksumBytes - 1, 1);
   fix_payload_length(frame);
   reseal(frame);
-  expect_error(decode_message(frame), Errc::malformed, {"entry 2 data length 3 exceeds the"});
+  expect_error(decode_message(frame), Errc::malformed,
+               {"message payload length 18 exceeds the 17 bytes remaining"});
+
+  // Cut the last entry's data: that entry then swallows a byte of the payload length.
+  frame = encode_message(sample_message(MessageType::append));
+  frame.erase(frame.size() - kFrameChecksumBytes - 4 - 1, 1);
+  fix_payload_length(frame);
+  reseal(frame);
+  expect_error(decode_message(frame), Errc::malformed,
+               {"message payload length truncated: needs 4 bytes, 3 remain"});
 
   frame = encode_message(Message{});
   frame.erase(kFrameHeaderBytes + 30, 10);  // inside the fixed fields
@@ -377,7 +470,7 @@ TEST(CodecRejects, TrailingBytesAfterThePayload) {
   fix_payload_length(frame);
   reseal(frame);
   expect_error(decode_message(frame), Errc::malformed,
-               {"4 trailing bytes after the payload",
+               {"4 trailing bytes after the message payload",
                 "byte offset " + std::to_string(frame.size() - kFrameChecksumBytes - 4)});
 
   frame = encode_hard_state(HardState{});
@@ -416,11 +509,45 @@ TEST(CheckMessageLimits, NamesTheLimitExceeded) {
                                                                   'y')});
   EXPECT_NE(check_message_limits(m).message().find("exceeds frame limit 8388608"),
             std::string::npos);
+
+  m = sample_message(MessageType::config_ack);
+  m.payload.assign(Limits::max_entry_data_bytes + 1, 'z');
+  status = check_message_limits(m);
+  EXPECT_EQ(status.code(), Errc::invalid_argument);
+  EXPECT_NE(status.message().find("message payload length 1048577 exceeds limit 1048576"),
+            std::string::npos)
+      << status.message();
+
+  m = sample_message(MessageType::heartbeat);
+  m.type = static_cast<MessageType>(kMaxMessageType + 1);
+  EXPECT_NE(check_message_limits(m).message().find("unknown message type 11"), std::string::npos);
+
+  m = sample_message(MessageType::append);
+  m.entries[3].type = static_cast<EntryType>(kMaxEntryType + 1);
+  EXPECT_NE(check_message_limits(m).message().find("entry 3 has unknown type 4"),
+            std::string::npos);
+}
+
+// The payload counts toward the frame: entries that fit alone no longer fit beside it.
+TEST(CheckMessageLimits, PayloadCountsTowardTheFrameLimit) {
+  Message m;
+  m.entries.assign(7, Entry{1, 1, EntryType::normal, std::string(Limits::max_entry_data_bytes,
+                                                                  'y')});
+  ASSERT_TRUE(check_message_limits(m).is_ok());
+  m.payload.assign(Limits::max_entry_data_bytes, 'p');
+  EXPECT_GT(encoded_message_size(m), Limits::max_frame_bytes);
+  const Status status = check_message_limits(m);
+  EXPECT_EQ(status.code(), Errc::invalid_argument);
+  EXPECT_NE(status.message().find("exceeds frame limit 8388608"), std::string::npos)
+      << status.message();
 }
 
 TEST(CodecDeathTest, EncodingAnOversizedMessageIsABug) {
   Message m = sample_message(MessageType::append);
   m.entries[0].data.assign(Limits::max_entry_data_bytes + 1, 'x');
+  EXPECT_DEATH((void)encode_message(m), "check_message_limits");
+  m = sample_message(MessageType::config_ack);
+  m.payload.assign(Limits::max_entry_data_bytes + 1, 'x');
   EXPECT_DEATH((void)encode_message(m), "check_message_limits");
 }
 

@@ -47,11 +47,24 @@ Status Host::receive(const Message& message) {
   return drain();
 }
 
-Result<Index> Host::propose(std::string data) {
+Result<Index> Host::propose(std::string data, EntryType type) {
   if (failed()) return failure_;
-  Result<Index> index = raft_.propose(std::move(data), clock_.now_ms());
+  Result<Index> index = raft_.propose(std::move(data), clock_.now_ms(), type);
   if (Status s = drain(); !s) return s;
   return index;
+}
+
+Result<Index> Host::propose_conf_change(const ConfChange& change) {
+  if (failed()) return failure_;
+  Result<Index> index = raft_.propose_conf_change(change, clock_.now_ms());
+  if (Status s = drain(); !s) return s;
+  return index;
+}
+
+Status Host::set_healthy(bool healthy) {
+  if (failed()) return failure_;
+  raft_.set_healthy(healthy, clock_.now_ms());
+  return drain();
 }
 
 Status Host::transfer_leadership(NodeId target) {

@@ -26,7 +26,9 @@ class Host {
 
   Status tick();
   Status receive(const Message& message);
-  Result<Index> propose(std::string data);
+  Result<Index> propose(std::string data, EntryType type = EntryType::normal);
+  Result<Index> propose_conf_change(const ConfChange& change);
+  Status set_healthy(bool healthy);
   Status transfer_leadership(NodeId target);
   Status campaign_now();
 

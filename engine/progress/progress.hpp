@@ -46,6 +46,7 @@ struct Progress {
   ProgressState state = ProgressState::probe;
   bool probe_sent = false;     // probe: an append is out; wait for an answer or a heartbeat ack
   std::uint64_t last_active_ms = 0;  // when the follower last answered (CheckQuorum)
+  bool healthy = true;               // as the follower last reported (health-gated leadership)
   Inflights inflights;
 
   void become_probe();

@@ -36,6 +36,13 @@ Status RaftConfig::validate() const {
     return {Errc::invalid_argument, "max_append_bytes: must be 1 to " +
                                         std::to_string(Limits::max_frame_bytes / 2)};
   }
+  for (const auto& [node, address] : addresses) {
+    if (address.size() > kMaxAddressBytes) {
+      return {Errc::invalid_argument, "addresses: node " + std::to_string(node) +
+                                          " address longer than " +
+                                          std::to_string(kMaxAddressBytes) + " bytes"};
+    }
+  }
   for (NodeId learner : learners) {
     if (voters.count(learner) != 0) {
       return {Errc::invalid_argument,
@@ -74,6 +81,7 @@ void Raft::init(const RaftConfig& config, std::uint64_t now_ms) {
   const Status valid = config.validate();
   ANYA_ASSERT(valid.is_ok());  // hosts validate configuration before building the engine
   id_ = config.id;
+  cluster_id_ = config.cluster_id;
   heartbeat_interval_ms_ = config.heartbeat_interval_ms;
   election_timeout_ms_ = config.election_timeout_ms;
   pre_vote_ = config.pre_vote;
@@ -82,8 +90,11 @@ void Raft::init(const RaftConfig& config, std::uint64_t now_ms) {
   max_apply_batch_ = config.max_apply_batch;
   hooks_ = config.fault_hooks;
   now_ms_ = now_ms;
-  tracker_.reset_config(JointConfig(MajorityConfig(config.voters)), config.learners,
+  Membership bootstrap{config.voters, config.learners, config.addresses};
+  membership_history_.assign(1, {0, bootstrap});
+  tracker_.reset_config(JointConfig(MajorityConfig(bootstrap.voters)), bootstrap.learners,
                         log_.last_index() + 1);
+  refresh_membership(log_.first_index());
   become_follower(term_, kNoNode);
 }
 
@@ -288,6 +299,7 @@ void Raft::tick_leader() {
     return;
   }
   if (transfer_target_ != kNoNode && now_ms_ >= transfer_deadline_ms_) abort_transfer();
+  maybe_transfer_for_health();
   if (now_ms_ >= heartbeat_due_ms_) {
     heartbeat_due_ms_ = now_ms_ + heartbeat_interval_ms_;
     broadcast_heartbeat();
@@ -296,8 +308,9 @@ void Raft::tick_leader() {
 
 // ---- proposals and transfer --------------------------------------------------------------
 
-Result<Index> Raft::propose(std::string data, std::uint64_t now_ms) {
+Result<Index> Raft::propose(std::string data, std::uint64_t now_ms, EntryType type) {
   set_now(now_ms);
+  ANYA_ASSERT(type == EntryType::normal || type == EntryType::config_txn);
   if (role_ != Role::leader) {
     return {Errc::not_leader, leader_ == kNoNode
                                   ? "not the leader; no leader is known"
@@ -316,9 +329,147 @@ Result<Index> Raft::propose(std::string data, std::uint64_t now_ms) {
   if (log_.last_index() - log_.committed() >= kMaxUncommittedEntries) {
     return {Errc::busy, "too many uncommitted entries; retry once the cluster catches up"};
   }
-  append_entries({Entry{0, 0, EntryType::normal, std::move(data)}});
+  append_entries({Entry{0, 0, type, std::move(data)}});
   broadcast_append();
   return log_.last_index();
+}
+
+Result<Index> Raft::propose_conf_change(const ConfChange& change, std::uint64_t now_ms) {
+  set_now(now_ms);
+  if (role_ != Role::leader) {
+    return {Errc::not_leader, leader_ == kNoNode ? "not the leader; no leader is known"
+                                                 : "not the leader; the leader is node " +
+                                                       std::to_string(leader_)};
+  }
+  if (transfer_target_ != kNoNode) return {Errc::busy, "leadership transfer in progress"};
+  if (log_.term_at(log_.committed()) != term_) {
+    // Until an entry of this term commits, an older leader's change may still be in flight.
+    return {Errc::busy, "the leader has not yet committed an entry of its term; retry"};
+  }
+  const Index config_index = membership_history_.back().first;
+  if (config_index > log_.committed()) {
+    return {Errc::busy, "membership change at index " + std::to_string(config_index) +
+                            " is not committed yet; one change at a time"};
+  }
+  if (Status ok = membership().check(change); !ok) return ok;
+  if (change.op == ConfChangeOp::promote) {
+    const Progress& pr = tracker_.at(change.node);
+    if (pr.match < log_.committed()) {
+      return {Errc::busy, "learner " + std::to_string(change.node) + " is catching up (match " +
+                              std::to_string(pr.match) + ", commit " +
+                              std::to_string(log_.committed()) + ")"};
+    }
+  }
+  ConfChangeRecord record{change, membership()};
+  record.result.apply(change);
+  append_entries({Entry{0, 0, EntryType::config_change, encode_conf_change(record)}});
+  broadcast_append();
+  return log_.last_index();
+}
+
+void Raft::set_healthy(bool healthy, std::uint64_t now_ms) {
+  set_now(now_ms);
+  healthy_ = healthy;
+  if (!healthy_ && role_ == Role::leader) maybe_transfer_for_health();
+}
+
+void Raft::maybe_transfer_for_health() {
+  if (healthy_ || role_ != Role::leader || transfer_target_ != kNoNode) return;
+  // The healthy voter heard from recently with the most of our log; ties go to the lower id.
+  NodeId best = kNoNode;
+  Index best_match = 0;
+  for (const auto& [id, pr] : tracker_.all()) {
+    if (id == id_ || !tracker_.is_voter(id) || !pr.healthy) continue;
+    if (now_ms_ - pr.last_active_ms >= election_timeout_ms_) continue;
+    if (best == kNoNode || pr.match > best_match) {
+      best = id;
+      best_match = pr.match;
+    }
+  }
+  if (best == kNoNode) return;  // nobody better: an unhealthy leader beats no leader
+  stats_.health_transfers++;
+  (void)transfer_leadership(best, now_ms_);
+}
+
+bool Raft::has_quorum() const {
+  if (role_ == Role::leader) {
+    return tracker_.quorum_active(id_, now_ms_, election_timeout_ms_);
+  }
+  return leader_ != kNoNode && heard_from_leader_ &&
+         now_ms_ - last_leader_contact_ms_ < election_timeout_ms_;
+}
+
+std::vector<MemberStatus> Raft::members() const {
+  std::vector<MemberStatus> out;
+  const Membership& m = membership();
+  auto add = [&](NodeId id, bool voter) {
+    MemberStatus st;
+    st.id = id;
+    st.voter = voter;
+    auto addr = m.addresses.find(id);
+    if (addr != m.addresses.end()) st.address = addr->second;
+    if (id == id_) {
+      st.reachable = true;
+      st.last_contact_age_ms = 0;
+      st.match = log_.last_index();
+      st.healthy = healthy_;
+    } else if (role_ == Role::leader && tracker_.has(id)) {
+      const Progress& pr = tracker_.at(id);
+      st.last_contact_age_ms = now_ms_ - pr.last_active_ms;
+      st.reachable = *st.last_contact_age_ms < election_timeout_ms_;
+      st.match = pr.match;
+      st.healthy = pr.healthy;
+    } else if (id == leader_ && heard_from_leader_) {
+      st.last_contact_age_ms = now_ms_ - last_leader_contact_ms_;
+      st.reachable = *st.last_contact_age_ms < election_timeout_ms_;
+    }
+    out.push_back(std::move(st));
+  };
+  for (NodeId id : m.voters) add(id, true);
+  for (NodeId id : m.learners) add(id, false);
+  return out;
+}
+
+void Raft::refresh_membership(Index from) {
+  ANYA_ASSERT(from >= 1);
+  const Membership before = membership();
+  while (membership_history_.size() > 1 && membership_history_.back().first >= from) {
+    membership_history_.pop_back();  // truncated away, or about to be recomputed
+  }
+  for (Index i = std::max(from, log_.first_index()); i <= log_.last_index(); i++) {
+    const Entry& e = log_.at(i);
+    if (e.type != EntryType::config_change) continue;
+    Result<ConfChangeRecord> record = decode_conf_change(e.data);
+    bool consistent = record.is_ok();
+    if (consistent && !membership().voters.empty()) {
+      // We know the configuration it applies to: the result must follow from it. (A joining
+      // node knows none and takes the result as it comes.)
+      Membership expected = membership();
+      consistent = expected.check(record->change).is_ok();
+      if (consistent) expected.apply(record->change);
+      consistent = consistent && expected == record->result;
+    }
+    if (!consistent) {
+      stats_.invalid_conf_changes++;  // a correct leader never appends one; skip it everywhere
+      continue;
+    }
+    membership_history_.emplace_back(i, record->result);
+  }
+  if (membership() == before) return;
+  tracker_.reset_config(JointConfig(MajorityConfig(membership().voters)), membership().learners,
+                        log_.last_index() + 1);
+  if (role_ == Role::leader) {
+    for (auto& [id, pr] : tracker_.all()) {
+      if (pr.last_active_ms == 0) pr.last_active_ms = now_ms_;  // a new member: grace period
+    }
+  }
+}
+
+void Raft::maybe_step_down_if_removed() {
+  // A leader removed from the voters leads until the change commits, then steps down.
+  if (role_ != Role::leader || tracker_.is_voter(id_)) return;
+  if (log_.committed() < membership_history_.back().first) return;
+  become_follower(term_, kNoNode);
 }
 
 Status Raft::transfer_leadership(NodeId target, std::uint64_t now_ms) {
@@ -353,6 +504,7 @@ void Raft::step(const Message& m, std::uint64_t now_ms) {
     stats_.invalid_messages++;  // would wrap term + 1; no real cluster gets here
     return;
   }
+  if (!accepts_from(m)) return;
   if (!step_term(m)) return;
   if (m.type == MessageType::pre_vote || m.type == MessageType::vote) {
     handle_vote_request(m);
@@ -365,6 +517,19 @@ void Raft::step(const Message& m, std::uint64_t now_ms) {
     case Role::follower:
     case Role::learner: step_follower(m); break;
   }
+}
+
+bool Raft::accepts_from(const Message& m) {
+  if (cluster_id_ != 0 && m.cluster_id != cluster_id_) {
+    stats_.foreign_cluster_messages++;
+    return false;
+  }
+  // Appends and heartbeats are accepted from anyone with a current term: a joining node does
+  // not know its leader yet. Everything else from outside the membership is a removed (or
+  // not yet added) node that must not disrupt the cluster.
+  if (is_append_like(m.type) || membership().contains(m.from)) return true;
+  stats_.non_member_messages++;
+  return false;
 }
 
 bool Raft::step_term(const Message& m) {
@@ -495,7 +660,14 @@ void Raft::handle_append(const Message& m) {
     send(std::move(reply));
     return;
   }
+  const Index last_before = log_.last_index();
+  const Index config_before = membership_history_.back().first;
   if (std::optional<Index> last = log_.maybe_append(m.index, m.log_term, m.commit, m.entries)) {
+    const bool touched_config =
+        config_before > m.index ||
+        std::any_of(m.entries.begin(), m.entries.end(),
+                    [](const Entry& e) { return e.type == EntryType::config_change; });
+    if (touched_config || log_.last_index() < last_before) refresh_membership(m.index + 1);
     reply.index = *last;
     send(std::move(reply));
     return;
@@ -536,6 +708,7 @@ void Raft::step_leader(const Message& m) {
 void Raft::handle_append_response(const Message& m) {
   Progress& pr = tracker_.at(m.from);
   pr.last_active_ms = now_ms_;
+  pr.healthy = !m.unhealthy;
   if (m.reject) {
     Index hint = m.reject_hint;
     if (m.reject_hint_term > 0) hint = log_.find_conflict_by_term(hint, m.reject_hint_term);
@@ -554,6 +727,8 @@ void Raft::handle_append_response(const Message& m) {
   }
   if (maybe_commit()) {
     broadcast_append();
+    maybe_step_down_if_removed();
+    if (role_ != Role::leader) return;
   } else {
     while (send_append(m.from, false)) {
     }
@@ -570,6 +745,7 @@ void Raft::handle_append_response(const Message& m) {
 void Raft::handle_heartbeat_response(const Message& m) {
   Progress& pr = tracker_.at(m.from);
   pr.last_active_ms = now_ms_;
+  pr.healthy = !m.unhealthy;
   pr.probe_sent = false;
   if (pr.state == ProgressState::replicate && pr.inflights.full()) pr.inflights.free_first();
   if (pr.match < log_.last_index()) send_append(m.from, true);
@@ -581,6 +757,8 @@ void Raft::send(Message m) {
   ANYA_ASSERT(m.to != id_);
   ANYA_ASSERT(m.to != kNoNode);
   m.from = id_;
+  m.cluster_id = cluster_id_;
+  m.unhealthy = !healthy_;
   outbox_.push_back(std::move(m));
 }
 
@@ -648,7 +826,12 @@ void Raft::append_entries(std::vector<Entry> entries) {
     e.term = term_;
     e.index = ++index;
   }
+  const Index first = log_.last_index() + 1;
+  const bool changes_membership = std::any_of(entries.begin(), entries.end(), [](const Entry& e) {
+    return e.type == EntryType::config_change;
+  });
   log_.append(std::move(entries));
+  if (changes_membership) refresh_membership(first);
   // The leader's own match advances only once the entries are durable (see advance()).
   if (tracker_.has(id_)) tracker_.at(id_).next = log_.last_index() + 1;
 }
@@ -696,6 +879,7 @@ void Raft::advance(const Ready& rd) {
       tracker_.at(id_).maybe_update(log_.stable_index()) && maybe_commit()) {
     broadcast_append();
   }
+  maybe_step_down_if_removed();
   log_.check_invariants();
 }
 

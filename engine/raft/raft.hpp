@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -23,13 +24,19 @@
 #include "engine/base/types.hpp"
 #include "engine/log/raft_log.hpp"
 #include "engine/progress/progress.hpp"
+#include "engine/raft/membership.hpp"
 
 namespace anya::engine {
 
 struct RaftConfig {
   NodeId id = kNoNode;
-  std::set<NodeId> voters;    // the initial configuration (ignored on restart with a config)
+  // Messages carrying another cluster id are refused and counted (0: do not check).
+  std::uint64_t cluster_id = 0;
+  // The bootstrap configuration. Membership changes in the log replace it; a node joining an
+  // existing cluster starts with both empty and learns the configuration from the leader.
+  std::set<NodeId> voters;
   std::set<NodeId> learners;  // non-voting members: receive the log, never count or campaign
+  std::map<NodeId, std::string> addresses;
   std::uint64_t heartbeat_interval_ms = 50;
   // The election timeout is drawn uniformly from [election_timeout_ms, 2 * election_timeout_ms).
   std::uint64_t election_timeout_ms = 300;
@@ -72,6 +79,21 @@ struct RaftStats {
   std::uint64_t steps_down_check_quorum = 0;
   std::uint64_t stale_messages = 0;     // lower term, dropped or answered with our term
   std::uint64_t invalid_messages = 0;   // refused: impossible term, entries out of order, ...
+  std::uint64_t non_member_messages = 0;   // requests or responses from outside the membership
+  std::uint64_t foreign_cluster_messages = 0;  // cluster id mismatch
+  std::uint64_t invalid_conf_changes = 0;  // config_change entries that did not decode or apply
+  std::uint64_t health_transfers = 0;   // leadership handed away because this node is unhealthy
+};
+
+// One member as this node sees it, for operators (GET /v1/status).
+struct MemberStatus {
+  NodeId id = kNoNode;
+  bool voter = false;
+  std::string address;
+  bool reachable = false;            // heard from within an election timeout (leader's view)
+  std::optional<std::uint64_t> last_contact_age_ms;  // unknown unless leader (or the leader)
+  Index match = 0;                   // leader's view of its log; 0 if unknown
+  bool healthy = true;               // as last reported
 };
 
 class Raft {
@@ -82,8 +104,15 @@ class Raft {
   // Inputs. `now_ms` never goes backwards.
   void tick(std::uint64_t now_ms);
   void step(const Message& message, std::uint64_t now_ms);
-  // Leader only. Returns the index the entry will have if it commits.
-  Result<Index> propose(std::string data, std::uint64_t now_ms);
+  // Leader only. Returns the index the entry will have if it commits. `type` is normal or
+  // config_txn; membership changes go through propose_conf_change.
+  Result<Index> propose(std::string data, std::uint64_t now_ms,
+                        EntryType type = EntryType::normal);
+  // Leader only: one membership change at a time (see membership.hpp).
+  Result<Index> propose_conf_change(const ConfChange& change, std::uint64_t now_ms);
+  // The host's verdict on this node (e.g. its Bitcoin backend is not synced). An unhealthy node
+  // never campaigns, and an unhealthy leader hands leadership to a healthy, caught-up voter.
+  void set_healthy(bool healthy, std::uint64_t now_ms);
   // Leader only: hand leadership to `target` (a voter). Proposals are refused meanwhile.
   Status transfer_leadership(NodeId target, std::uint64_t now_ms);
   // Start an election now (as if the election timeout fired), e.g. when the leader's
@@ -102,7 +131,13 @@ class Raft {
   NodeId leader() const { return leader_; }
   Role role() const;
   bool is_leader() const { return role_ == Role::leader; }
-  bool promotable() const { return tracker_.is_voter(id_); }
+  bool promotable() const { return tracker_.is_voter(id_) && healthy_; }
+  bool healthy() const { return healthy_; }
+  const Membership& membership() const { return membership_history_.back().second; }
+  // Leader: voters heard within an election timeout form a quorum. Others: a leader was heard
+  // within an election timeout. A node without quorum makes no decision that needs one.
+  bool has_quorum() const;
+  std::vector<MemberStatus> members() const;
   const RaftLog& log() const { return log_; }
   const ProgressTracker& tracker() const { return tracker_; }
   const RaftStats& stats() const { return stats_; }
@@ -156,9 +191,15 @@ class Raft {
   void append_entries(std::vector<Entry> entries);
   bool maybe_commit();
   void abort_transfer();
+  // Recompute the membership from the log from `from` on (after appends or truncations).
+  void refresh_membership(Index from);
+  void maybe_step_down_if_removed();
+  void maybe_transfer_for_health();
+  bool accepts_from(const Message& m);
 
   // Configuration.
   NodeId id_ = kNoNode;
+  std::uint64_t cluster_id_ = 0;
   std::uint64_t heartbeat_interval_ms_ = 0;
   std::uint64_t election_timeout_ms_ = 0;
   bool pre_vote_ = true;
@@ -171,6 +212,10 @@ class Raft {
   Term term_ = 0;
   NodeId vote_ = kNoNode;
   RaftLog log_;
+
+  // Membership by log index; [0] is the bootstrap configuration. Derived from the log.
+  std::vector<std::pair<Index, Membership>> membership_history_;
+  bool healthy_ = true;
 
   // Volatile.
   Role role_ = Role::follower;  // never Role::learner: that is reported by role()

@@ -23,8 +23,11 @@ Cluster::Cluster(const ClusterOptions& options) : options_(options) {
 RaftConfig Cluster::config_for(NodeId id) const {
   RaftConfig c;
   c.id = id;
-  for (NodeId v = 1; v <= options_.voters; v++) c.voters.insert(v);
-  for (NodeId l = options_.voters + 1; l <= options_.voters + options_.learners; l++) {
+  c.cluster_id = 0xC1;
+  const bool bootstrap = id <= options_.voters + options_.learners;
+  for (NodeId v = 1; bootstrap && v <= options_.voters; v++) c.voters.insert(v);
+  for (NodeId l = options_.voters + 1; bootstrap && l <= options_.voters + options_.learners;
+       l++) {
     c.learners.insert(l);
   }
   c.heartbeat_interval_ms = options_.heartbeat_interval_ms;
@@ -172,6 +175,17 @@ void Cluster::crash(NodeId id) {
   n.host.reset();
   n.storage->drop_unsynced();
   std::erase_if(queue_, [id](const Message& m) { return m.to == id || m.from == id; });
+}
+
+void Cluster::add_node(NodeId id) {
+  ANYA_ASSERT(nodes_.count(id) == 0);
+  Node& n = nodes_[id];
+  n.storage = std::make_unique<MemoryStorage>();
+  n.network = std::make_unique<CallbackNetwork>([this](const Message& m) {
+    if (on_send) on_send(m);
+    queue_.push_back(m);
+  });
+  start(id);
 }
 
 void Cluster::restart(NodeId id) {

@@ -54,6 +54,8 @@ class Cluster {
   void heal();                        // undo every isolate and cut
   void crash(NodeId id);             // stop; lose unsynced writes and queued messages
   void restart(NodeId id);           // start again from durable storage
+  // Start a new, empty node that knows no configuration: it joins once the leader adds it.
+  void add_node(NodeId id);
 
   Host& host(NodeId id);
   const Raft& raft(NodeId id) const;
