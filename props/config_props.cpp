@@ -29,6 +29,15 @@ T pick(T low, T high) {
 
 std::string document(int i) { return R"({"doc":)" + std::to_string(i) + "}"; }
 
+// For the log of a failing run: RapidCheck prints what RC_LOG collected.
+std::string describe(const ConfigRecord& r) {
+  std::string out = std::string(config_record_kind_name(r.kind)) + "(" + std::to_string(r.version);
+  if (!r.document.empty()) out += ", " + r.document + ", required";
+  for (const NodeId id : r.required) out += " " + std::to_string(id);
+  if (!r.reason.empty()) out += ", " + r.reason;
+  return out + ")";
+}
+
 class PoolValidator : public ConfigValidator {
  public:
   Status validate(std::uint64_t, std::string_view doc) override {
@@ -46,7 +55,8 @@ struct Member {
 
 struct Proposal {
   ConfigRecord record;
-  int epoch = 0;  // the leadership that proposed it
+  int epoch = 0;           // the leadership that proposed it
+  bool duplicate = false;  // a copy of an earlier committed record
 };
 
 // An ack in flight, with the document the member had staged when it sent it: the wire names only
@@ -63,22 +73,33 @@ struct Verdict {
   std::string document;
 };
 
-enum class Op { begin, rollback, commit, apply, deliver, forge, tick, decide, leader_change };
-constexpr int kOps = 9;
+enum class Op {
+  begin, rollback, commit, apply, deliver, forge, tick, decide, leader_change, duplicate
+};
+constexpr int kOps = 10;
+
+bool is_fault(Op op) {
+  return op == Op::forge || op == Op::tick || op == Op::leader_change || op == Op::duplicate ||
+         op == Op::rollback;
+}
 
 class World {
  public:
   explicit World(std::size_t size) : members_(size) {
+    // Per run, too: how picky the validators are, and how lossy and duplicating the network.
+    const int reject_in_16 = pick<int>(0, 4);
     for (Member& m : members_) {
       for (int d = 0; d < kDocuments; ++d) {
-        if (pick<int>(0, 8) == 0) m.validator.reject.insert(document(d));
+        if (pick<int>(0, 16) < reject_in_16) m.validator.reject.insert(document(d));
       }
     }
+    loss_in_16_ = pick<int>(0, 4);
+    duplication_in_16_ = pick<int>(0, 4);
     leader_ = pick<NodeId>(1, size + 1);
-    // Swarm testing: each run weighs the operations its own way (some never happen), which
-    // reaches rare interleavings, such as a lagging new leader, far more often than one mix.
-    for (int& w : weights_) w = pick<int>(0, 5);
-    weights_[static_cast<int>(Op::apply)] += 1;  // without applying, nothing ever happens
+    // Swarm testing: each run weighs the operations its own way, which reaches rare
+    // interleavings (a lagging new leader, say) far more often than one fixed mix. The faults
+    // may be off altogether; the protocol's own steps may not, or nothing would ever commit.
+    for (int op = 0; op < kOps; ++op) weights_[op] = pick<int>(is_fault(Op(op)) ? 0 : 1, 5);
     for (const int w : weights_) total_weight_ += w;
   }
 
@@ -94,9 +115,13 @@ class World {
       case Op::apply: return apply_some();
       case Op::deliver: return deliver_ack();
       case Op::forge: return forge_ack();
-      case Op::tick: now_ms_ += pick<std::uint64_t>(0, 700); return;
+      case Op::tick:
+        now_ms_ += pick<std::uint64_t>(0, 700);
+        RC_LOG() << "time is " << now_ms_ << " ms" << std::endl;
+        return;
       case Op::decide: return decide();
       case Op::leader_change: return change_leader();
+      case Op::duplicate: return duplicate();
     }
   }
 
@@ -173,6 +198,9 @@ class World {
   // next version and forgets acks that came before it.
   void on_begun(const Result<ConfigRecord>& r, std::optional<std::uint64_t> if_version) {
     const ConfigState& s = leader().state;
+    RC_LOG() << "leader " << leader_ << " begins (if_version "
+             << (if_version ? std::to_string(*if_version) : "none") << "): "
+             << (r.is_ok() ? describe(*r) : r.status().to_string()) << std::endl;
     const bool stale = if_version && *if_version != s.active_version();
     RC_ASSERT((r.status().code() == Errc::conflict) == stale);
     if (!r.is_ok()) {
@@ -190,6 +218,8 @@ class World {
     if (pending_.empty()) return;
     const auto count = pick<std::size_t>(1, pending_.size() + 1);
     committed_.insert(committed_.end(), pending_.begin(), pending_.begin() + count);
+    RC_LOG() << "raft commits " << count << " more, " << committed_.size() << " in all"
+             << std::endl;
     pending_.erase(pending_.begin(), pending_.begin() + count);
   }
 
@@ -202,7 +232,9 @@ class World {
     const auto m = pick<std::size_t>(0, members_.size());
     const std::size_t behind = committed_.size() - members_[m].applied;
     if (behind == 0) return;
-    apply(m, members_[m].applied + pick<std::size_t>(1, behind + 1));
+    const std::size_t upto = members_[m].applied + pick<std::size_t>(1, behind + 1);
+    RC_LOG() << "member " << m + 1 << " applies up to " << upto << std::endl;
+    apply(m, upto);
   }
 
   void apply(std::size_t m, std::size_t upto) {
@@ -214,6 +246,7 @@ class World {
       const std::uint64_t before = member.state.active_version();
       const ConfigEffects e = member.state.apply(entry, member.validator, self);
       RC_ASSERT(member.state.active_version() >= before);  // never backwards
+      if (p.duplicate) RC_ASSERT(e.ignored);  // its original came first
       if (e.ack) {
         RC_ASSERT(std::binary_search(p.record.required.begin(), p.record.required.end(), self));
         network_.push_back({self, *e.ack, member.state.staged()->document});
@@ -231,6 +264,7 @@ class World {
   // leadership had an ok from every required member (checked when it decided).
   void on_activated(const Member& member, const Proposal& commit, std::uint64_t v) {
     RC_ASSERT(commit.record.kind == ConfigRecordKind::commit);
+    RC_ASSERT(commit.record.version == v);
     RC_ASSERT(dropped_.count(v) == 0);
     const auto began = began_[commit.epoch].find(v);
     RC_ASSERT(began != began_[commit.epoch].end());
@@ -262,9 +296,13 @@ class World {
   // Delivers to the current leader; the ack may also stay in flight (a duplicate) or be lost.
   void deliver(std::size_t i) {
     const Ack a = network_[i];
-    const int fate = pick<int>(0, 6);
-    if (fate != 0) network_.erase(network_.begin() + static_cast<std::ptrdiff_t>(i));
-    if (fate != 5) receive(a);
+    const int draw = pick<int>(0, 16);
+    const bool lost = draw < loss_in_16_;
+    const bool duplicated = !lost && draw < loss_in_16_ + duplication_in_16_;
+    if (!duplicated) network_.erase(network_.begin() + static_cast<std::ptrdiff_t>(i));
+    if (!lost) receive(a);
+    RC_LOG() << "ack from " << a.from << " for " << a.ack.version << (a.ack.ok ? " ok" : " reject")
+             << (duplicated ? ", duplicated" : lost ? ", lost" : "") << std::endl;
   }
 
   void forge_ack() {
@@ -273,7 +311,10 @@ class World {
     ack.version = *rc::gen::element(open, open + 1, pick<std::uint64_t>(0, 6));
     ack.ok = *rc::gen::arbitrary<bool>();
     ack.reason = ack.ok ? "" : "forged";
-    receive({pick<NodeId>(1, members_.size() + 1), ack, kForged});
+    const NodeId from = pick<NodeId>(1, members_.size() + 1);
+    RC_LOG() << "forged ack from " << from << " for " << ack.version << (ack.ok ? " ok" : " reject")
+             << std::endl;
+    receive({from, ack, kForged});
   }
 
   void receive(const Ack& a) {
@@ -285,6 +326,7 @@ class World {
   void decide() {
     std::optional<ConfigRecord> r = coordinator_.decide(leader().state, now_ms_);
     if (!r) return;
+    RC_LOG() << "leader " << leader_ << " decides " << describe(*r) << std::endl;
     RC_ASSERT(r->kind != ConfigRecordKind::prepare);
     if (r->kind == ConfigRecordKind::commit) check_commit(*r);
     if (r->reason == "leader changed during the transaction") ++foreign_aborts_;
@@ -312,6 +354,18 @@ class World {
     coordinator_ = ConfigCoordinator(kDeadlineMs);
     ++epoch_;
     leader_ = pick<NodeId>(1, members_.size() + 1);
+    RC_LOG() << "leader " << leader_ << " elected, keeping " << pending_.size()
+             << " uncommitted" << std::endl;
+  }
+
+  // A record committed twice (a host replaying an entry, a leader re-proposing): the copy comes
+  // after its original, so it must find nothing to act on.
+  void duplicate() {
+    if (committed_.empty()) return;
+    Proposal copy = committed_[pick<std::size_t>(0, committed_.size())];
+    copy.duplicate = true;
+    RC_LOG() << "raft commits a copy of " << describe(copy.record) << std::endl;
+    committed_.push_back(copy);
   }
 
   std::vector<Member> members_;
@@ -323,6 +377,8 @@ class World {
   ConfigCoordinator coordinator_{kDeadlineMs};
   std::uint64_t now_ms_ = 0;
   int foreign_aborts_ = 0;
+  int loss_in_16_ = 0;
+  int duplication_in_16_ = 0;
   int weights_[kOps] = {};
   int total_weight_ = 0;
   // The model.
@@ -334,7 +390,7 @@ class World {
 
 RC_GTEST_PROP(ConfigProps, TwoPhaseCommitAgreesWithTheModel, ()) {
   World world(pick<std::size_t>(3, 6));
-  const int steps = pick<int>(1, 300);
+  const int steps = pick<int>(1, 500);
   for (int i = 0; i < steps; ++i) world.step();
   world.settle();
 }

@@ -1,5 +1,7 @@
 #include "sim/options.hpp"
 
+#include <algorithm>
+
 #include "engine/base/prng.hpp"
 
 namespace anya::sim {
@@ -9,6 +11,9 @@ std::string SimOptions::describe() const {
   std::string s = "scenario=" + scenario + " nodes=" + n(nodes) + " heartbeat=" + n(heartbeat_ms) +
                   "ms election=" + n(election_timeout_ms) + "ms latency=" +
                   n(link.latency_min_us) + "-" + n(link.latency_max_us) + "us";
+  if (membership_every_ms > 0) {
+    s += " members<=" + n(max_nodes) + " change/" + n(membership_every_ms) + "ms";
+  }
   if (!faults_on) return s + " faults=off";
   s += " loss=" + n(link.loss_ppm) + "ppm dup=" + n(link.duplicate_ppm) +
        "ppm reorder=" + n(link.reorder_ppm) + "ppm";
@@ -33,6 +38,7 @@ SimOptions swarm_options(std::uint64_t seed) {
   o.seed = seed;
   o.scenario = "swarm";
   o.nodes = static_cast<std::uint32_t>(rng.between(1, 7));
+  o.max_nodes = o.nodes;
   o.heartbeat_ms = rng.between(10, 100);
   o.election_timeout_ms = o.heartbeat_ms * rng.between(3, 10);
   o.link.latency_min_us = rng.between(50, 2000);
@@ -56,6 +62,10 @@ SimOptions swarm_options(std::uint64_t seed) {
   o.faults.fault_hook_ppm = rng.chance(1, 2) ? 0 : static_cast<std::uint32_t>(rng.between(1000, 50'000));
   o.faults.crash_new_leader_ppm = rng.chance(1, 2) ? 0 : static_cast<std::uint32_t>(rng.between(0, 500'000));
   o.clocks.max_offset_ms = rng.between(0, 100'000);
+  if (rng.chance(1, 2)) {
+    o.max_nodes = std::min<std::uint32_t>(9, o.nodes + static_cast<std::uint32_t>(rng.between(0, 3)));
+    o.membership_every_ms = rng.between(300, 3000);
+  }
   o.clocks.max_drift_ppm = static_cast<std::uint32_t>(rng.between(0, 1000));
   return o;
 }

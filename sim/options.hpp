@@ -66,7 +66,9 @@ struct ScriptStep {
 struct SimOptions {
   std::uint64_t seed = 1;
   std::string scenario = "swarm";
-  std::uint32_t nodes = 3;
+  std::uint32_t nodes = 3;             // the bootstrap voters, ids 1..nodes
+  std::uint32_t max_nodes = 3;         // membership changes may add nodes up to this id
+  std::uint64_t membership_every_ms = 0;  // mean interval between membership changes (0: none)
   std::uint64_t heartbeat_ms = 50;
   std::uint64_t election_timeout_ms = 300;
   LinkProfile link;

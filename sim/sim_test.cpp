@@ -243,6 +243,14 @@ constexpr RegressionSeed kRegressionSeeds[] = {
                   "synced vote: durable term went back across a restart"},
     {"swarm", 337, "the same, losing a synced commit index"},
     {"swarm", 117705, "the same, losing a synced entry: a later leader lacked a committed entry"},
+    {"swarm", 112, "a leader removed itself and lost leadership before the change committed; "
+                   "the survivor needed its vote but it no longer campaigned: no leader ever"},
+    {"swarm", 654, "the same deadlock after a leader's self-removal"},
+    {"swarm", 987, "the same deadlock, three nodes"},
+    {"swarm", 811, "members ignored vote requests from a newer member they had not heard of "
+                   "yet, whose log the cluster needed: no leader ever"},
+    {"swarm", 1452, "the simulator let a disk failure leave a configuration without a live "
+                    "majority (an impossible liveness demand)"},
 };
 
 TEST(Regression, SeedsThatFoundBugsStayClean) {

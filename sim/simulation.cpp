@@ -1,6 +1,7 @@
 #include "sim/simulation.hpp"
 
 #include <algorithm>
+#include <set>
 
 namespace anya::sim {
 
@@ -58,6 +59,7 @@ struct Simulation::Node : engine::NetworkPort, engine::StateMachinePort, engine:
   Term last_term = 0;
   Index last_commit = 0;
   NodeId last_leader = engine::kNoNode;
+  std::set<NodeId> last_voters;  // its latest configuration, as last observed
 };
 
 Simulation::Simulation(SimOptions options)
@@ -67,15 +69,20 @@ Simulation::Simulation(SimOptions options)
       network_(options_.link) {
   ANYA_ASSERT(options_.nodes >= 1);
   ANYA_ASSERT(options_.nodes <= 9);
-  for (NodeId id = 1; id <= options_.nodes; id++) {
-    auto node = std::make_unique<Node>(*this, id);
-    const std::uint64_t offset_us = rng_.between(0, options_.clocks.max_offset_ms * kMs);
-    const std::int64_t drift =
-        static_cast<std::int64_t>(rng_.between(0, 2ull * options_.clocks.max_drift_ppm)) -
-        static_cast<std::int64_t>(options_.clocks.max_drift_ppm);
-    node->clock = SimClock(offset_us, drift);
-    nodes_.emplace(id, std::move(node));
-  }
+  ANYA_ASSERT(options_.max_nodes <= 9);
+  for (NodeId id = 1; id <= options_.nodes; id++) add_node();
+}
+
+NodeId Simulation::add_node() {
+  const NodeId id = max_id() + 1;
+  auto node = std::make_unique<Node>(*this, id);
+  const std::uint64_t offset_us = rng_.between(0, options_.clocks.max_offset_ms * kMs);
+  const std::int64_t drift =
+      static_cast<std::int64_t>(rng_.between(0, 2ull * options_.clocks.max_drift_ppm)) -
+      static_cast<std::int64_t>(options_.clocks.max_drift_ppm);
+  node->clock = SimClock(offset_us, drift);
+  nodes_.emplace(id, std::move(node));
+  return id;
 }
 
 Simulation::~Simulation() = default;
@@ -121,6 +128,10 @@ RunResult Simulation::run() {
   }
   schedule(options_.propose_every_ms * kMs, Event{EventKind::propose, 0, 0, {}});
   schedule(options_.safety_ms * kMs, Event{EventKind::start_liveness, 0, 0, {}});
+  if (options_.membership_every_ms > 0) {
+    schedule(rng_.between(1, 2 * options_.membership_every_ms) * kMs,
+             Event{EventKind::membership, 0, 0, {}});
+  }
 
   while (!done_ && !heap_.empty()) {
     std::pop_heap(heap_.begin(), heap_.end(), std::greater<>());
@@ -195,6 +206,13 @@ void Simulation::dispatch(Event& event) {
     case EventKind::unflap:
       network_.heal_partition();
       return;
+    case EventKind::membership:
+      if (!liveness_phase_) {
+        change_membership();
+        schedule(now_us_ + rng_.between(1, 2 * options_.membership_every_ms) * kMs,
+                 Event{EventKind::membership, 0, 0, {}});
+      }
+      return;
     case EventKind::crash:
       if (liveness_phase_ || !up(id)) return;
       crash_node(id, options_.faults.torn_write_ppm, "new leader crashed");
@@ -221,16 +239,17 @@ void Simulation::start_node(NodeId id) {
   Node& n = *nodes_.at(id);
   if (n.dead || n.host) return;
   const bool restart = n.disk.syncs() > 0 || n.disk.durable_bytes() > 0;
-  const std::size_t dead_nodes = static_cast<std::size_t>(std::count_if(
-      nodes_.begin(), nodes_.end(), [](const auto& kv) { return kv.second->dead; }));
-  // Flip a bit only while a majority stays able to run, so liveness remains demandable.
-  if (restart && faults_on_ && 2 * (dead_nodes + 1) < options_.nodes &&
+  // Flip a bit (the node then stays down for good) only if every configuration any node holds
+  // keeps a live majority of voters without it, so liveness remains demandable.
+  if (restart && faults_on_ && can_lose_for_good(id) &&
       rng_.chance(options_.faults.bit_flip_ppm, 1'000'000)) {
     n.disk.flip_bit(rng_);
   }
   engine::RaftConfig config;
   config.id = id;
-  for (NodeId v = 1; v <= options_.nodes; v++) config.voters.insert(v);
+  // Bootstrap nodes share the initial configuration; a node added later starts with none and
+  // learns it from the log (its own add_learner entry carries the whole membership).
+  for (NodeId v = 1; id <= options_.nodes && v <= options_.nodes; v++) config.voters.insert(v);
   config.heartbeat_interval_ms = options_.heartbeat_ms;
   config.election_timeout_ms = options_.election_timeout_ms;
   config.random_seed = rng_.next();
@@ -335,7 +354,7 @@ void Simulation::propose() {
                       : options_.propose_every_ms;
   schedule(now_us_ + every_ms * kMs, Event{EventKind::propose, 0, 0, {}});
   if (!up(client_target_) || paused(client_target_)) {
-    client_target_ = rng_.between(1, options_.nodes);
+    client_target_ = rng_.between(1, max_id());
     return;
   }
   Node& n = *nodes_.at(client_target_);
@@ -347,7 +366,7 @@ void Simulation::propose() {
     pending_.erase(data);
     // Follow the leader hint, as a real client would; otherwise try someone else.
     const NodeId hint = n.host ? n.host->raft().leader() : engine::kNoNode;
-    client_target_ = hint != engine::kNoNode ? hint : rng_.between(1, options_.nodes);
+    client_target_ = hint != engine::kNoNode ? hint : rng_.between(1, max_id());
   }
   after_node_event(n.id);
 }
@@ -377,7 +396,7 @@ void Simulation::inject(FaultKind kind) {
   const NodeId leader = believed_leader();
   const NodeId target = leader != engine::kNoNode && rng_.chance(1, 2)
                             ? leader
-                            : rng_.between(1, options_.nodes);
+                            : rng_.between(1, max_id());
   Node& n = *nodes_.at(target);
   switch (kind) {
     case FaultKind::crash:
@@ -395,10 +414,10 @@ void Simulation::inject(FaultKind kind) {
       return;
     }
     case FaultKind::partition: {
-      if (network_.partitioned() || options_.nodes < 2) return;
+      if (network_.partitioned() || max_id() < 2) return;
       const auto shape = static_cast<PartitionKind>(
           rng_.below(static_cast<std::uint64_t>(PartitionKind::count)));
-      network_.set_partition(make_partition(shape, options_.nodes, rng_, leader));
+      network_.set_partition(make_partition(shape, max_id(), rng_, leader));
       partition_started_us_ = now_us_;
       result_.stats.partitions++;
       schedule(now_us_ + rng_.between(f.partition_min_ms, f.partition_max_ms) * kMs,
@@ -406,8 +425,8 @@ void Simulation::inject(FaultKind kind) {
       return;
     }
     case FaultKind::clog: {
-      if (options_.nodes < 2) return;
-      NodeId to = rng_.between(1, options_.nodes - 1);
+      if (max_id() < 2) return;
+      NodeId to = rng_.between(1, max_id() - 1);
       if (to >= target) to++;
       network_.clog(target, to, now_us_ + rng_.between(f.clog_min_ms, f.clog_max_ms) * kMs);
       return;
@@ -438,11 +457,11 @@ void Simulation::run_script_step(const ScriptStep& step) {
       schedule(now_us_ + step.param * kMs, Event{EventKind::restart, leader, 0, {}});
       return;
     case ScriptAction::isolate_leader:
-      if (leader == engine::kNoNode || options_.nodes < 2) return;
+      if (leader == engine::kNoNode || max_id() < 2) return;
       {
         Partition p;
         p.kind = PartitionKind::isolate_one;
-        for (NodeId other = 1; other <= options_.nodes; other++) {
+        for (NodeId other = 1; other <= max_id(); other++) {
           if (other == leader) continue;
           p.blocked.insert({leader, other});
           p.blocked.insert({other, leader});
@@ -456,7 +475,7 @@ void Simulation::run_script_step(const ScriptStep& step) {
       return;
     case ScriptAction::partition:
       network_.set_partition(
-          make_partition(static_cast<PartitionKind>(step.param), options_.nodes, rng_));
+          make_partition(static_cast<PartitionKind>(step.param), max_id(), rng_));
       partition_started_us_ = now_us_;
       result_.stats.partitions++;
       schedule(now_us_ + step.param2 * kMs, Event{EventKind::heal, 0, 0, {}});
@@ -477,7 +496,7 @@ void Simulation::run_script_step(const ScriptStep& step) {
       }
       return;
     case ScriptAction::restart_node:
-      if (step.param < 1 || step.param > options_.nodes) return;
+      if (step.param < 1 || step.param > max_id()) return;
       crash_node(step.param, 0, "scripted restart");
       schedule(now_us_ + step.param2 * kMs, Event{EventKind::restart, step.param, 0, {}});
       return;
@@ -523,8 +542,9 @@ void Simulation::check_liveness() {
   bool converged = leader != engine::kNoNode && liveness_target_ != 0;
   if (converged) {
     const Term term = nodes_.at(leader)->host->raft().term();
+    const engine::Membership& members = nodes_.at(leader)->host->raft().membership();
     for (const auto& [id, n] : nodes_) {
-      if (n->dead) continue;
+      if (n->dead || !members.contains(id)) continue;  // removed nodes are not waited for
       if (!n->host || n->host->raft().term() != term || n->host->raft().leader() != leader ||
           n->host->raft().log().applied() < liveness_target_) {
         converged = false;
@@ -556,7 +576,8 @@ void Simulation::check_liveness() {
       const auto& r = n->host->raft();
       state += std::string(engine::role_name(r.role())) + "/t" + std::to_string(r.term()) +
                "/lead" + std::to_string(r.leader()) + "/applied" +
-               std::to_string(r.log().applied());
+               std::to_string(r.log().applied()) + "/voters";
+      for (NodeId v : r.membership().voters) state += "." + std::to_string(v);
     }
     violation("liveness: no leader with a new commit on every live node " +
                   std::to_string(options_.liveness_ms) + " ms after healing;" + state +
@@ -565,6 +586,57 @@ void Simulation::check_liveness() {
     return;
   }
   schedule(now_us_ + kLivenessCheckEveryUs, Event{EventKind::check_liveness, 0, 0, {}});
+}
+
+// ---- membership --------------------------------------------------------------------------
+
+bool Simulation::can_lose_for_good(NodeId id) const {
+  for (const auto& [other, n] : nodes_) {
+    const std::set<NodeId>& voters = n->last_voters;
+    if (voters.count(id) == 0) continue;
+    std::size_t live = 0;
+    for (NodeId v : voters) live += (v != id && !nodes_.at(v)->dead);
+    if (2 * live <= voters.size()) return false;
+  }
+  return true;
+}
+
+void Simulation::change_membership() {
+  const NodeId leader = believed_leader();
+  if (leader == engine::kNoNode || paused(leader)) return;
+  const engine::Raft& raft = nodes_.at(leader)->host->raft();
+  const engine::Membership& m = raft.membership();
+  engine::ConfChange change;
+  if (!m.learners.empty() && rng_.chance(2, 3)) {
+    change = {engine::ConfChangeOp::promote, *m.learners.begin(), ""};
+  } else if (max_id() < options_.max_nodes && rng_.chance(1, 2)) {
+    const NodeId id = add_node();
+    start_node(id);
+    change = {engine::ConfChangeOp::add_learner, id, "sim:" + std::to_string(id)};
+  } else {
+    // Remove a member, the leader included, while enough live voters would remain.
+    std::vector<NodeId> members(m.voters.begin(), m.voters.end());
+    members.insert(members.end(), m.learners.begin(), m.learners.end());
+    const NodeId victim = members[rng_.below(members.size())];
+    std::size_t live_voters_after = 0;
+    for (NodeId v : m.voters) live_voters_after += (v != victim && !nodes_.at(v)->dead);
+    const std::size_t voters_after = m.voters.size() - m.voters.count(victim);
+    if (voters_after == 0 || 2 * live_voters_after <= voters_after) return;
+    // Nor may a configuration arise whose only live voters are down for good.
+    for (const auto& [id, n] : nodes_) {
+      if (n->dead && m.voters.count(id) != 0) return;  // remove the dead first, one at a time
+    }
+    change = {engine::ConfChangeOp::remove, victim, ""};
+  }
+  Result<Index> index = nodes_.at(leader)->host->propose_conf_change(change);
+  if (index) {
+    result_.stats.membership_changes++;
+    if (timeline_) {
+      timeline_->mark(now_us_, change.node, Timeline::Mark::membership,
+                      std::string(engine::conf_change_op_name(change.op)) + " proposed");
+    }
+  }
+  after_node_event(leader);
 }
 
 // ---- checking ----------------------------------------------------------------------------
@@ -587,6 +659,7 @@ void Simulation::observe(NodeId id) {
     }
   }
   n.last_leader = r.leader();
+  n.last_voters = r.membership().voters;
   if (timeline_) {
     if (r.role() != n.last_role || r.term() != n.last_term) {
       timeline_->role(now_us_, id, r.role(), r.term());

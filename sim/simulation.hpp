@@ -39,6 +39,7 @@ struct RunStats {
   std::uint64_t torn_records = 0;
   std::uint64_t disks_corrupted = 0;  // detected by checksum; the node stayed down
   std::uint64_t storage_failures = 0; // fail-stops from a failed sync
+  std::uint64_t membership_changes = 0;  // proposed and accepted by a leader
   std::uint64_t proposals = 0;
   std::uint64_t acked = 0;
   std::uint64_t leader_changes = 0;
@@ -71,7 +72,7 @@ class Simulation {
   struct Node;
   enum class EventKind : std::uint8_t {
     deliver, wakeup, restart, resume, fault, heal, propose, start_liveness, check_liveness,
-    script, unflap, crash,
+    script, unflap, crash, membership,
   };
   enum class FaultKind : std::uint8_t { crash, pause, partition, clog, clock_jump, count };
   struct Event {
@@ -85,7 +86,11 @@ class Simulation {
   void dispatch(Event& event);
   void hash_event(std::uint64_t at_us, const Event& event);
 
-  // Nodes.
+  // Nodes. Ids are 1..max_id(), contiguous; nodes added later join with no configuration.
+  engine::NodeId max_id() const { return static_cast<engine::NodeId>(nodes_.size()); }
+  engine::NodeId add_node();
+  void change_membership();
+  bool can_lose_for_good(engine::NodeId id) const;
   void start_node(engine::NodeId id);
   void crash_node(engine::NodeId id, std::uint32_t torn_ppm, const char* why);
   void after_node_event(engine::NodeId id);

@@ -32,6 +32,7 @@ const char* mark_color(Timeline::Mark m) {
     case Timeline::Mark::dead: return "#000000";
     case Timeline::Mark::violation: return "#ff0000";
     case Timeline::Mark::liveness: return "#00897b";
+    case Timeline::Mark::membership: return "#3949ab";
   }
   return "#000";
 }
@@ -46,6 +47,7 @@ const char* mark_name(Timeline::Mark m) {
     case Timeline::Mark::dead: return "disk corrupt: stays down";
     case Timeline::Mark::violation: return "VIOLATION";
     case Timeline::Mark::liveness: return "healed";
+    case Timeline::Mark::membership: return "membership";
   }
   return "";
 }
@@ -87,6 +89,8 @@ void Timeline::partition(std::uint64_t start_us, std::uint64_t end_us, std::stri
 }
 
 std::string Timeline::render_html(const std::string& title, std::uint32_t nodes) const {
+  for (const RoleChange& r : roles_) nodes = std::max(nodes, static_cast<std::uint32_t>(r.node));
+  for (const MarkPoint& m : marks_) nodes = std::max(nodes, static_cast<std::uint32_t>(m.node));
   const double end = static_cast<double>(std::max<std::uint64_t>(end_us_, 1));
   auto x = [&](std::uint64_t us) { return kLeft + (kWidth - kLeft - 10) * static_cast<double>(us) / end; };
   auto y = [&](engine::NodeId n) { return kTop + kLane * static_cast<double>(n - 1); };

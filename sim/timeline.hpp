@@ -13,7 +13,9 @@ namespace anya::sim {
 
 class Timeline {
  public:
-  enum class Mark { crash, restart, pause, resume, clock_jump, dead, violation, liveness };
+  enum class Mark {
+    crash, restart, pause, resume, clock_jump, dead, violation, liveness, membership
+  };
 
   void role(std::uint64_t at_us, engine::NodeId node, engine::Role role, engine::Term term);
   void commit(std::uint64_t at_us, engine::NodeId node, engine::Index index);

@@ -182,7 +182,7 @@ std::optional<ConfigRecord> ConfigCoordinator::decide_own(const ConfigState& sta
   }
   // Acks name only a version; they speak of our document once our own state has staged it.
   const bool all_ok = txn_->verdicts.size() == txn_->prepare.required.size();
-  (void)state; if (all_ok) return settle(ConfigRecord::commit(v));
+  if (all_ok && staged_is_ours(state)) return settle(ConfigRecord::commit(v));
   if (now_ms > txn_->deadline_at_ms) {
     std::vector<NodeId> silent;
     for (const NodeId id : txn_->prepare.required) {

@@ -193,6 +193,28 @@ TEST(Membership, RemovedLeaderStepsDownOnceTheChangeCommits) {
   EXPECT_TRUE(c.checker().ok()) << c.checker().report();
 }
 
+TEST(Membership, LeaderLosingLeadershipBeforeItsRemovalCommitsStillLetsTheClusterRecover) {
+  // Two voters; the leader removes itself but the entry reaches nobody before it loses
+  // leadership. The survivor (old configuration: needs both votes) must not wait forever:
+  // the removed node may still campaign until its removal commits. (Found by the simulator:
+  // swarm seeds 112, 654, 987.)
+  Cluster c(opts(2));
+  NodeId leader = *c.run_until_leader(2000);
+  NodeId other = leader == 1 ? 2 : 1;
+  c.run_for(200);
+  c.isolate(other);
+  auto r = c.host(leader).propose_conf_change({ConfChangeOp::remove, leader, ""});
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  c.run_for(1000);
+  EXPECT_FALSE(c.raft(leader).is_leader()) << "no quorum in its new configuration";
+  c.heal();
+  c.run_for(5000);
+  EXPECT_EQ(c.raft(other).membership().voters, std::set<NodeId>{other});
+  EXPECT_TRUE(c.raft(other).is_leader());
+  EXPECT_GE(c.raft(other).log().committed(), *r);
+  EXPECT_TRUE(c.checker().ok()) << c.checker().report();
+}
+
 TEST(Membership, MessagesFromNonMembersAndOtherClustersAreCounted) {
   test::Node n(test::config(1, {1, 2, 3}, true, true));
   n.step(test::msg(MessageType::pre_vote, 9, 1, 5));

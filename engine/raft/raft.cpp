@@ -391,6 +391,14 @@ void Raft::maybe_transfer_for_health() {
   (void)transfer_leadership(best, now_ms_);
 }
 
+bool Raft::promotable() const {
+  if (!healthy_) return false;
+  if (tracker_.is_voter(id_)) return true;
+  const auto& history = membership_history_;
+  return history.size() >= 2 && history.back().first > log_.committed() &&
+         history[history.size() - 2].second.voters.count(id_) != 0;
+}
+
 bool Raft::has_quorum() const {
   if (role_ == Role::leader) {
     return tracker_.quorum_active(id_, now_ms_, election_timeout_ms_);
@@ -525,11 +533,15 @@ bool Raft::accepts_from(const Message& m) {
     return false;
   }
   // Appends and heartbeats are accepted from anyone with a current term: a joining node does
-  // not know its leader yet. Everything else from outside the membership is a removed (or
-  // not yet added) node that must not disrupt the cluster.
+  // not know its leader yet.
   if (is_append_like(m.type) || membership().contains(m.from)) return true;
   stats_.non_member_messages++;
-  return false;
+  // A vote request from outside our configuration comes from a removed node, or from a member
+  // added by entries we have not received yet. While a leader is alive it is ignored, so a
+  // removed node cannot disrupt; without one it is answered, since the cluster may need that
+  // newer member's log (votes are counted in the candidate's configuration, so this is safe).
+  const bool vote_request = m.type == MessageType::pre_vote || m.type == MessageType::vote;
+  return vote_request && !in_lease();
 }
 
 bool Raft::step_term(const Message& m) {

@@ -131,7 +131,10 @@ class Raft {
   NodeId leader() const { return leader_; }
   Role role() const;
   bool is_leader() const { return role_ == Role::leader; }
-  bool promotable() const { return tracker_.is_voter(id_) && healthy_; }
+  // May this node campaign? A voter of its latest configuration may; so may a node whose own
+  // removal is not committed yet (Raft thesis §4.2.2): if the leader that appended the removal
+  // is gone, the remaining voters of the old configuration may need this node's log and lead.
+  bool promotable() const;
   bool healthy() const { return healthy_; }
   const Membership& membership() const { return membership_history_.back().second; }
   // Leader: voters heard within an election timeout form a quorum. Others: a leader was heard
