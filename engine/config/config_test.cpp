@@ -265,6 +265,24 @@ TEST_F(Cluster, SameVersionFromTwoLeadersNeverCommitsTheWrongDocument) {
   for (const ConfigState& s : states) EXPECT_EQ(s.active_version(), 0u);
 }
 
+// The same race, but the acks (for "old") reach the new leader before it has applied anything:
+// a full set of ok acks for its version number must not make it commit.
+TEST_F(Cluster, LaggingLeaderDoesNotCommitOnAcksForAnotherDocument) {
+  append(ConfigRecord::prepare(1, "old", {2, 3}));
+  ConfigCoordinator next(kDeadlineMs);
+  Result<ConfigRecord> mine = next.begin(states[0], {}, "new", {2, 3}, 0);
+  ASSERT_TRUE(mine.is_ok());
+  append(*mine);
+  catch_up(1);
+  catch_up(2);
+  ASSERT_EQ(acks.size(), 2u);
+  for (const auto& [from, ack] : acks) EXPECT_TRUE(next.on_ack(from, ack.version, true, ""));
+  EXPECT_FALSE(next.decide(states[0], 0).has_value()) << "its own state has staged nothing yet";
+  catch_up(0);
+  EXPECT_EQ(next.decide(states[0], 0),
+            ConfigRecord::abort(1, "leader changed during the transaction"));
+}
+
 TEST(ConfigState, DuplicateAndOutOfOrderRecordsAreIgnoredAndCounted) {
   ConfigState s;
   FakeValidator v;

@@ -10,9 +10,18 @@ namespace {
 constexpr int kMaxBatchesPerDrain = 10000;
 }  // namespace
 
+namespace {
+// Accepts every document: the default when the host supplies no validator.
+class AcceptAll : public ConfigValidator {
+ public:
+  Status validate(std::uint64_t, std::string_view) override { return {}; }
+};
+AcceptAll g_accept_all;  // stateless
+}  // namespace
+
 Result<std::unique_ptr<Host>> Host::open(const RaftConfig& config, StoragePort& storage,
                                          NetworkPort& network, StateMachinePort& state_machine,
-                                         ClockPort& clock) {
+                                         ClockPort& clock, ConfigOptions config_options) {
   if (Status valid = config.validate(); !valid) return valid;
   Result<RestoredState> restored = storage.load();
   if (!restored) return restored.status();
@@ -22,29 +31,143 @@ Result<std::unique_ptr<Host>> Host::open(const RaftConfig& config, StoragePort& 
                                      " is beyond the last stored entry " +
                                      std::to_string(restored->entries.size()));
   }
+  if (config_options.validator == nullptr) config_options.validator = &g_accept_all;
   return std::unique_ptr<Host>(
-      new Host(config, *restored, storage, network, state_machine, clock));
+      new Host(config, *restored, storage, network, state_machine, clock, config_options));
 }
 
 Host::Host(const RaftConfig& config, const RestoredState& restored, StoragePort& storage,
-           NetworkPort& network, StateMachinePort& state_machine, ClockPort& clock)
+           NetworkPort& network, StateMachinePort& state_machine, ClockPort& clock,
+           ConfigOptions config_options)
     : storage_(storage),
       network_(network),
       state_machine_(state_machine),
       clock_(clock),
       raft_(config, restored, clock.now_ms()),
-      hooks_(config.fault_hooks) {}
+      hooks_(config.fault_hooks),
+      cluster_id_(config.cluster_id),
+      config_options_(config_options),
+      coordinator_(config_options.txn_deadline_ms) {}
 
 Status Host::tick() {
   if (failed()) return failure_;
   raft_.tick(clock_.now_ms());
-  return drain();
+  if (Status s = drain(); !s) return s;
+  return drive_config();
 }
 
 Status Host::receive(const Message& message) {
   if (failed()) return failure_;
-  raft_.step(message, clock_.now_ms());
+  if (message.type == MessageType::config_ack) {
+    on_config_ack(message);
+  } else {
+    raft_.step(message, clock_.now_ms());
+  }
+  if (Status s = drain(); !s) return s;
+  return drive_config();
+}
+
+void Host::on_config_ack(const Message& m) {
+  if (cluster_id_ != 0 && m.cluster_id != cluster_id_) return;
+  if (!raft_.is_leader() || m.term != raft_.term()) return;  // for another leadership
+  coordinator_.on_ack(m.from, m.index, !m.reject, m.payload);
+}
+
+void Host::apply(const Entry& entry) {
+  if (entry.type == EntryType::normal) {
+    state_machine_.apply(entry);
+    return;
+  }
+  if (entry.type != EntryType::config_txn) return;  // no-ops and membership: the engine's own
+  ConfigEffects effects = config_state_.apply(entry, *config_options_.validator, raft_.id());
+  if (!effects.ack) return;
+  const ConfigAck& ack = *effects.ack;
+  if (raft_.is_leader()) {
+    coordinator_.on_ack(raft_.id(), ack.version, ack.ok, ack.reason);
+    return;
+  }
+  if (raft_.leader() == kNoNode) return;  // the next leader aborts what it cannot finish
+  Message m;
+  m.type = MessageType::config_ack;
+  m.cluster_id = cluster_id_;
+  m.from = raft_.id();
+  m.to = raft_.leader();
+  m.term = raft_.term();
+  m.index = ack.version;
+  m.reject = !ack.ok;
+  m.payload = ack.reason;
+  network_.send(m);
+}
+
+Status Host::drive_config() {
+  if (!raft_.is_leader()) {
+    if (was_leader_) coordinator_.reset();
+    was_leader_ = false;
+    return {};
+  }
+  if (!was_leader_) coordinator_.reset();  // a new leadership starts from the log alone
+  was_leader_ = true;
+  std::optional<ConfigRecord> record = coordinator_.decide(config_state_, clock_.now_ms());
+  if (!record) return {};
+  Result<Index> index =
+      raft_.propose(encode_config_record(*record), clock_.now_ms(), EntryType::config_txn);
+  // Refused (a leadership transfer is under way): forget the transaction; once leading again,
+  // the coordinator finds the staged PREPARE it no longer owns and aborts it.
+  if (!index) coordinator_.reset();
   return drain();
+}
+
+std::vector<NodeId> Host::required_members() const {
+  // Every member the leader has heard from within an election timeout must accept: they are
+  // the ones that would run the new configuration now. Others activate it when they catch up.
+  std::vector<NodeId> required;
+  for (const MemberStatus& m : raft_.members()) {
+    if (m.reachable) required.push_back(m.id);
+  }
+  return required;
+}
+
+Result<std::uint64_t> Host::put_config(std::string document,
+                                       std::optional<std::uint64_t> if_version) {
+  if (failed()) return failure_;
+  if (!raft_.is_leader()) {
+    return Status(Errc::not_leader, "not the leader; the leader is node " +
+                                        std::to_string(raft_.leader()));
+  }
+  if (Status s = drive_config(); !s) return s;
+  Result<ConfigRecord> prepare = coordinator_.begin(config_state_, if_version,
+                                                    std::move(document), required_members(),
+                                                    clock_.now_ms());
+  if (!prepare) return prepare.status();
+  Result<Index> index =
+      raft_.propose(encode_config_record(*prepare), clock_.now_ms(), EntryType::config_txn);
+  if (!index) {
+    coordinator_.reset();
+    return index.status();
+  }
+  if (Status s = drain(); !s) return s;
+  return prepare->version;
+}
+
+Result<std::uint64_t> Host::rollback_config(std::uint64_t to_version,
+                                            std::optional<std::uint64_t> if_version) {
+  if (failed()) return failure_;
+  if (!raft_.is_leader()) {
+    return Status(Errc::not_leader, "not the leader; the leader is node " +
+                                        std::to_string(raft_.leader()));
+  }
+  if (Status s = drive_config(); !s) return s;
+  Result<ConfigRecord> prepare = coordinator_.rollback(config_state_, to_version, if_version,
+                                                       required_members(), clock_.now_ms());
+  if (!prepare) return prepare.status();
+  Result<Index> index =
+      raft_.propose(encode_config_record(*prepare), clock_.now_ms(), EntryType::config_txn);
+  if (!index) {
+    coordinator_.reset();
+    return index.status();
+  }
+  if (Status s = drain(); !s) return s;
+  return prepare->version;
 }
 
 Result<Index> Host::propose(std::string data, EntryType type) {
@@ -109,7 +232,7 @@ Status Host::drain() {
       return failure_;
     }
     for (const Message& m : ready.messages) network_.send(m);
-    for (const Entry& e : ready.committed_entries) state_machine_.apply(e);
+    for (const Entry& e : ready.committed_entries) apply(e);
     raft_.advance(ready);
     batches_processed_++;
   }

@@ -12,17 +12,25 @@
 #include <memory>
 #include <string>
 
+#include "engine/config/config.hpp"
 #include "engine/ports.hpp"
 #include "engine/raft/raft.hpp"
 
 namespace anya::engine {
+
+// The configuration-document protocol (engine/config) rides on the same log: the host applies
+// its records, sends members' acks to the leader and, on the leader, proposes COMMIT or ABORT.
+struct ConfigOptions {
+  ConfigValidator* validator = nullptr;  // null: accept every document. Not owned.
+  std::uint64_t txn_deadline_ms = 5000;  // required members must ack within this, or ABORT
+};
 
 class Host {
  public:
   // Load durable state from `storage` and start the engine on it.
   static Result<std::unique_ptr<Host>> open(const RaftConfig& config, StoragePort& storage,
                                             NetworkPort& network, StateMachinePort& state_machine,
-                                            ClockPort& clock);
+                                            ClockPort& clock, ConfigOptions config_options = {});
 
   Status tick();
   Status receive(const Message& message);
@@ -32,6 +40,13 @@ class Host {
   Status transfer_leadership(NodeId target);
   Status campaign_now();
 
+  // Leader only: begin a configuration transaction (compare-and-set on `if_version`). Returns
+  // the version it will have if every required member accepts it.
+  Result<std::uint64_t> put_config(std::string document, std::optional<std::uint64_t> if_version);
+  Result<std::uint64_t> rollback_config(std::uint64_t to_version,
+                                        std::optional<std::uint64_t> if_version);
+  const ConfigState& config_state() const { return config_state_; }
+
   const Raft& raft() const { return raft_; }
   bool failed() const { return !failure_.is_ok(); }
   const Status& failure() const { return failure_; }
@@ -39,10 +54,16 @@ class Host {
 
  private:
   Host(const RaftConfig& config, const RestoredState& restored, StoragePort& storage,
-       NetworkPort& network, StateMachinePort& state_machine, ClockPort& clock);
+       NetworkPort& network, StateMachinePort& state_machine, ClockPort& clock,
+       ConfigOptions config_options);
   // Process every pending batch in the order above.
   Status drain();
   Status persist(const Ready& ready);
+  void apply(const Entry& entry);
+  void on_config_ack(const Message& m);
+  // Leader: propose what the coordinator decided; everyone: forget it when not leading.
+  Status drive_config();
+  std::vector<NodeId> required_members() const;
 
   StoragePort& storage_;
   NetworkPort& network_;
@@ -50,6 +71,11 @@ class Host {
   ClockPort& clock_;
   Raft raft_;
   FaultHooks* hooks_;
+  std::uint64_t cluster_id_;
+  ConfigOptions config_options_;
+  ConfigState config_state_;
+  ConfigCoordinator coordinator_;
+  bool was_leader_ = false;
   Status failure_;
   std::uint64_t batches_processed_ = 0;
 };
