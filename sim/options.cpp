@@ -14,6 +14,7 @@ std::string SimOptions::describe() const {
   if (membership_every_ms > 0) {
     s += " members<=" + n(max_nodes) + " change/" + n(membership_every_ms) + "ms";
   }
+  if (config_every_ms > 0) s += " config/" + n(config_every_ms) + "ms";
   if (!faults_on) return s + " faults=off";
   s += " loss=" + n(link.loss_ppm) + "ppm dup=" + n(link.duplicate_ppm) +
        "ppm reorder=" + n(link.reorder_ppm) + "ppm";
@@ -65,6 +66,10 @@ SimOptions swarm_options(std::uint64_t seed) {
   if (rng.chance(1, 2)) {
     o.max_nodes = std::min<std::uint32_t>(9, o.nodes + static_cast<std::uint32_t>(rng.between(0, 3)));
     o.membership_every_ms = rng.between(300, 3000);
+  }
+  if (rng.chance(2, 3)) {
+    o.config_every_ms = rng.between(50, 2000);
+    o.config_reject_ppm = static_cast<std::uint32_t>(rng.between(0, 300'000));
   }
   o.clocks.max_drift_ppm = static_cast<std::uint32_t>(rng.between(0, 1000));
   return o;

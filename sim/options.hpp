@@ -69,6 +69,8 @@ struct SimOptions {
   std::uint32_t nodes = 3;             // the bootstrap voters, ids 1..nodes
   std::uint32_t max_nodes = 3;         // membership changes may add nodes up to this id
   std::uint64_t membership_every_ms = 0;  // mean interval between membership changes (0: none)
+  std::uint64_t config_every_ms = 0;   // mean interval between configuration writes (0: none)
+  std::uint32_t config_reject_ppm = 0; // a write names a member whose validator rejects it
   std::uint64_t heartbeat_ms = 50;
   std::uint64_t election_timeout_ms = 300;
   LinkProfile link;

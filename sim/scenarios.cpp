@@ -1,5 +1,7 @@
 #include "sim/scenarios.hpp"
 
+#include <algorithm>
+
 #include "sim/network.hpp"
 
 namespace anya::sim {
@@ -21,6 +23,11 @@ const std::vector<ScenarioInfo>& scenario_catalogue() {
       {"lossy-network", "20% loss, 5% duplication, 20% reordering, clogged links"},
       {"figure-8", "three nodes whose new leaders crash within a few latencies of election, "
                    "with tiny append batches: the paper's Figure 8 interleavings"},
+      {"config-churn", "configuration writes every 100 ms, CAS conflicts, validator rejections, "
+                       "rollbacks, leaders crashing mid-transaction, partitions, membership "
+                       "changes"},
+      {"config-healthy", "a healthy 5-node cluster taking a configuration write every 500 ms: "
+                         "measures how fast a change converges"},
       {"leader-churn", "leaders crash, stall and get cut off every few hundred ms; engine "
                        "fault hooks fire often (tiny batches, stalls, late timers)"},
   };
@@ -103,6 +110,19 @@ std::optional<SimOptions> scenario_options(const std::string& name, std::uint64_
     o.faults.down_min_ms = 20;
     o.faults.down_max_ms = 400;
     o.faults.fault_hook_ppm = 400'000;
+  } else if (name == "config-churn") {
+    o.max_nodes = std::min<std::uint32_t>(9, o.nodes + 2);
+    o.membership_every_ms = 1500;
+    o.config_every_ms = 100;
+    o.config_reject_ppm = 200'000;
+    o.faults.crash_new_leader_ppm = 300'000;
+    o.faults.partition_every_ms = 2000;
+    o.faults.crash_every_ms = 2500;
+    o.faults.down_min_ms = 50;
+    o.faults.down_max_ms = 1500;
+  } else if (name == "config-healthy") {
+    o.config_every_ms = 500;
+    o.faults_on = false;
   } else if (name == "leader-churn") {
     o.propose_every_ms = 10;
     o.faults.crash_every_ms = 400;

@@ -27,7 +27,7 @@ std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
 
 // The ports of one simulated node, and what the simulator tracks about it.
 struct Simulation::Node : engine::NetworkPort, engine::StateMachinePort, engine::ClockPort,
-                          FaultHooks {
+                          FaultHooks, engine::ConfigValidator {
   Node(Simulation& sim, NodeId id) : sim(sim), id(id) {}
 
   void send(const Message& m) override { sim.send_from(id, m); }
@@ -35,6 +35,15 @@ struct Simulation::Node : engine::NetworkPort, engine::StateMachinePort, engine:
   std::uint64_t now_ms() override {
     last_local_ms = std::max(last_local_ms, clock.local_ms(sim.now_us_));
     return last_local_ms;
+  }
+  // Deterministic: a document naming this node in its "reject" list is refused by it.
+  Status validate(std::uint64_t version, std::string_view document) override {
+    const std::string mark = "reject:" + std::to_string(id) + ";";
+    if (document.find(mark) != std::string_view::npos) {
+      return {Errc::invalid_argument, "node " + std::to_string(id) + " rejects version " +
+                                          std::to_string(version) + " (scripted)"};
+    }
+    return {};
   }
   bool fire(FaultSite site) override {
     if (!sim.faults_on_) return false;
@@ -60,6 +69,8 @@ struct Simulation::Node : engine::NetworkPort, engine::StateMachinePort, engine:
   Index last_commit = 0;
   NodeId last_leader = engine::kNoNode;
   std::set<NodeId> last_voters;  // its latest configuration, as last observed
+  std::uint64_t last_config_version = 0;  // active configuration version, this process
+  std::uint64_t last_staged_version = 0;  // staged (prepared) version at the last observation
 };
 
 Simulation::Simulation(SimOptions options)
@@ -131,6 +142,10 @@ RunResult Simulation::run() {
   if (options_.membership_every_ms > 0) {
     schedule(rng_.between(1, 2 * options_.membership_every_ms) * kMs,
              Event{EventKind::membership, 0, 0, {}});
+  }
+  if (options_.config_every_ms > 0) {
+    schedule(rng_.between(1, 2 * options_.config_every_ms) * kMs,
+             Event{EventKind::config, 0, 0, {}});
   }
 
   while (!done_ && !heap_.empty()) {
@@ -206,6 +221,13 @@ void Simulation::dispatch(Event& event) {
     case EventKind::unflap:
       network_.heal_partition();
       return;
+    case EventKind::config:
+      if (!liveness_phase_) {
+        write_config();
+        schedule(now_us_ + rng_.between(1, 2 * options_.config_every_ms) * kMs,
+                 Event{EventKind::config, 0, 0, {}});
+      }
+      return;
     case EventKind::membership:
       if (!liveness_phase_) {
         change_membership();
@@ -254,7 +276,10 @@ void Simulation::start_node(NodeId id) {
   config.election_timeout_ms = options_.election_timeout_ms;
   config.random_seed = rng_.next();
   config.fault_hooks = options_.faults.fault_hook_ppm > 0 ? &n : nullptr;
-  auto host = engine::Host::open(config, n.disk, n, n, n);
+  engine::ConfigOptions config_options;
+  config_options.validator = &n;
+  config_options.txn_deadline_ms = 10 * options_.election_timeout_ms;
+  auto host = engine::Host::open(config, n.disk, n, n, n, config_options);
   if (!host) {
     // The disk failed its checksums: the node refuses to start, as it must.
     n.dead = true;
@@ -264,6 +289,8 @@ void Simulation::start_node(NodeId id) {
   }
   n.host = std::move(host).value();
   n.wakeup_pending = false;
+  n.last_config_version = 0;  // a new process replays the log from the start
+  n.last_staged_version = 0;
   if (restart) {
     result_.stats.restarts++;
     const engine::HardState hs = n.host->raft().hard_state();
@@ -553,6 +580,18 @@ void Simulation::check_liveness() {
     }
   }
   if (converged) {
+    // Every live member runs the same configuration version once the cluster has settled.
+    const engine::ConfigState& lead = nodes_.at(leader)->host->config_state();
+    const engine::Membership& members = nodes_.at(leader)->host->raft().membership();
+    for (const auto& [id, n] : nodes_) {
+      if (n->dead || !members.contains(id) || lead.staged().has_value()) continue;
+      if (n->host->config_state().active_version() != lead.active_version()) {
+        converged = false;  // still applying; the bound below decides
+        break;
+      }
+    }
+  }
+  if (converged) {
     result_.stats.liveness_recovery_ms = (now_us_ - liveness_started_us_) / kMs;
     // Every write acknowledged to the client, during faults or after, is still there.
     const auto& log = nodes_.at(leader)->host->raft().log();
@@ -639,6 +678,99 @@ void Simulation::change_membership() {
   after_node_event(leader);
 }
 
+// ---- configuration 2PC -------------------------------------------------------------------
+
+void Simulation::write_config() {
+  const NodeId leader = believed_leader();
+  if (leader == engine::kNoNode || paused(leader)) return;
+  engine::Host& host = *nodes_.at(leader)->host;
+  const std::uint64_t active = host.config_state().active_version();
+  // Mostly a compare-and-set on the version the client last saw; sometimes a stale one (a
+  // concurrent writer lost), sometimes none; sometimes a rollback to an older version.
+  std::optional<std::uint64_t> if_version = active;
+  if (rng_.chance(1, 5)) if_version = active > 0 ? active - 1 : 1;
+  if (rng_.chance(1, 5)) if_version.reset();
+  Result<std::uint64_t> version = Status(Errc::busy, "");
+  const auto& history = host.config_state().history();
+  if (!history.empty() && rng_.chance(1, 6)) {
+    version = host.rollback_config(history[rng_.below(history.size())].version, if_version);
+  } else {
+    std::string doc = "{\"seed\":" + std::to_string(options_.seed) + ",\"n\":" +
+                      std::to_string(++client_counter_) + ",\"note\":\"";
+    if (rng_.chance(options_.config_reject_ppm, 1'000'000)) {
+      doc += "reject:" + std::to_string(rng_.between(1, max_id())) + ";";
+    }
+    doc += "\"}";
+    version = host.put_config(std::move(doc), if_version);
+  }
+  if (version) {
+    result_.stats.config_writes++;
+    config_begun_us_[*version] = now_us_;
+    // A leader crashing mid-transaction is the case the protocol must survive.
+    if (faults_on_ && rng_.chance(options_.faults.crash_new_leader_ppm, 1'000'000)) {
+      schedule(now_us_ + rng_.between(0, 3 * options_.link.latency_max_us),
+               Event{EventKind::crash, leader, 0, {}});
+    }
+  }
+  after_node_event(leader);
+}
+
+void Simulation::check_config(NodeId id) {
+  Node& n = *nodes_.at(id);
+  const engine::ConfigState& st = n.host->config_state();
+  auto same_document = [&](std::uint64_t version, const std::string& doc) {
+    const std::uint64_t h = mix(0x51ed, std::hash<std::string>{}(doc));
+    auto [it, inserted] = config_doc_hash_.emplace(version, h);
+    if (!inserted && it->second != h) {
+      violation("config: two different documents share version " + std::to_string(version),
+                id);
+    }
+  };
+  const std::uint64_t staged = st.staged() ? st.staged()->version : 0;
+  if (st.staged()) same_document(staged, st.staged()->document);
+  if (n.last_staged_version != 0 && n.last_staged_version != staged &&
+      st.find_in_history(n.last_staged_version) == nullptr &&
+      st.active_version() < n.last_staged_version + 1 &&
+      config_activated_.count(n.last_staged_version) == 0) {
+    // It left the staging area without being activated here: it was aborted.
+    if (config_aborted_.insert(n.last_staged_version).second) result_.stats.config_aborted++;
+  }
+  n.last_staged_version = staged;
+  const std::uint64_t active = st.active_version();
+  if (active < n.last_config_version) {
+    violation("config: active version went back from " + std::to_string(n.last_config_version) +
+                  " to " + std::to_string(active), id);
+  }
+  if (active != n.last_config_version && active != 0) {
+    same_document(active, st.active_document());
+    auto begun = config_begun_us_.find(active);
+    if (begun != config_begun_us_.end()) {
+      // Converged when every member of the current configuration runs it.
+      auto& on = config_active_on_[active];
+      on.insert(id);
+      const engine::Membership& members = n.host->raft().membership();
+      const bool all = std::all_of(members.voters.begin(), members.voters.end(),
+                                   [&](NodeId v) { return on.count(v) != 0; }) &&
+                       std::all_of(members.learners.begin(), members.learners.end(),
+                                   [&](NodeId v) { return on.count(v) != 0; });
+      if (all) {
+        result_.stats.config_converge_ms.push_back((now_us_ - begun->second) / kMs);
+        config_begun_us_.erase(begun);
+      }
+    }
+    config_activated_.insert(active);
+    result_.stats.config_activated = std::max(result_.stats.config_activated, active);
+  }
+  for (const auto& h : st.history()) {
+    config_activated_.insert(h.version);
+    if (config_aborted_.count(h.version) != 0) {
+      violation("config: version " + std::to_string(h.version) + " activated after an abort",
+                id);
+    }
+  }
+  n.last_config_version = active;
+}
+
 // ---- checking ----------------------------------------------------------------------------
 
 void Simulation::observe(NodeId id) {
@@ -660,6 +792,7 @@ void Simulation::observe(NodeId id) {
   }
   n.last_leader = r.leader();
   n.last_voters = r.membership().voters;
+  check_config(id);
   if (timeline_) {
     if (r.role() != n.last_role || r.term() != n.last_term) {
       timeline_->role(now_us_, id, r.role(), r.term());

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,11 @@ struct RunStats {
   std::uint64_t disks_corrupted = 0;  // detected by checksum; the node stayed down
   std::uint64_t storage_failures = 0; // fail-stops from a failed sync
   std::uint64_t membership_changes = 0;  // proposed and accepted by a leader
+  std::uint64_t config_writes = 0;       // transactions begun by a leader
+  std::uint64_t config_activated = 0;    // highest configuration version activated anywhere
+  std::uint64_t config_aborted = 0;      // distinct versions aborted
+  // For each committed transaction: virtual ms from begin to active on every member.
+  std::vector<std::uint64_t> config_converge_ms;
   std::uint64_t proposals = 0;
   std::uint64_t acked = 0;
   std::uint64_t leader_changes = 0;
@@ -72,7 +78,7 @@ class Simulation {
   struct Node;
   enum class EventKind : std::uint8_t {
     deliver, wakeup, restart, resume, fault, heal, propose, start_liveness, check_liveness,
-    script, unflap, crash, membership,
+    script, unflap, crash, membership, config,
   };
   enum class FaultKind : std::uint8_t { crash, pause, partition, clog, clock_jump, count };
   struct Event {
@@ -90,6 +96,8 @@ class Simulation {
   engine::NodeId max_id() const { return static_cast<engine::NodeId>(nodes_.size()); }
   engine::NodeId add_node();
   void change_membership();
+  void write_config();
+  void check_config(engine::NodeId id);
   bool can_lose_for_good(engine::NodeId id) const;
   void start_node(engine::NodeId id);
   void crash_node(engine::NodeId id, std::uint32_t torn_ppm, const char* why);
@@ -149,6 +157,12 @@ class Simulation {
   std::map<engine::Index, std::string> acked_;  // index -> data, acknowledged to the client
   std::unique_ptr<Timeline> timeline_;
   RunResult result_;
+  // Configuration 2PC checking: what each version was, which were aborted, per-node high marks.
+  std::map<std::uint64_t, std::uint64_t> config_doc_hash_;  // version -> document hash
+  std::set<std::uint64_t> config_aborted_;
+  std::set<std::uint64_t> config_activated_;
+  std::map<std::uint64_t, std::uint64_t> config_begun_us_;         // version -> begin time
+  std::map<std::uint64_t, std::set<engine::NodeId>> config_active_on_;  // version -> nodes
 };
 
 }  // namespace anya::sim

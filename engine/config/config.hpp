@@ -26,6 +26,10 @@
 // - The leader's ConfigCoordinator begins transactions (compare-and-set on the active version),
 //   collects acks and proposes exactly one COMMIT (every required member acked ok) or ABORT (a
 //   reject, or the deadline passed). A transaction left open by an earlier leader is aborted.
+//   The required set is the host's choice (the voters, say); nothing here checks it against the
+//   membership, so a required member that cannot answer ends in ABORT at the deadline.
+// - A member that replays its log after a restart sends its acks again; the coordinator counts
+//   acks for its open version only, so old ones are ignored (and counted).
 //
 // Why it is safe across leader changes: at most one PREPARE per version is ever staged (a later
 // one with the same version is stale), so an ack, which names only a version, always speaks of

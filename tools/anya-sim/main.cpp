@@ -141,6 +141,21 @@ void print_result(const SimOptions& o, const RunResult& r, double wall_s) {
               static_cast<unsigned long long>(s.leader_changes),
               static_cast<unsigned long long>(s.acked), static_cast<unsigned long long>(s.proposals),
               static_cast<unsigned long long>(s.liveness_recovery_ms));
+  std::printf("membership: %llu changes; configuration: %llu transactions, highest version "
+              "activated %llu, %llu versions aborted\n",
+              static_cast<unsigned long long>(s.membership_changes),
+              static_cast<unsigned long long>(s.config_writes),
+              static_cast<unsigned long long>(s.config_activated),
+              static_cast<unsigned long long>(s.config_aborted));
+  if (!s.config_converge_ms.empty()) {
+    std::vector<std::uint64_t> v = s.config_converge_ms;
+    std::sort(v.begin(), v.end());
+    std::printf("configuration changes converged on every member: %zu, median %llu ms, "
+                "p90 %llu ms, max %llu ms (virtual time)\n",
+                v.size(), static_cast<unsigned long long>(v[v.size() / 2]),
+                static_cast<unsigned long long>(v[v.size() * 9 / 10]),
+                static_cast<unsigned long long>(v.back()));
+  }
   std::printf("hash %016llx\n", static_cast<unsigned long long>(r.hash));
   if (!r.ok) {
     std::printf("VIOLATION: %s\nreplay: %s\n", r.violation.c_str(), replay_command(o).c_str());
