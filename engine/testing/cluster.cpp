@@ -43,8 +43,11 @@ void Cluster::start(NodeId id) {
   ANYA_ASSERT(n.host == nullptr);
   n.clock.set(now_ms_);
   n.applied.clear();
+  n.validator.id = id;
+  n.validator.fn = options_.validator;
+  ConfigOptions config_options{&n.validator, options_.config_deadline_ms};
   Result<std::unique_ptr<Host>> host =
-      Host::open(config_for(id), *n.storage, *n.network, n.applied, n.clock);
+      Host::open(config_for(id), *n.storage, *n.network, n.applied, n.clock, config_options);
   ANYA_ASSERT(host.is_ok());
   n.host = std::move(host).value();
 }

@@ -29,6 +29,9 @@ struct ClusterOptions {
   bool pre_vote = true;
   bool check_quorum = true;
   bool check_invariants = true;        // observe every node after every delivery round
+  // Each node's configuration validator (null: accept everything).
+  std::function<Status(NodeId, std::uint64_t, std::string_view)> validator;
+  std::uint64_t config_deadline_ms = 2000;
 };
 
 class Cluster {
@@ -71,7 +74,15 @@ class Cluster {
   std::function<void(const Message&)> on_send;
 
  private:
+  struct Validator : ConfigValidator {
+    Status validate(std::uint64_t version, std::string_view document) override {
+      return fn ? fn(id, version, document) : Status{};
+    }
+    NodeId id = kNoNode;
+    std::function<Status(NodeId, std::uint64_t, std::string_view)> fn;
+  };
   struct Node {
+    Validator validator;
     std::unique_ptr<MemoryStorage> storage;
     std::unique_ptr<CallbackNetwork> network;
     AppliedLog applied;
