@@ -54,6 +54,7 @@ enum class ScriptAction {
   clock_jump_all,      // every node's clock leaps forward by param ms (one after another)
   restart_node,        // param: node id; crash it, restart after param2 ms
   flap_link,           // param: node a, param2: node b; cut both ways for 100 ms
+  remove_leader,       // the leader proposes its own removal
 };
 
 struct ScriptStep {

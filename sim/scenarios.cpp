@@ -28,6 +28,10 @@ const std::vector<ScenarioInfo>& scenario_catalogue() {
                        "changes"},
       {"config-healthy", "a healthy 5-node cluster taking a configuration write every 500 ms: "
                          "measures how fast a change converges"},
+      {"remove-leader", "the leader removes itself every 3 s while nodes keep joining, with "
+                        "partitions; a removed leader must step down and the rest carry on"},
+      {"membership-partition", "nodes join, are promoted and removed every 300 ms while "
+                               "partitions come and go"},
       {"leader-churn", "leaders crash, stall and get cut off every few hundred ms; engine "
                        "fault hooks fire often (tiny batches, stalls, late timers)"},
   };
@@ -123,6 +127,19 @@ std::optional<SimOptions> scenario_options(const std::string& name, std::uint64_
   } else if (name == "config-healthy") {
     o.config_every_ms = 500;
     o.faults_on = false;
+  } else if (name == "remove-leader") {
+    o.nodes = nodes == 0 ? 5 : nodes;
+    o.max_nodes = 9;
+    o.membership_every_ms = 700;
+    o.faults.partition_every_ms = 3000;
+    every(o, 2000, 3000, ScriptAction::remove_leader, 0);
+  } else if (name == "membership-partition") {
+    o.max_nodes = 9;
+    o.membership_every_ms = 300;
+    o.faults.partition_every_ms = 800;
+    o.faults.partition_min_ms = 100;
+    o.faults.partition_max_ms = 1500;
+    o.config_every_ms = 400;
   } else if (name == "leader-churn") {
     o.propose_every_ms = 10;
     o.faults.crash_every_ms = 400;

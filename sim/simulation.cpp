@@ -527,6 +527,19 @@ void Simulation::run_script_step(const ScriptStep& step) {
       crash_node(step.param, 0, "scripted restart");
       schedule(now_us_ + step.param2 * kMs, Event{EventKind::restart, step.param, 0, {}});
       return;
+    case ScriptAction::remove_leader: {
+      if (leader == engine::kNoNode) return;
+      const engine::Membership& m = nodes_.at(leader)->host->raft().membership();
+      if (m.voters.size() <= 1) return;
+      auto r = nodes_.at(leader)->host->propose_conf_change(
+          {engine::ConfChangeOp::remove, leader, ""});
+      if (r) result_.stats.membership_changes++;
+      if (r && timeline_) {
+        timeline_->mark(now_us_, leader, Timeline::Mark::membership, "leader removes itself");
+      }
+      after_node_event(leader);
+      return;
+    }
     case ScriptAction::flap_link: {
       Partition p;
       p.kind = PartitionKind::one_way;
