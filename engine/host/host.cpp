@@ -117,6 +117,16 @@ Status Host::drive_config() {
   return drain();
 }
 
+Status Host::ready_for_config() {
+  if (Status s = drive_config(); !s) return s;
+  // Until the leader has applied an entry of its own term, its view of the configuration may
+  // lag a PREPARE of an earlier leader, and it could hand out that transaction's version again.
+  if (raft_.log().term_at(raft_.log().applied()) != raft_.term()) {
+    return {Errc::busy, "the new leader is still applying its log; retry"};
+  }
+  return {};
+}
+
 std::vector<NodeId> Host::required_members() const {
   // Every member the leader has heard from within an election timeout must accept: they are
   // the ones that would run the new configuration now. Others activate it when they catch up.
@@ -134,7 +144,7 @@ Result<std::uint64_t> Host::put_config(std::string document,
     return Status(Errc::not_leader, "not the leader; the leader is node " +
                                         std::to_string(raft_.leader()));
   }
-  if (Status s = drive_config(); !s) return s;
+  if (Status s = ready_for_config(); !s) return s;
   Result<ConfigRecord> prepare = coordinator_.begin(config_state_, if_version,
                                                     std::move(document), required_members(),
                                                     clock_.now_ms());
@@ -156,7 +166,7 @@ Result<std::uint64_t> Host::rollback_config(std::uint64_t to_version,
     return Status(Errc::not_leader, "not the leader; the leader is node " +
                                         std::to_string(raft_.leader()));
   }
-  if (Status s = drive_config(); !s) return s;
+  if (Status s = ready_for_config(); !s) return s;
   Result<ConfigRecord> prepare = coordinator_.rollback(config_state_, to_version, if_version,
                                                        required_members(), clock_.now_ms());
   if (!prepare) return prepare.status();

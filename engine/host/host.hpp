@@ -63,6 +63,7 @@ class Host {
   void on_config_ack(const Message& m);
   // Leader: propose what the coordinator decided; everyone: forget it when not leading.
   Status drive_config();
+  Status ready_for_config();
   std::vector<NodeId> required_members() const;
 
   StoragePort& storage_;
