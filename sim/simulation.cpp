@@ -731,6 +731,16 @@ void Simulation::write_config() {
 void Simulation::check_config(NodeId id) {
   Node& n = *nodes_.at(id);
   const engine::ConfigState& st = n.host->config_state();
+  // A leader that has just proposed its COMMIT (or ABORT) sometimes dies before it commits.
+  const engine::ConfigCoordinator& coordinator = n.host->config_coordinator();
+  if (faults_on_ && n.host->raft().is_leader() && coordinator.decided() &&
+      coordinator.open_version() != commit_crash_considered_) {
+    commit_crash_considered_ = coordinator.open_version();
+    if (rng_.chance(options_.faults.crash_new_leader_ppm, 1'000'000)) {
+      schedule(now_us_ + rng_.between(0, 2 * options_.link.latency_max_us),
+               Event{EventKind::crash, id, 0, {}});
+    }
+  }
   auto same_document = [&](std::uint64_t version, const std::string& doc) {
     const std::uint64_t h = mix(0x51ed, std::hash<std::string>{}(doc));
     auto [it, inserted] = config_doc_hash_.emplace(version, h);

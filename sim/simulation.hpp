@@ -163,6 +163,7 @@ class Simulation {
   std::set<std::uint64_t> config_activated_;
   std::map<std::uint64_t, std::uint64_t> config_begun_us_;         // version -> begin time
   std::map<std::uint64_t, std::set<engine::NodeId>> config_active_on_;  // version -> nodes
+  std::uint64_t commit_crash_considered_ = 0;  // last decided version a crash was drawn for
 };
 
 }  // namespace anya::sim

@@ -46,6 +46,7 @@ class Host {
   Result<std::uint64_t> rollback_config(std::uint64_t to_version,
                                         std::optional<std::uint64_t> if_version);
   const ConfigState& config_state() const { return config_state_; }
+  const ConfigCoordinator& config_coordinator() const { return coordinator_; }
 
   const Raft& raft() const { return raft_; }
   bool failed() const { return !failure_.is_ok(); }
