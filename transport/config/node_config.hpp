@@ -1,0 +1,101 @@
+// The node's configuration: what `anya-ha agent --config FILE` reads (TOML), validated as a whole
+// before the node touches anything. Every field is documented in docs/configuration.md; every
+// error names the file and the field ("node.toml: raft.election_timeout: ...") so an operator can
+// fix it without reading code. Durations carry units ("50ms", "5s"), sizes too ("64MiB").
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/base/result.hpp"
+#include "engine/base/types.hpp"
+
+namespace anya::transport {
+
+// host:port, as written in the file. Hosts are IPv4 literals or names; IPv6 is not supported yet.
+struct HostPort {
+  std::string host;
+  std::uint16_t port = 0;
+
+  std::string to_string() const { return host + ":" + std::to_string(port); }
+  friend bool operator==(const HostPort&, const HostPort&) = default;
+};
+Result<HostPort> parse_host_port(std::string_view text);
+
+struct StaticMember {
+  engine::NodeId id = engine::kNoNode;
+  HostPort peer_address;
+
+  friend bool operator==(const StaticMember&, const StaticMember&) = default;
+};
+
+struct NodeConfig {
+  engine::NodeId node_id = engine::kNoNode;
+  std::string cluster;                      // name; peers of another cluster are refused
+  std::filesystem::path data_dir;           // WAL, hard state, snapshots
+
+  HostPort peer_listen;                     // TLS WebSocket links between members
+  HostPort peer_advertise;                  // what the others dial; defaults to peer_listen
+  HostPort admin_listen;                    // HTTPS admin API; never the peer port
+
+  std::filesystem::path tls_ca;             // the cluster CA every peer and client chains to
+  std::filesystem::path tls_cert;           // this node's certificate (SAN anya-ha://node/ID)
+  std::filesystem::path tls_key;
+
+  std::uint64_t heartbeat_interval_ms = 50;
+  std::uint64_t election_timeout_ms = 300;  // drawn from [this, 2 * this) per election
+  bool pre_vote = true;
+  bool check_quorum = true;
+  std::uint64_t config_txn_deadline_ms = 5000;
+
+  bool fsync = true;
+  std::uint64_t segment_bytes = 64ull << 20;
+  std::uint64_t snapshot_entries = 10000;   // entries applied between snapshots
+
+  // Static discovery: the voters the cluster starts with. A node that joins a running
+  // cluster (join = true) starts with none and learns the membership from the leader.
+  std::vector<StaticMember> members;
+  bool join = false;
+
+  std::string log_level = "info";           // error, warn, info, debug
+
+  // The cluster name hashed to the engine's 64-bit cluster id (FNV-1a; never 0).
+  std::uint64_t cluster_id() const;
+};
+
+// Named bounds, checked by validate().
+struct NodeConfigLimits {
+  static constexpr std::uint64_t min_heartbeat_ms = 1;
+  static constexpr std::uint64_t max_heartbeat_ms = 10'000;
+  static constexpr std::uint64_t max_election_timeout_ms = 60'000;
+  // Below three heartbeats per election timeout, one lost heartbeat starts an election.
+  static constexpr std::uint64_t min_election_heartbeats = 3;
+  static constexpr std::uint64_t min_segment_bytes = 1ull << 20;
+  static constexpr std::uint64_t max_segment_bytes = 1ull << 30;
+  static constexpr std::size_t max_members = 64;
+  static constexpr std::size_t max_cluster_name_bytes = 64;
+  static constexpr std::size_t max_file_bytes = 1u << 20;
+};
+
+// Parses `text` (the contents of `file`, used in messages and to resolve relative paths).
+// Errc::invalid_argument naming the field (or the line and column of a syntax error).
+Result<NodeConfig> parse_node_config(std::string_view text, const std::filesystem::path& file);
+Result<NodeConfig> load_node_config(const std::filesystem::path& file);
+
+// Cross-field checks; parse_node_config runs them. Messages name the field, without the file.
+Status validate(const NodeConfig& config);
+
+// The TOML text of `config`, with paths written relative to `dir` where they lie inside it.
+// parse_node_config(render_node_config(c, d), d / "x.toml") gives back c.
+std::string render_node_config(const NodeConfig& config, const std::filesystem::path& dir);
+
+// "50ms", "5s", "2m", "1h", "250us" (rounded up to whole ms; 0 only if written as 0).
+Result<std::uint64_t> parse_duration_ms(std::string_view text);
+// "64MiB", "512KiB", "1GiB", "4096B" or a bare integer of bytes.
+Result<std::uint64_t> parse_size_bytes(std::string_view text);
+std::string format_duration_ms(std::uint64_t ms);
+
+}  // namespace anya::transport
