@@ -1,0 +1,727 @@
+// Tests for transport/tls: identities, certificate issuance, PEM files, contexts, and real
+// TLS 1.3 handshakes over 127.0.0.1, including the refusals and the reasons they print.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <openssl/ec.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <string>
+
+#include "transport/tls/certs.hpp"
+#include "transport/tls/context.hpp"
+#include "transport/tls/identity.hpp"
+#include "transport/tls/openssl_util.hpp"
+
+namespace anya::transport::tls {
+namespace {
+
+namespace fs = std::filesystem;
+namespace asio = boost::asio;
+using ::testing::HasSubstr;
+
+// ---------------------------------------------------------------- helpers
+
+// A fresh directory under /tmp, removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = "/tmp/anya-tls-test-XXXXXX";
+    ANYA_ASSERT(::mkdtemp(pattern.data()) != nullptr);
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+KeyPair must_ca(std::string_view name = "test CA") {
+  auto ca = generate_ca(name, 30);
+  EXPECT_TRUE(ca.is_ok()) << ca.status().to_string();
+  return std::move(ca).value();
+}
+
+KeyPair must_issue(const KeyPair& ca, const Identity& id) {
+  auto leaf = issue(ca, id, {"localhost"}, {"127.0.0.1", "::1"}, 30);
+  EXPECT_TRUE(leaf.is_ok()) << leaf.status().to_string();
+  return std::move(leaf).value();
+}
+
+detail::X509Ptr must_parse(std::string_view pem) {
+  auto cert = detail::parse_certificate(pem, "test");
+  EXPECT_TRUE(cert.is_ok()) << cert.status().to_string();
+  return std::move(cert).value();
+}
+
+// Lets `mutate` change a copy of `leaf`'s certificate and signs it again with the CA key: how
+// the tests make certificates that issue() rightly refuses to make (expired, odd SANs).
+KeyPair resign(const KeyPair& leaf, const KeyPair& ca, const std::function<void(X509*)>& mutate) {
+  detail::X509Ptr cert = must_parse(leaf.cert_pem);
+  auto ca_key = detail::parse_private_key(ca.key_pem, "ca key");
+  EXPECT_TRUE(ca_key.is_ok());
+  mutate(cert.get());
+  EXPECT_GT(X509_sign(cert.get(), ca_key->get(), EVP_sha256()), 0);
+  auto pem = detail::certificate_to_pem(cert.get());
+  EXPECT_TRUE(pem.is_ok());
+  return KeyPair{*pem, leaf.key_pem};
+}
+
+void make_expired(X509* cert) {
+  ASSERT_NE(X509_gmtime_adj(X509_getm_notBefore(cert), -2 * 86400), nullptr);
+  ASSERT_NE(X509_gmtime_adj(X509_getm_notAfter(cert), -86400), nullptr);
+}
+
+// Replaces the subjectAltName with the given URIs (none: no extension at all).
+void set_uris(X509* cert, const std::vector<std::string>& uris) {
+  const int index = X509_get_ext_by_NID(cert, NID_subject_alt_name, -1);
+  ASSERT_GE(index, 0);
+  X509_EXTENSION_free(X509_delete_ext(cert, index));
+  if (uris.empty()) return;
+  detail::GeneralNamesPtr names(sk_GENERAL_NAME_new_null());
+  for (const std::string& uri : uris) {
+    ASN1_IA5STRING* text = ASN1_IA5STRING_new();
+    ASSERT_EQ(ASN1_STRING_set(text, uri.data(), static_cast<int>(uri.size())), 1);
+    GENERAL_NAME* name = GENERAL_NAME_new();
+    GENERAL_NAME_set0_value(name, GEN_URI, text);
+    sk_GENERAL_NAME_push(names.get(), name);
+  }
+  ASSERT_EQ(X509_add1_ext_i2d(cert, NID_subject_alt_name, names.get(), 0, X509V3_ADD_DEFAULT),
+            1);
+}
+
+// Writes ca.crt, NAME.crt and NAME.key into `dir`.
+TlsFiles write_files(const fs::path& dir, const std::string& name, const KeyPair& ca,
+                     const KeyPair& leaf) {
+  TlsFiles files{dir / "ca.crt", dir / (name + ".crt"), dir / (name + ".key")};
+  Status s = write_pem_files(files.ca_cert, dir / "ca.key", ca);
+  EXPECT_TRUE(s.is_ok()) << s.to_string();
+  s = write_pem_files(files.cert, files.key, leaf);
+  EXPECT_TRUE(s.is_ok()) << s.to_string();
+  return files;
+}
+
+void write_text(const fs::path& file, std::string_view text) {
+  FILE* f = std::fopen(file.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(std::fwrite(text.data(), 1, text.size(), f), text.size());
+  std::fclose(f);
+}
+
+// ---------------------------------------------------------------- handshake harness
+
+using Stream = asio::ssl::stream<asio::ip::tcp::socket>;
+
+// What one side of a connection saw.
+struct SideResult {
+  bool handshake_done = false;  // the handshake handler ran
+  boost::system::error_code handshake_error;
+  boost::system::error_code io_error;  // of the one-byte exchange after the handshake
+  bool exchanged = false;              // the byte went both ways
+  std::string failure;                 // describe_handshake_failure of the first error
+};
+
+// A server and a client on one io_context over 127.0.0.1: both handshake, then the client
+// sends one byte and the server echoes it (so a TLS 1.3 client learns that the server refused
+// its certificate). The streams outlive run() so the tests can ask them for the peer identity.
+struct Connection {
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor{io};
+  std::unique_ptr<Stream> server, client;
+  SideResult server_result, client_result;
+  char server_byte = 0, client_byte = 'x';
+  bool finished = false;  // run_for returned because all work was done
+
+  void fail(Stream& stream, SideResult& result, const boost::system::error_code& error) {
+    result.failure = describe_handshake_failure(stream.native_handle(), error);
+    boost::system::error_code ignored;
+    stream.lowest_layer().close(ignored);  // any alert was already written (asio flushes first)
+  }
+
+  void start_server() {
+    acceptor.async_accept(server->next_layer(), [this](boost::system::error_code ec) {
+      ASSERT_FALSE(ec) << ec.message();
+      server->async_handshake(Stream::server, [this](boost::system::error_code ec) {
+        server_result.handshake_done = true;
+        server_result.handshake_error = ec;
+        if (ec) return fail(*server, server_result, ec);
+        asio::async_read(*server, asio::buffer(&server_byte, 1), [this](auto ec, std::size_t) {
+          if (ec) {
+            server_result.io_error = ec;
+            return fail(*server, server_result, ec);
+          }
+          asio::async_write(*server, asio::buffer(&server_byte, 1), [this](auto ec, auto) {
+            server_result.io_error = ec;
+            server_result.exchanged = !ec;
+          });
+        });
+      });
+    });
+  }
+
+  void start_client() {
+    client->next_layer().async_connect(acceptor.local_endpoint(), [this](auto ec) {
+      ASSERT_FALSE(ec) << ec.message();
+      client->async_handshake(Stream::client, [this](boost::system::error_code ec) {
+        client_result.handshake_done = true;
+        client_result.handshake_error = ec;
+        if (ec) return fail(*client, client_result, ec);
+        asio::async_write(*client, asio::buffer(&client_byte, 1), [this](auto ec, auto) {
+          if (ec) {
+            client_result.io_error = ec;
+            return fail(*client, client_result, ec);
+          }
+          asio::async_read(*client, asio::buffer(&client_byte, 1), [this](auto ec, auto) {
+            client_result.io_error = ec;
+            if (ec) return fail(*client, client_result, ec);
+            client_result.exchanged = true;
+          });
+        });
+      });
+    });
+  }
+
+  void run(asio::ssl::context& server_ctx, asio::ssl::context& client_ctx) {
+    const asio::ip::tcp::endpoint local(asio::ip::make_address("127.0.0.1"), 0);
+    acceptor.open(local.protocol());
+    acceptor.bind(local);
+    acceptor.listen();
+    server = std::make_unique<Stream>(io, server_ctx);
+    client = std::make_unique<Stream>(io, client_ctx);
+    start_server();
+    start_client();
+    io.run_for(std::chrono::seconds(10));
+    finished = io.stopped();
+  }
+};
+
+std::shared_ptr<asio::ssl::context> must_context(const TlsFiles& files, Side side) {
+  auto ctx = make_context(files, side);
+  EXPECT_TRUE(ctx.is_ok()) << ctx.status().to_string();
+  return ctx.is_ok() ? *ctx : nullptr;
+}
+
+// A client context built by hand, for clients make_context would never produce: no
+// certificate, or a TLS version other than 1.3.
+std::shared_ptr<asio::ssl::context> raw_client_context(const KeyPair& ca, const KeyPair* leaf,
+                                                       int max_version) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  ctx->add_certificate_authority(asio::buffer(ca.cert_pem));
+  ctx->set_verify_mode(asio::ssl::verify_peer);
+  if (leaf != nullptr) {
+    ctx->use_certificate(asio::buffer(leaf->cert_pem), asio::ssl::context::pem);
+    ctx->use_private_key(asio::buffer(leaf->key_pem), asio::ssl::context::pem);
+  }
+  EXPECT_EQ(SSL_CTX_set_max_proto_version(ctx->native_handle(), max_version), 1);
+  return ctx;
+}
+
+// ---------------------------------------------------------------- identities
+
+TEST(Identity, RoundTripsCanonicalUris) {
+  const std::uint64_t max_id = std::numeric_limits<std::uint64_t>::max();
+  const std::string long_name(kMaxClientNameBytes, 'a');
+  for (const Identity& id : {Identity::node(1), Identity::node(3), Identity::node(max_id),
+                             Identity::client("alice.ops_1-x"), Identity::client(long_name)}) {
+    const std::string uri = id.to_string();
+    auto back = parse_identity(uri);
+    ASSERT_TRUE(back.is_ok()) << uri << ": " << back.status().to_string();
+    EXPECT_EQ(*back, id);
+    EXPECT_EQ(back->to_string(), uri);
+  }
+  EXPECT_EQ(Identity::node(42).to_string(), "anya-ha://node/42");
+  EXPECT_EQ(Identity::node(max_id).to_string(), "anya-ha://node/18446744073709551615");
+  EXPECT_EQ(Identity::client("bob").to_string(), "anya-ha://client/bob");
+  EXPECT_EQ(Identity::node(4).describe(), "node 4");
+}
+
+TEST(Identity, ParseRejectsWithReason) {
+  const std::string overlong(kMaxClientNameBytes + 1, 'a');
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"anya-ha://node/0", "must be positive"},
+      {"anya-ha://node/abc", "not a decimal number"},
+      {"anya-ha://node/3/", "not a decimal number"},
+      {"anya-ha://node/-3", "not a decimal number"},
+      {"anya-ha://node/", "node id is empty"},
+      {"anya-ha://node/007", "leading zero"},
+      {"anya-ha://node/18446744073709551616", "does not fit in 64 bits"},
+      {"anya-ha://node/123456789012345678901", "more than 20 digits"},
+      {"anya-ha://client/" + overlong, "65 characters long"},
+      {"anya-ha://client/", "client name is empty"},
+      {"anya-ha://client/a b", "outside [A-Za-z0-9._-] at position 1"},
+      {"anya-ha://client/a/b", "outside [A-Za-z0-9._-] at position 1"},
+      {"https://node/3", "expected anya-ha://node/<id>"},
+      {"anya-ha://peer/3", "expected anya-ha://node/<id>"},
+      {"ANYA-HA://node/3", "expected anya-ha://node/<id>"},
+      {"spiffe://cluster/node/3", "expected anya-ha://node/<id>"},
+      {"", "expected anya-ha://node/<id>"},
+  };
+  for (const auto& [uri, reason] : cases) {
+    auto id = parse_identity(uri);
+    ASSERT_FALSE(id.is_ok()) << uri;
+    EXPECT_EQ(id.status().code(), Errc::invalid_argument);
+    EXPECT_THAT(id.status().message(), HasSubstr(reason)) << uri;
+  }
+}
+
+TEST(Identity, ValidateNamesTheField) {
+  EXPECT_TRUE(validate_identity(Identity::node(7)).is_ok());
+  EXPECT_THAT(validate_identity(Identity::node(0)).message(), HasSubstr("node_id"));
+  EXPECT_THAT(validate_identity(Identity::client("")).message(), HasSubstr("client_name"));
+  EXPECT_THAT(validate_identity(Identity::client("x\ny")).message(), HasSubstr("client_name"));
+  Identity mixed = Identity::client("ops");
+  mixed.node_id = 3;
+  EXPECT_THAT(validate_identity(mixed).message(), HasSubstr("node_id: must be 0"));
+}
+
+// ---------------------------------------------------------------- certificates
+
+TEST(Certs, CaIsAP256CaWithRandomSerial) {
+  const KeyPair ca = must_ca("anya-ha test CA");
+  const KeyPair other = must_ca("anya-ha test CA");
+  detail::X509Ptr cert = must_parse(ca.cert_pem);
+  EXPECT_EQ(X509_check_ca(cert.get()), 1);
+  EXPECT_TRUE(X509_get_extension_flags(cert.get()) & EXFLAG_CA);
+  EXPECT_TRUE(X509_get_extension_flags(cert.get()) & EXFLAG_SS);  // self-signed
+  int critical = -1;
+  BASIC_CONSTRAINTS* bc = static_cast<BASIC_CONSTRAINTS*>(
+      X509_get_ext_d2i(cert.get(), NID_basic_constraints, &critical, nullptr));
+  ASSERT_NE(bc, nullptr);
+  EXPECT_EQ(critical, 1);
+  BASIC_CONSTRAINTS_free(bc);
+  EXPECT_EQ(X509_get_key_usage(cert.get()), static_cast<std::uint32_t>(KU_KEY_CERT_SIGN |
+                                                                       KU_CRL_SIGN));
+  EVP_PKEY* key = X509_get0_pubkey(cert.get());
+  ASSERT_NE(key, nullptr);
+  EXPECT_EQ(EVP_PKEY_get_base_id(key), EVP_PKEY_EC);
+  char curve[64] = {};
+  ASSERT_EQ(EVP_PKEY_get_group_name(key, curve, sizeof curve, nullptr), 1);
+  EXPECT_STREQ(curve, "prime256v1");
+  const ASN1_INTEGER* serial = X509_get0_serialNumber(cert.get());
+  EXPECT_EQ(ASN1_STRING_length(serial), 16);  // 128 bits
+  detail::X509Ptr other_cert = must_parse(other.cert_pem);
+  EXPECT_NE(ASN1_INTEGER_cmp(serial, X509_get0_serialNumber(other_cert.get())), 0);
+  EXPECT_NE(ca.key_pem, other.key_pem);
+}
+
+TEST(Certs, NodeCertificateCarriesIdentityNamesAndUsages) {
+  const KeyPair ca = must_ca();
+  auto leaf = issue(ca, Identity::node(3), {"localhost"}, {"127.0.0.1", "::1"}, 30);
+  ASSERT_TRUE(leaf.is_ok()) << leaf.status().to_string();
+  auto id = certificate_identity(leaf->cert_pem);
+  ASSERT_TRUE(id.is_ok()) << id.status().to_string();
+  EXPECT_EQ(*id, Identity::node(3));
+
+  detail::X509Ptr cert = must_parse(leaf->cert_pem);
+  detail::X509Ptr ca_cert = must_parse(ca.cert_pem);
+  EXPECT_EQ(X509_verify(cert.get(), X509_get0_pubkey(ca_cert.get())), 1);
+  EXPECT_EQ(X509_check_issued(ca_cert.get(), cert.get()), X509_V_OK);
+  EXPECT_EQ(X509_check_ca(cert.get()), 0);
+  EXPECT_EQ(X509_get_key_usage(cert.get()), static_cast<std::uint32_t>(KU_DIGITAL_SIGNATURE));
+  EXPECT_EQ(X509_get_extended_key_usage(cert.get()),
+            static_cast<std::uint32_t>(XKU_SSL_SERVER | XKU_SSL_CLIENT));
+  EXPECT_EQ(X509_check_host(cert.get(), "localhost", 0, 0, nullptr), 1);
+  EXPECT_EQ(X509_check_host(cert.get(), "example.com", 0, 0, nullptr), 0);
+  EXPECT_EQ(X509_check_ip_asc(cert.get(), "127.0.0.1", 0), 1);
+  EXPECT_EQ(X509_check_ip_asc(cert.get(), "::1", 0), 1);
+  EXPECT_EQ(X509_check_ip_asc(cert.get(), "127.0.0.2", 0), 0);
+  EXPECT_EQ(detail::check_validity_period(cert.get(), "leaf").to_string(), "ok");
+  EXPECT_TRUE(detail::check_key_matches(cert.get(), detail::parse_private_key(
+                                                        leaf->key_pem, "k")->get(), "c", "k")
+                  .is_ok());
+}
+
+TEST(Certs, ClientCertificateIsForClientAuthOnly) {
+  const KeyPair ca = must_ca();
+  auto leaf = issue(ca, Identity::client("ops.alice"), {}, {}, 30);
+  ASSERT_TRUE(leaf.is_ok()) << leaf.status().to_string();
+  auto id = certificate_identity(leaf->cert_pem);
+  ASSERT_TRUE(id.is_ok()) << id.status().to_string();
+  EXPECT_EQ(*id, Identity::client("ops.alice"));
+  detail::X509Ptr cert = must_parse(leaf->cert_pem);
+  EXPECT_EQ(X509_get_extended_key_usage(cert.get()), static_cast<std::uint32_t>(XKU_SSL_CLIENT));
+}
+
+TEST(Certs, IssueRefusesBadInputNamingTheField) {
+  const KeyPair ca = must_ca();
+  const KeyPair other_ca = must_ca();
+  const KeyPair leaf = must_issue(ca, Identity::node(1));
+  const std::vector<std::string> many(kMaxSanEntries + 1, "localhost");
+  struct Case {
+    Result<KeyPair> result;
+    std::string reason;
+  };
+  const Case cases[] = {
+      {issue(ca, Identity::node(0), {}, {}, 30), "node_id: must be positive"},
+      {issue(ca, Identity::client("a b"), {}, {}, 30), "client_name"},
+      {issue(ca, Identity::node(1), {}, {}, 0), "validity_days: 0 is outside"},
+      {issue(ca, Identity::node(1), {}, {}, kMaxValidityDays + 1), "validity_days"},
+      {issue(ca, Identity::node(1), {"bad_name"}, {}, 30), "dns_names: \"bad_name\""},
+      {issue(ca, Identity::node(1), {"-a.example"}, {}, 30), "hyphen-edged"},
+      {issue(ca, Identity::node(1), {}, {"300.1.1.1"}, 30), "ip_addresses: \"300.1.1.1\""},
+      {issue(ca, Identity::node(1), many, {}, 30), "at most 32"},
+      {issue(leaf, Identity::node(2), {}, {}, 30), "CA certificate: is not a CA"},
+      {issue(KeyPair{ca.cert_pem, other_ca.key_pem}, Identity::node(2), {}, {}, 30),
+       "CA key: private key does not match the certificate in CA certificate"},
+      {issue(KeyPair{"junk", ca.key_pem}, Identity::node(2), {}, {}, 30),
+       "CA certificate: not a PEM certificate"},
+  };
+  for (const Case& c : cases) {
+    ASSERT_FALSE(c.result.is_ok()) << c.reason;
+    EXPECT_THAT(c.result.status().message(), HasSubstr(c.reason));
+  }
+  EXPECT_THAT(generate_ca("", 30).status().message(), HasSubstr("common_name"));
+  EXPECT_THAT(generate_ca(std::string(65, 'c'), 30).status().message(), HasSubstr("common_name"));
+  EXPECT_THAT(generate_ca("ca", -1).status().message(), HasSubstr("validity_days: -1"));
+}
+
+TEST(Certs, IdentityNeedsExactlyOneWellFormedUri) {
+  const KeyPair ca = must_ca();
+  const KeyPair leaf = must_issue(ca, Identity::node(5));
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{}, "no subjectAltName"},
+      {{"anya-ha://node/5", "anya-ha://node/6"}, "2 URI subjectAltNames"},
+      {{"https://node5.example"}, "expected anya-ha://node/<id>"},
+      {{"anya-ha://node/0"}, "must be positive"},
+  };
+  for (const auto& [uris, reason] : cases) {
+    const KeyPair odd = resign(leaf, ca, [&uris = uris](X509* cert) { set_uris(cert, uris); });
+    auto id = certificate_identity(odd.cert_pem);
+    ASSERT_FALSE(id.is_ok()) << reason;
+    EXPECT_THAT(id.status().message(), HasSubstr(reason));
+  }
+  // A DNS name alone names no identity either.
+  const KeyPair dns_only = resign(leaf, ca, [](X509* cert) {
+    set_uris(cert, {});
+    detail::GeneralNamesPtr names(sk_GENERAL_NAME_new_null());
+    GENERAL_NAME* name = GENERAL_NAME_new();
+    ASN1_IA5STRING* text = ASN1_IA5STRING_new();
+    ASN1_STRING_set(text, "localhost", 9);
+    GENERAL_NAME_set0_value(name, GEN_DNS, text);
+    sk_GENERAL_NAME_push(names.get(), name);
+    X509_add1_ext_i2d(cert, NID_subject_alt_name, names.get(), 0, X509V3_ADD_DEFAULT);
+  });
+  EXPECT_THAT(certificate_identity(dns_only.cert_pem).status().message(),
+              HasSubstr("no URI subjectAltName"));
+}
+
+// ---------------------------------------------------------------- PEM files
+
+TEST(PemFiles, WriteIsAtomicWithPrivateKeyMode) {
+  TempDir dir;
+  const KeyPair ca = must_ca();
+  const KeyPair leaf = must_issue(ca, Identity::node(2));
+  const fs::path cert = dir.path() / "node.crt";
+  const fs::path key = dir.path() / "node.key";
+  ASSERT_TRUE(write_pem_files(cert, key, leaf).is_ok());
+  struct stat info {};
+  ASSERT_EQ(::stat(key.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat(cert.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0644u);
+  auto back = read_pem_files(cert, key);
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(back->cert_pem, leaf.cert_pem);
+  EXPECT_EQ(back->key_pem, leaf.key_pem);
+
+  // Overwriting replaces both, and no temporary file is left behind.
+  const KeyPair next = must_issue(ca, Identity::node(2));
+  ASSERT_TRUE(write_pem_files(cert, key, next).is_ok());
+  EXPECT_EQ(read_pem_files(cert, key)->cert_pem, next.cert_pem);
+  int entries = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir.path())) ++entries;
+  EXPECT_EQ(entries, 2);
+}
+
+TEST(PemFiles, WriteRefusesAMismatchedPairAndWritesNothing) {
+  TempDir dir;
+  const KeyPair ca = must_ca();
+  const KeyPair a = must_issue(ca, Identity::node(1));
+  const KeyPair b = must_issue(ca, Identity::node(2));
+  const Status s = write_pem_files(dir.path() / "n.crt", dir.path() / "n.key",
+                                   KeyPair{a.cert_pem, b.key_pem});
+  EXPECT_THAT(s.message(), HasSubstr("n.key: private key does not match the certificate in"));
+  EXPECT_FALSE(fs::exists(dir.path() / "n.key"));
+  EXPECT_THAT(write_pem_files(dir.path() / "missing" / "n.crt", dir.path() / "missing" / "n.key",
+                              a)
+                  .message(),
+              HasSubstr("missing/n.key: cannot create temporary file"));
+}
+
+TEST(PemFiles, ReadErrorsNameTheFile) {
+  TempDir dir;
+  const KeyPair ca = must_ca();
+  const KeyPair a = must_issue(ca, Identity::node(1));
+  const KeyPair b = must_issue(ca, Identity::node(2));
+  const fs::path crt = dir.path() / "a.crt";
+  const fs::path key = dir.path() / "a.key";
+  ASSERT_TRUE(write_pem_files(crt, key, a).is_ok());
+
+  EXPECT_THAT(read_pem_files(dir.path() / "nope.crt", key).status().message(),
+              HasSubstr("nope.crt: cannot open: No such file or directory"));
+  write_text(dir.path() / "bad.key", "-----BEGIN PRIVATE KEY-----\nnot base64!\n"
+                                     "-----END PRIVATE KEY-----\n");
+  EXPECT_THAT(read_pem_files(crt, dir.path() / "bad.key").status().message(),
+              HasSubstr("bad.key: not a PEM private key"));
+  write_text(dir.path() / "b.key", b.key_pem);
+  EXPECT_THAT(read_pem_files(crt, dir.path() / "b.key").status().message(),
+              HasSubstr("b.key: private key does not match the certificate in " + crt.string()));
+  write_text(dir.path() / "empty.crt", "");
+  EXPECT_THAT(read_pem_files(dir.path() / "empty.crt", key).status().message(),
+              HasSubstr("empty.crt: not a PEM certificate"));
+  // An encrypted key is refused instead of prompting for a passphrase on the terminal.
+  auto plain = detail::parse_private_key(a.key_pem, "a.key");
+  ASSERT_TRUE(plain.is_ok());
+  detail::BioPtr bio(BIO_new(BIO_s_mem()));
+  ASSERT_EQ(PEM_write_bio_PrivateKey(bio.get(), plain->get(), EVP_aes_256_cbc(),
+                                     reinterpret_cast<const unsigned char*>("secret"), 6,
+                                     nullptr, nullptr),
+            1);
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(bio.get(), &data);
+  write_text(dir.path() / "enc.key", std::string(data, static_cast<std::size_t>(size)));
+  EXPECT_THAT(read_pem_files(crt, dir.path() / "enc.key").status().message(),
+              HasSubstr("enc.key: private key is encrypted"));
+}
+
+// ---------------------------------------------------------------- contexts
+
+TEST(Context, ErrorsNameTheFile) {
+  TempDir dir;
+  const KeyPair ca = must_ca();
+  const KeyPair other_ca = must_ca("other CA");
+  const TlsFiles good = write_files(dir.path(), "node", ca, must_issue(ca, Identity::node(1)));
+  ASSERT_TRUE(make_context(good, Side::server).is_ok());
+  ASSERT_TRUE(make_context(good, Side::client).is_ok());
+  const std::string d = dir.path().string() + "/";
+  auto error_of = [](const TlsFiles& files, Side side) {
+    auto ctx = make_context(files, side);
+    EXPECT_FALSE(ctx.is_ok());
+    return ctx.status().message();
+  };
+
+  TlsFiles missing = good;
+  missing.cert = dir.path() / "absent.crt";
+  EXPECT_THAT(error_of(missing, Side::server),
+              HasSubstr(d + "absent.crt: cannot open: No such file or directory"));
+
+  write_text(dir.path() / "other.key", must_issue(ca, Identity::node(1)).key_pem);
+  TlsFiles wrong_key = good;
+  wrong_key.key = dir.path() / "other.key";
+  EXPECT_THAT(error_of(wrong_key, Side::server),
+              HasSubstr(d + "other.key: private key does not match the certificate in " + d +
+                        "node.crt"));
+
+  fs::create_directory(dir.path() / "foreign");
+  const TlsFiles foreign_files = write_files(dir.path() / "foreign", "node", other_ca,
+                                             must_issue(other_ca, Identity::node(1)));
+  TlsFiles foreign = good;
+  foreign.cert = foreign_files.cert;
+  foreign.key = foreign_files.key;
+  const std::string foreign_error = error_of(foreign, Side::client);
+  EXPECT_THAT(foreign_error, HasSubstr(foreign_files.cert.string() +
+                                       ": does not chain to the CA in " + d + "ca.crt: " +
+                                       "unable to get local issuer certificate"));
+
+  write_text(dir.path() / "garbage.crt", "-----BEGIN CERTIFICATE-----\n@@@@\n"
+                                         "-----END CERTIFICATE-----\n");
+  TlsFiles malformed_cert = good;
+  malformed_cert.cert = dir.path() / "garbage.crt";
+  EXPECT_THAT(error_of(malformed_cert, Side::server),
+              HasSubstr(d + "garbage.crt: not a PEM certificate"));
+  TlsFiles malformed_ca = good;
+  malformed_ca.ca_cert = dir.path() / "garbage.crt";
+  EXPECT_THAT(error_of(malformed_ca, Side::server),
+              HasSubstr(d + "garbage.crt: certificate 1 is not a PEM certificate"));
+  write_text(dir.path() / "truncated.key", ca.key_pem.substr(0, ca.key_pem.size() / 2));
+  TlsFiles malformed_key = good;
+  malformed_key.key = dir.path() / "truncated.key";
+  EXPECT_THAT(error_of(malformed_key, Side::server),
+              HasSubstr(d + "truncated.key: not a PEM private key"));
+}
+
+TEST(Context, RefusesExpiredCertificatesAndWrongUsage) {
+  TempDir dir;
+  const KeyPair ca = must_ca();
+  const KeyPair expired = resign(must_issue(ca, Identity::node(1)), ca, make_expired);
+  const TlsFiles expired_files = write_files(dir.path(), "expired", ca, expired);
+  auto ctx = make_context(expired_files, Side::server);
+  ASSERT_FALSE(ctx.is_ok());
+  EXPECT_THAT(ctx.status().message(),
+              HasSubstr(expired_files.cert.string() + ": certificate expired on "));
+
+  // A client certificate has no serverAuth: it can dial but not listen.
+  const TlsFiles client = write_files(dir.path(), "ops", ca, must_issue(ca, Identity::client("ops")));
+  EXPECT_TRUE(make_context(client, Side::client).is_ok());
+  auto as_server = make_context(client, Side::server);
+  ASSERT_FALSE(as_server.is_ok());
+  EXPECT_THAT(as_server.status().message(),
+              HasSubstr(client.cert.string() + ": certificate cannot be used by a TLS server"));
+
+  // A leaf in the CA file is not a CA.
+  TlsFiles leaf_as_ca = client;
+  leaf_as_ca.ca_cert = client.cert;
+  EXPECT_THAT(make_context(leaf_as_ca, Side::client).status().message(),
+              HasSubstr(client.cert.string() + ": is not a CA certificate"));
+
+  // A certificate without an identity cannot start a node.
+  const KeyPair anonymous = resign(must_issue(ca, Identity::node(1)), ca,
+                                   [](X509* cert) { set_uris(cert, {}); });
+  const TlsFiles anonymous_files = write_files(dir.path(), "anon", ca, anonymous);
+  EXPECT_THAT(make_context(anonymous_files, Side::server).status().message(),
+              HasSubstr(anonymous_files.cert.string() + ": certificate has no subjectAltName"));
+}
+
+// ---------------------------------------------------------------- handshakes
+
+// One CA, node 3 listening, and the files the tests combine.
+class Handshake : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ca_ = must_ca();
+    node3_ = must_issue(ca_, Identity::node(3));
+    node4_ = must_issue(ca_, Identity::node(4));
+    server_ = must_context(write_files(dir_.path(), "node3", ca_, node3_), Side::server);
+    ASSERT_NE(server_, nullptr);
+  }
+
+  TlsFiles files_for(const std::string& name, const KeyPair& leaf) {
+    return write_files(dir_.path(), name, ca_, leaf);
+  }
+
+  TempDir dir_;
+  KeyPair ca_, node3_, node4_;
+  std::shared_ptr<asio::ssl::context> server_;
+};
+
+TEST_F(Handshake, TwoNodesOfOneCaSeeEachOthersIdentity) {
+  auto client_ctx = must_context(files_for("node4", node4_), Side::client);
+  ASSERT_NE(client_ctx, nullptr);
+  Connection c;
+  c.run(*server_, *client_ctx);
+  ASSERT_TRUE(c.finished);
+  ASSERT_FALSE(c.server_result.handshake_error) << c.server_result.failure;
+  ASSERT_FALSE(c.client_result.handshake_error) << c.client_result.failure;
+  EXPECT_TRUE(c.server_result.exchanged);
+  EXPECT_TRUE(c.client_result.exchanged);
+  EXPECT_EQ(c.client_byte, 'x');  // echoed by the server
+  EXPECT_STREQ(SSL_get_version(c.server->native_handle()), "TLSv1.3");
+  EXPECT_EQ(SSL_session_reused(c.client->native_handle()), 0);
+
+  auto seen_by_server = peer_identity(c.server->native_handle());
+  ASSERT_TRUE(seen_by_server.is_ok()) << seen_by_server.status().to_string();
+  EXPECT_EQ(*seen_by_server, Identity::node(4));
+  auto seen_by_client = peer_identity(c.client->native_handle());
+  ASSERT_TRUE(seen_by_client.is_ok()) << seen_by_client.status().to_string();
+  EXPECT_EQ(*seen_by_client, Identity::node(3));
+
+  EXPECT_TRUE(expect_peer(c.server->native_handle(), Identity::node(4)).is_ok());
+  EXPECT_TRUE(expect_peer(c.client->native_handle(), Identity::node(3)).is_ok());
+  const Status mismatch = expect_peer(c.server->native_handle(), Identity::node(3));
+  EXPECT_EQ(mismatch.message(), "peer certificate is for node 4, but it claims to be node 3");
+  EXPECT_EQ(expect_peer(c.client->native_handle(), Identity::client("ops")).message(),
+            "peer certificate is for node 3, but it claims to be client ops");
+}
+
+TEST_F(Handshake, ClientCertificateReachesANodeAsAClient) {
+  auto client_ctx = must_context(files_for("ops", must_issue(ca_, Identity::client("ops"))),
+                                 Side::client);
+  ASSERT_NE(client_ctx, nullptr);
+  Connection c;
+  c.run(*server_, *client_ctx);
+  ASSERT_TRUE(c.finished);
+  ASSERT_TRUE(c.client_result.exchanged) << c.client_result.failure;
+  auto seen = peer_identity(c.server->native_handle());
+  ASSERT_TRUE(seen.is_ok()) << seen.status().to_string();
+  EXPECT_EQ(*seen, Identity::client("ops"));
+}
+
+TEST_F(Handshake, ServerFromAnotherCaIsRefusedByTheClient) {
+  const KeyPair other_ca = must_ca("other CA");
+  fs::create_directory(dir_.path() / "other");
+  auto other_server = must_context(
+      write_files(dir_.path() / "other", "node3", other_ca, must_issue(other_ca,
+                                                                      Identity::node(3))),
+      Side::server);
+  auto client_ctx = must_context(files_for("node4", node4_), Side::client);
+  ASSERT_NE(other_server, nullptr);
+  ASSERT_NE(client_ctx, nullptr);
+  Connection c;
+  c.run(*other_server, *client_ctx);
+  ASSERT_TRUE(c.finished);
+  ASSERT_TRUE(c.client_result.handshake_error);
+  EXPECT_EQ(c.client_result.failure,
+            "certificate verify failed: unable to get local issuer certificate");
+  ASSERT_TRUE(c.server_result.handshake_error);
+  EXPECT_THAT(c.server_result.failure, HasSubstr("unknown ca"));
+  EXPECT_THAT(c.server_result.failure, HasSubstr("does not trust the CA"));
+  EXPECT_FALSE(peer_identity(c.client->native_handle()).is_ok());
+}
+
+TEST_F(Handshake, ClientWithoutCertificateIsRefused) {
+  auto client_ctx = raw_client_context(ca_, nullptr, TLS1_3_VERSION);
+  Connection c;
+  c.run(*server_, *client_ctx);
+  ASSERT_TRUE(c.finished);
+  ASSERT_TRUE(c.server_result.handshake_error);
+  EXPECT_THAT(c.server_result.failure, HasSubstr("TLS error: peer did not return a certificate"));
+  // TLS 1.3: the client's handshake completes; the refusal arrives on its first read.
+  EXPECT_FALSE(c.client_result.exchanged);
+  EXPECT_THAT(c.client_result.failure, HasSubstr("certificate required"));
+}
+
+TEST_F(Handshake, ExpiredClientCertificateIsRefused) {
+  const KeyPair expired = resign(node4_, ca_, make_expired);
+  auto client_ctx = raw_client_context(ca_, &expired, TLS1_3_VERSION);
+  Connection c;
+  c.run(*server_, *client_ctx);
+  ASSERT_TRUE(c.finished);
+  ASSERT_TRUE(c.server_result.handshake_error);
+  EXPECT_EQ(c.server_result.failure, "certificate verify failed: certificate has expired");
+  EXPECT_FALSE(c.client_result.exchanged);
+  EXPECT_THAT(c.client_result.failure, HasSubstr("certificate expired"));
+  EXPECT_THAT(peer_identity(c.server->native_handle()).status().message(),
+              HasSubstr("handshake has not completed"));
+}
+
+TEST_F(Handshake, Tls12OnlyClientIsRefused) {
+  auto client_ctx = raw_client_context(ca_, &node4_, TLS1_2_VERSION);
+  Connection c;
+  c.run(*server_, *client_ctx);
+  ASSERT_TRUE(c.finished);
+  ASSERT_TRUE(c.server_result.handshake_error);
+  EXPECT_THAT(c.server_result.failure, HasSubstr("TLS error: unsupported protocol"));
+  ASSERT_TRUE(c.client_result.handshake_error);
+  EXPECT_THAT(c.client_result.failure, HasSubstr("protocol version"));
+  EXPECT_THAT(c.client_result.failure, HasSubstr("does not speak TLS 1.3"));
+}
+
+TEST(DescribeHandshakeFailure, SocketErrorsWithoutSsl) {
+  EXPECT_THAT(describe_handshake_failure(nullptr, asio::error::eof),
+              HasSubstr("closed the connection during the handshake"));
+  EXPECT_EQ(describe_handshake_failure(nullptr, asio::error::connection_refused),
+            boost::system::error_code(asio::error::connection_refused).message());
+  EXPECT_EQ(describe_handshake_failure(nullptr, {}), "no error");
+}
+
+}  // namespace
+}  // namespace anya::transport::tls
