@@ -570,7 +570,8 @@ TEST(Context, RefusesExpiredCertificatesAndWrongUsage) {
               HasSubstr(expired_files.cert.string() + ": certificate expired on "));
 
   // A client certificate has no serverAuth: it can dial but not listen.
-  const TlsFiles client = write_files(dir.path(), "ops", ca, must_issue(ca, Identity::client("ops")));
+  const TlsFiles client =
+      write_files(dir.path(), "ops", ca, must_issue(ca, Identity::client("ops")));
   EXPECT_TRUE(make_context(client, Side::client).is_ok());
   auto as_server = make_context(client, Side::server);
   ASSERT_FALSE(as_server.is_ok());
