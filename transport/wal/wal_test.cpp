@@ -496,6 +496,29 @@ TEST(Wal, CommitIsClampedByALaterConflictTruncation) {
   EXPECT_EQ(load_ok(*wal).hard_state.commit, 3u);
 }
 
+TEST(Wal, ReopenedLogRecordsTheClampedCommitWhenTheEngineSavesIt) {
+  TempDir dir;
+  {
+    auto wal = open_ok(options_for(dir.path()));
+    ASSERT_TRUE(wal);
+    ASSERT_TRUE(wal->append(make_entries(1, 5, 1)).is_ok());
+    ASSERT_TRUE(wal->save_hard_state(HardState{1, 1, 5}).is_ok());
+    ASSERT_TRUE(wal->sync().is_ok());
+    ASSERT_TRUE(wal->append(make_entries(3, 3, 2)).is_ok());
+    ASSERT_TRUE(wal->sync().is_ok());
+  }
+  auto wal = open_ok(options_for(dir.path()));
+  ASSERT_TRUE(wal);
+  auto state = load_ok(*wal);
+  ASSERT_EQ(state.hard_state.commit, 3u);
+  // The engine restarts from what it loaded and saves it back; the stale 5 must not come back
+  // once the log grows past it again.
+  ASSERT_TRUE(wal->save_hard_state(state.hard_state).is_ok());
+  ASSERT_TRUE(wal->append(make_entries(4, 7, 2)).is_ok());
+  ASSERT_TRUE(wal->sync().is_ok());
+  EXPECT_EQ(load_ok(*wal).hard_state.commit, 3u);
+}
+
 TEST(Wal, RecordLengthOverTheMaximumIsRefusedBeforeReading) {
   TempDir dir;
   std::string bytes = encode_segment_header(1);
@@ -573,6 +596,31 @@ TEST(Wal, CompactionDeletesOnlyFullyCoveredSegments) {
   EXPECT_EQ(wal->recovery().segments, 1u);
   EXPECT_EQ(load_ok(*wal).hard_state.commit, 30u);
   EXPECT_EQ(load_ok(*wal).entries.back(), entries.back());
+}
+
+TEST(Wal, CommitIndexSurvivesCompactionOfTheSegmentThatRecordedIt) {
+  TempDir dir;
+  const auto options = options_for(dir.path(), Wal::kMinSegmentBytes);
+  auto wal = open_ok(options);
+  ASSERT_TRUE(wal);
+  ASSERT_TRUE(wal->append(make_entries(1, 2, 1, 1000)).is_ok());
+  ASSERT_TRUE(wal->save_hard_state(HardState{1, 1, 2}).is_ok());
+  ASSERT_TRUE(wal->sync().is_ok());
+  // Later syncs leave the commit index where it is while the log rolls over several segments.
+  for (Index i = 3; i <= 20; ++i) {
+    ASSERT_TRUE(wal->append(make_entries(i, i, 1, 1000)).is_ok());
+    ASSERT_TRUE(wal->sync().is_ok());
+  }
+  ASSERT_TRUE(fs::exists(segment_path(dir.path(), 4)));
+  ASSERT_TRUE(wal->compact(16).is_ok());
+  EXPECT_FALSE(fs::exists(segment_path(dir.path(), 1)));
+  wal.reset();
+  wal = open_ok(options);
+  ASSERT_TRUE(wal);
+  const auto state = load_ok(*wal);
+  ASSERT_FALSE(state.entries.empty());
+  EXPECT_GT(state.entries.front().index, 2u);
+  EXPECT_EQ(state.hard_state.commit, 2u);
 }
 
 TEST(Wal, SecondOpenOfTheSameDirectoryIsBusy) {
@@ -688,7 +736,9 @@ RC_GTEST_PROP(WalProperty, MatchesTheInMemoryModel, ()) {
     } else if (op < 7) {
       hard_state.term += *rc::gen::inRange<engine::Term>(0, 2);
       hard_state.vote = *rc::gen::inRange<engine::NodeId>(0, 4);
-      hard_state.commit = *rc::gen::inRange<Index>(0, last + 1);
+      // Often exactly the last index: the common case, and the edge of the clamp.
+      hard_state.commit = *rc::gen::oneOf(rc::gen::inRange<Index>(0, last + 1),
+                                          rc::gen::just(last));
       RC_ASSERT((*wal)->save_hard_state(hard_state).is_ok());
       RC_ASSERT(model.save_hard_state(hard_state).is_ok());
     } else if (op < 9) {
