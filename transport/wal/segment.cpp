@@ -17,6 +17,9 @@ constexpr std::string_view kSegmentSuffix = ".seg";
 constexpr std::size_t kSequenceHexDigits = 16;
 // The zero-tail check reads the rest of a segment in chunks of this size.
 constexpr std::size_t kZeroCheckChunkBytes = 64 * 1024;
+// Records are read through a window of at least this size, so replaying a log of small entries
+// costs one pread per window rather than two per record.
+constexpr std::size_t kReadWindowBytes = 1 << 20;
 
 std::uint32_t record_checksum(std::string_view length_bytes, std::string_view payload) {
   ANYA_ASSERT(length_bytes.size() == 4);
@@ -55,6 +58,8 @@ class SegmentReader {
   Result<SegmentScan> bad_record(std::uint64_t offset, const std::string& what, bool at_end);
   Result<bool> rest_is_zero(std::uint64_t offset) const;
   Result<Record> decode(std::uint64_t offset, std::string_view payload) const;
+  // `size` bytes at `offset`, all inside the file (asserted); valid until the next call.
+  Result<std::string_view> read(std::uint64_t offset, std::size_t size);
   SegmentScan torn(std::uint64_t valid_bytes, std::string why) const {
     return SegmentScan{size_, valid_bytes, std::move(why)};
   }
@@ -63,7 +68,22 @@ class SegmentReader {
   Fd fd_;
   const std::uint64_t size_;
   const bool last_;
+  std::string window_;  // the file's bytes [window_offset_, window_offset_ + window_.size())
+  std::uint64_t window_offset_ = 0;
 };
+
+Result<std::string_view> SegmentReader::read(std::uint64_t offset, std::size_t size) {
+  ANYA_ASSERT(offset + size <= size_);
+  ANYA_ASSERT(size <= kRecordHeaderBytes + kMaxRecordBytes);
+  if (offset < window_offset_ || offset + size > window_offset_ + window_.size()) {
+    const auto n = static_cast<std::size_t>(
+        std::min<std::uint64_t>(std::max(size, kReadWindowBytes), size_ - offset));
+    if (Status s = read_exact_at(fd_, path_, offset, n, window_); !s) return s;
+    window_offset_ = offset;
+  }
+  return std::string_view(window_).substr(static_cast<std::size_t>(offset - window_offset_),
+                                          size);
+}
 
 Status SegmentReader::check_header(std::uint64_t expected_sequence,
                                    std::optional<std::string>& torn) {
@@ -162,12 +182,12 @@ Result<SegmentScan> SegmentReader::scan(std::uint64_t expected_sequence,
   if (torn_header) return torn(0, *torn_header);
 
   std::uint64_t offset = kSegmentHeaderBytes;
-  std::string head;
-  std::string payload;
   while (offset < size_) {
     const std::uint64_t remaining = size_ - offset;
     if (remaining < kRecordHeaderBytes) return bad_record(offset, "record header cut short", true);
-    if (Status s = read_exact_at(fd_, path_, offset, kRecordHeaderBytes, head); !s) return s;
+    auto head_bytes = read(offset, kRecordHeaderBytes);
+    if (!head_bytes) return head_bytes.status();
+    const std::string head(*head_bytes);  // the next read may move the window
     const std::uint64_t length = le::get(head, 0, 4);
     if (length > kMaxRecordBytes) {
       return corrupt(offset, "record length " + std::to_string(length) + " over the maximum of " +
@@ -177,10 +197,9 @@ Result<SegmentScan> SegmentReader::scan(std::uint64_t expected_sequence,
       return bad_record(offset, "record of " + std::to_string(length) + " bytes cut short", true);
     }
     if (length == 0) return bad_record(offset, "empty record", false);
-    const auto n = static_cast<std::size_t>(length);
-    if (Status s = read_exact_at(fd_, path_, offset + kRecordHeaderBytes, n, payload); !s) {
-      return s;
-    }
+    auto payload_bytes = read(offset + kRecordHeaderBytes, static_cast<std::size_t>(length));
+    if (!payload_bytes) return payload_bytes.status();
+    const std::string_view payload = *payload_bytes;
     const std::uint64_t end = offset + kRecordHeaderBytes + length;
     if (record_checksum(std::string_view(head).substr(0, 4), payload) != le::get(head, 4, 4)) {
       return bad_record(offset, "record checksum mismatch", end == size_);

@@ -139,6 +139,24 @@ TEST(Wal, RoundTripOfEntriesAndHardStateAcrossReopen) {
   EXPECT_EQ(state.hard_state, (HardState{3, 2, 4}));
 }
 
+TEST(Wal, EntriesAtTheSizeLimitRoundTripEvenPastTheSegmentSize) {
+  TempDir dir;
+  const auto options = options_for(dir.path(), Wal::kMinSegmentBytes);
+  auto entries = make_entries(1, 3, 1, engine::Limits::max_entry_data_bytes);
+  entries[1].data.resize(10);
+  ASSERT_EQ(entry_record_bytes(entries[0]), kRecordHeaderBytes + kMaxRecordBytes);
+  {
+    auto wal = open_ok(options);
+    ASSERT_TRUE(wal);
+    ASSERT_TRUE(wal->append(entries).is_ok());
+    ASSERT_TRUE(wal->sync().is_ok());
+  }
+  auto wal = open_ok(options);
+  ASSERT_TRUE(wal);
+  EXPECT_EQ(wal->recovery().segments, 3u) << "one oversized record per segment";
+  EXPECT_EQ(load_ok(*wal).entries, entries);
+}
+
 TEST(Wal, StagedButUnsyncedStateIsNotLoadedAndIsLostOnReopen) {
   TempDir dir;
   {
@@ -287,6 +305,32 @@ TEST(Wal, ZeroBytesAfterTheLastGoodRecordAreATornTail) {
   ASSERT_TRUE(wal);
   ASSERT_TRUE(wal->recovery().torn_tail.has_value());
   EXPECT_EQ(load_ok(*wal).entries, make_entries(1, 4, 1, 20));
+}
+
+TEST(Wal, NewSegmentWithATornHeaderIsRemoved) {
+  TempDir dir;
+  const auto options = options_for(dir.path(), Wal::kMinSegmentBytes);
+  {
+    auto wal = open_ok(options);
+    ASSERT_TRUE(wal);
+    ASSERT_TRUE(wal->append(make_entries(1, 8, 1, 1000)).is_ok());
+    ASSERT_TRUE(wal->sync().is_ok());
+  }
+  std::uint64_t last = 0;
+  while (fs::exists(segment_path(dir.path(), last + 1))) ++last;
+  ASSERT_GE(last, 2u);
+  for (std::size_t cut : {std::size_t{0}, std::size_t{7}, kSegmentHeaderBytes - 1}) {
+    // A crash right after the roll created the next segment, before its header was durable.
+    const auto torn = segment_path(dir.path(), last + 1);
+    write_file(torn, encode_segment_header(last + 1).substr(0, cut));
+    auto wal = open_ok(options);
+    ASSERT_TRUE(wal);
+    ASSERT_TRUE(wal->recovery().torn_tail.has_value()) << "cut at " << cut;
+    EXPECT_NE(wal->recovery().torn_tail->find(torn.string()), std::string::npos);
+    EXPECT_FALSE(fs::exists(torn));
+    EXPECT_EQ(wal->recovery().segments, last);
+    EXPECT_EQ(load_ok(*wal).entries, make_entries(1, 8, 1, 1000));
+  }
 }
 
 TEST(Wal, CorruptByteInAnEarlierRecordIsCorruptAndTouchesNothing) {
