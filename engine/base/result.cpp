@@ -13,6 +13,7 @@ const char* errc_name(Errc code) {
     case Errc::corrupt: return "corrupt";
     case Errc::busy: return "busy";
     case Errc::conflict: return "conflict";
+    case Errc::not_found: return "not_found";
   }
   return "unknown";
 }

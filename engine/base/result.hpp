@@ -33,6 +33,7 @@ enum class Errc {
   corrupt,           // durable state fails its own checks
   busy,              // a bounded queue or window is full; retry later
   conflict,          // a compare-and-set lost: the current version is in the message
+  not_found,         // the thing asked for (a key, a member, a version) does not exist
 };
 
 const char* errc_name(Errc code);

@@ -80,6 +80,7 @@ void Host::apply(const Entry& entry) {
   }
   if (entry.type != EntryType::config_txn) return;  // no-ops and membership: the engine's own
   ConfigEffects effects = config_state_.apply(entry, *config_options_.validator, raft_.id());
+  if (config_options_.observer != nullptr) config_options_.observer->on_config_effects(effects);
   if (!effects.ack) return;
   const ConfigAck& ack = *effects.ack;
   if (raft_.is_leader()) {

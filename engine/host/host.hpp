@@ -20,9 +20,19 @@ namespace anya::engine {
 
 // The configuration-document protocol (engine/config) rides on the same log: the host applies
 // its records, sends members' acks to the leader and, on the leader, proposes COMMIT or ABORT.
+// Told what each applied configuration record did (staged, activated, dropped, ignored), so a
+// host can answer the client that began the transaction. Called from inside the host loop:
+// it must not call back into the Host.
+class ConfigObserver {
+ public:
+  virtual ~ConfigObserver() = default;
+  virtual void on_config_effects(const ConfigEffects& effects) = 0;
+};
+
 struct ConfigOptions {
   ConfigValidator* validator = nullptr;  // null: accept every document. Not owned.
   std::uint64_t txn_deadline_ms = 5000;  // required members must ack within this, or ABORT
+  ConfigObserver* observer = nullptr;    // null: nobody is told. Not owned.
 };
 
 class Host {

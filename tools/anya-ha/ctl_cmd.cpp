@@ -1,0 +1,308 @@
+// anya-ha ctl: the admin API from a shell. Connection from flags or the ANYA_HA_* environment
+// (like etcdctl and consul); tries each endpoint in turn and follows the leader's address when a
+// follower answers "not_leader".
+#include <boost/json.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "tools/anya-ha/commands.hpp"
+#include "transport/admin/client.hpp"
+
+namespace anya::tools {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr int kMaxLeaderHops = 3;
+
+struct CtlArgs {
+  std::string endpoints, cacert, cert, key, token, output = "text";
+  std::vector<std::string> words;  // sub-command arguments
+  std::uint64_t id = 0, to = 0, version = 0, if_version = 0, prev_revision = 0;
+  bool learner = false, has_if_version = false, has_prev = false;
+  std::string address, file, key_name, value;
+};
+
+std::string env_or(const std::string& flag, const char* name) {
+  if (!flag.empty()) return flag;
+  const char* v = std::getenv(name);
+  return v == nullptr ? std::string() : std::string(v);
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string part; std::getline(in, part, ',');) {
+    if (!part.empty()) out.push_back(part);
+  }
+  return out;
+}
+
+class Ctl {
+ public:
+  explicit Ctl(const CtlArgs& a) : args_(a) {}
+
+  int check_connection() {
+    endpoints_ = split_commas(env_or(args_.endpoints, "ANYA_HA_ENDPOINTS"));
+    options_.ca_cert = env_or(args_.cacert, "ANYA_HA_CACERT");
+    options_.cert = env_or(args_.cert, "ANYA_HA_CERT");
+    options_.key = env_or(args_.key, "ANYA_HA_KEY");
+    if (!env_or(args_.token, "ANYA_HA_TOKEN").empty()) {
+      std::cerr << "anya-ha ctl: --token: token authentication is not supported by this "
+                   "version; use --cacert/--cert/--key\n";
+      return kExitUsage;
+    }
+    if (endpoints_.empty()) {
+      std::cerr << "anya-ha ctl: --endpoint (or ANYA_HA_ENDPOINTS) is required\n";
+      return kExitUsage;
+    }
+    if (options_.ca_cert.empty() || options_.cert.empty() || options_.key.empty()) {
+      std::cerr << "anya-ha ctl: --cacert, --cert and --key (or ANYA_HA_CACERT, ANYA_HA_CERT, "
+                   "ANYA_HA_KEY) are required\n";
+      return kExitUsage;
+    }
+    if (args_.output != "text" && args_.output != "json") {
+      std::cerr << "anya-ha ctl: -o: expected text or json\n";
+      return kExitUsage;
+    }
+    return kExitOk;
+  }
+
+  // Sends the request to the first endpoint that answers; follows a not_leader hint.
+  int call(const std::string& method, const std::string& target, const std::string& body,
+           const std::string& if_match, const std::function<void(const json::value&)>& print) {
+    Status last(Errc::io_error, "no endpoint");
+    for (const std::string& first : endpoints_) {
+      std::string endpoint = first;
+      for (int hop = 0; hop <= kMaxLeaderHops; hop++) {
+        Result<transport::HttpReply> r =
+            transport::admin_request(options_, endpoint, method, target, body, if_match);
+        if (!r) {
+          if (r.status().code() == Errc::invalid_argument) {
+            std::cerr << "anya-ha ctl: " << r.status().message() << "\n";
+            return kExitUsage;
+          }
+          last = r.status();
+          break;  // next endpoint
+        }
+        boost::system::error_code ec;
+        json::value v = json::parse(r->body, ec);
+        if (r->status == 421 && !ec && v.is_object()) {
+          const json::value* hint = v.as_object().if_contains("leader_admin");
+          if (hint != nullptr && hint->is_string() && !hint->as_string().empty() &&
+              std::string(hint->as_string()) != endpoint) {
+            endpoint = std::string(hint->as_string());
+            continue;
+          }
+        }
+        return finish(*r, ec ? json::value(nullptr) : v, print);
+      }
+    }
+    std::cerr << "anya-ha ctl: no endpoint answered: " << last.message() << "\n";
+    return kExitFailed;
+  }
+
+ private:
+  int finish(const transport::HttpReply& r, const json::value& v,
+             const std::function<void(const json::value&)>& print) {
+    const bool ok = r.status >= 200 && r.status < 300;
+    if (args_.output == "json" || r.content_type.rfind("text/plain", 0) == 0) {
+      (ok ? std::cout : std::cerr) << r.body;
+      if (!r.body.empty() && r.body.back() != '\n') (ok ? std::cout : std::cerr) << "\n";
+      return ok ? kExitOk : kExitFailed;
+    }
+    if (!ok) {
+      if (v.is_object() && v.as_object().contains("error")) {
+        std::cerr << "error: " << json::value_to<std::string>(v.at("error")) << ": "
+                  << json::value_to<std::string>(v.at("message")) << "\n";
+      } else {
+        std::cerr << "error: HTTP " << r.status << ": " << r.body << "\n";
+      }
+      return kExitFailed;
+    }
+    print(v);
+    return kExitOk;
+  }
+
+  const CtlArgs& args_;
+  std::vector<std::string> endpoints_;
+  transport::AdminClientOptions options_;
+};
+
+std::string str(const json::value& v) {
+  if (v.is_string()) return std::string(v.as_string());
+  if (v.is_null()) return "-";
+  return json::serialize(v);
+}
+
+void print_status(const json::value& v) {
+  const json::object& o = v.as_object();
+  std::cout << "node " << str(o.at("node_id")) << " (cluster " << str(o.at("cluster_id"))
+            << "): " << str(o.at("role")) << ", term " << str(o.at("term")) << ", leader "
+            << str(o.at("leader")) << "\n"
+            << "commit " << str(o.at("commit_index")) << ", applied "
+            << str(o.at("applied_index")) << ", quorum " << str(o.at("quorum"))
+            << ", config version " << str(o.at("config_version")) << ", fencing token "
+            << str(o.at("fencing_token")) << "\n";
+  std::cout << "ID\tVOTER\tHEALTH\tLAST_SEEN_MS\tADDRESS\n";
+  for (const json::value& m : o.at("members").as_array()) {
+    const json::object& mo = m.as_object();
+    std::cout << str(mo.at("id")) << "\t" << str(mo.at("voter")) << "\t" << str(mo.at("health"))
+              << "\t" << str(mo.at("last_seen_ms")) << "\t" << str(mo.at("address")) << "\n";
+  }
+}
+
+void print_json(const json::value& v) { std::cout << json::serialize(v) << "\n"; }
+
+std::string url_escape(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Runner add_ctl_command(CLI::App& app) {
+  auto a = std::make_shared<CtlArgs>();
+  CLI::App* ctl = app.add_subcommand("ctl", "Talk to a cluster's admin API");
+  ctl->require_subcommand(1);
+  ctl->fallthrough();
+  ctl->add_option("--endpoint,--endpoints", a->endpoints,
+                  "https://HOST:PORT[,...] (or ANYA_HA_ENDPOINTS)");
+  ctl->add_option("--cacert", a->cacert, "Cluster CA (or ANYA_HA_CACERT)");
+  ctl->add_option("--cert", a->cert, "Client certificate (or ANYA_HA_CERT)");
+  ctl->add_option("--key", a->key, "Client key (or ANYA_HA_KEY)");
+  ctl->add_option("--token", a->token, "Token (or ANYA_HA_TOKEN); not supported yet");
+  ctl->add_option("-o,--output", a->output, "text or json");
+
+  using Action = std::function<int(Ctl&)>;
+  auto actions = std::make_shared<std::vector<std::pair<CLI::App*, Action>>>();
+  auto on = [&](CLI::App* sub, Action act) { actions->emplace_back(sub, std::move(act)); };
+
+  on(ctl->add_subcommand("status", "This node's view of the cluster"), [a](Ctl& c) {
+    return c.call("GET", "/v1/status", "", "", print_status);
+  });
+  CLI::App* members = ctl->add_subcommand("members", "List, add or remove members");
+  CLI::App* madd = members->add_subcommand("add", "Add a member (as a learner, then a voter)");
+  madd->add_option("id", a->id, "Node id")->required();
+  madd->add_option("address", a->address, "Its peer address HOST:PORT")->required();
+  madd->add_flag("--learner", a->learner, "Keep it a non-voting member");
+  CLI::App* mremove = members->add_subcommand("remove", "Remove a member");
+  mremove->add_option("id", a->id, "Node id")->required();
+  on(madd, [a](Ctl& c) {
+    json::object body{{"id", a->id}, {"address", a->address}, {"learner", a->learner}};
+    return c.call("POST", "/v1/members", json::serialize(body), "", [a](const json::value&) {
+      std::cout << "added node " << a->id << (a->learner ? " as a learner" : "") << "\n";
+    });
+  });
+  on(mremove, [a](Ctl& c) {
+    return c.call("DELETE", "/v1/members/" + std::to_string(a->id), "", "",
+                  [a](const json::value&) { std::cout << "removed node " << a->id << "\n"; });
+  });
+  on(members, [a](Ctl& c) {
+    return c.call("GET", "/v1/members", "", "", print_json);
+  });
+
+  CLI::App* config = ctl->add_subcommand("config", "The replicated configuration document");
+  CLI::App* cget = config->add_subcommand("get", "The active version and document");
+  CLI::App* cput = config->add_subcommand("put", "Propose a new document (two-phase)");
+  cput->add_option("file", a->file, "JSON document file")->required()->check(CLI::ExistingFile);
+  cput->add_option("--if-version", a->if_version, "Only if the active version is N");
+  CLI::App* croll = config->add_subcommand("rollback", "Make an earlier version current again");
+  croll->add_option("version", a->version, "The version to bring back")->required();
+  CLI::App* chist = config->add_subcommand("history", "Versions kept");
+  on(cget, [](Ctl& c) { return c.call("GET", "/v1/config", "", "", print_json); });
+  on(cput, [a, cput](Ctl& c) {
+    std::ifstream in(a->file, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    const bool has_if = cput->count("--if-version") > 0;
+    return c.call("PUT", "/v1/config", text.str(),
+                  has_if ? std::to_string(a->if_version) : std::string(), print_json);
+  });
+  on(croll, [a](Ctl& c) {
+    return c.call("POST", "/v1/config/rollback",
+                  json::serialize(json::object{{"version", a->version}}), "", print_json);
+  });
+  on(chist, [](Ctl& c) { return c.call("GET", "/v1/config/history", "", "", print_json); });
+  on(config, [](Ctl& c) { return c.call("GET", "/v1/config", "", "", print_json); });
+
+  CLI::App* leader = ctl->add_subcommand("leader", "Leadership");
+  CLI::App* transfer = leader->add_subcommand("transfer", "Hand leadership to another voter");
+  transfer->add_option("--to", a->to, "Target node id (default: the most caught-up voter)");
+  on(transfer, [a](Ctl& c) {
+    std::string body = a->to != 0 ? json::serialize(json::object{{"to", a->to}}) : "";
+    return c.call("POST", "/v1/leader/transfer", body, "", print_json);
+  });
+
+  CLI::App* kv = ctl->add_subcommand("kv", "The replicated key-value store");
+  CLI::App* kget = kv->add_subcommand("get", "Read a key (from the leader)");
+  kget->add_option("key", a->key_name)->required();
+  CLI::App* kput = kv->add_subcommand("put", "Write a key");
+  kput->add_option("key", a->key_name)->required();
+  kput->add_option("value", a->value)->required();
+  CLI::App* kcas = kv->add_subcommand("cas", "Write a key only at the given revision");
+  kcas->add_option("key", a->key_name)->required();
+  kcas->add_option("revision", a->prev_revision, "Expected mod_revision (0: must not exist)")
+      ->required();
+  kcas->add_option("value", a->value)->required();
+  CLI::App* kdel = kv->add_subcommand("delete", "Delete a key");
+  kdel->add_option("key", a->key_name)->required();
+  kdel->add_option("--prev-revision", a->prev_revision, "Only at this revision");
+  on(kget, [a](Ctl& c) {
+    return c.call("GET", "/v1/kv/" + url_escape(a->key_name), "", "", [a](const json::value& v) {
+      std::cout << str(v.at("value")) << "\n";
+    });
+  });
+  auto print_revision = [](const json::value& v) {
+    std::cout << "revision " << str(v.at("revision")) << "\n";
+  };
+  on(kput, [a, print_revision](Ctl& c) {
+    return c.call("PUT", "/v1/kv/" + url_escape(a->key_name),
+                  json::serialize(json::object{{"value", a->value}}), "", print_revision);
+  });
+  on(kcas, [a, print_revision](Ctl& c) {
+    return c.call("PUT", "/v1/kv/" + url_escape(a->key_name),
+                  json::serialize(json::object{{"value", a->value},
+                                               {"prev_revision", a->prev_revision}}),
+                  "", print_revision);
+  });
+  on(kdel, [a, kdel, print_revision](Ctl& c) {
+    std::string target = "/v1/kv/" + url_escape(a->key_name);
+    if (kdel->count("--prev-revision") > 0) {
+      target += "?prev_revision=" + std::to_string(a->prev_revision);
+    }
+    return c.call("DELETE", target, "", "", print_revision);
+  });
+  on(ctl->add_subcommand("lease", "The leader's lease and fencing token"), [](Ctl& c) {
+    return c.call("GET", "/v1/lease", "", "", print_json);
+  });
+
+  return [a, actions]() {
+    Ctl c(*a);
+    if (int rc = c.check_connection(); rc != kExitOk) return rc;
+    // The deepest parsed sub-command is the one to run (e.g. "members add", not "members").
+    for (auto it = actions->begin(); it != actions->end(); ++it) {
+      if (!it->first->parsed()) continue;
+      bool child_parsed = false;
+      for (CLI::App* child : it->first->get_subcommands({})) child_parsed |= child->parsed();
+      if (!child_parsed) return it->second(c);
+    }
+    std::cerr << "anya-ha ctl: missing command (see anya-ha ctl --help)\n";
+    return kExitUsage;
+  };
+}
+
+}  // namespace anya::tools

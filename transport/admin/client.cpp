@@ -1,0 +1,101 @@
+#include "transport/admin/client.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include "transport/tls/context.hpp"
+
+namespace anya::transport {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+Result<HttpReply> admin_request(const AdminClientOptions& options, const std::string& endpoint,
+                                const std::string& method, const std::string& target,
+                                const std::string& body, const std::string& if_match) {
+  constexpr std::string_view kScheme = "https://";
+  if (endpoint.rfind(kScheme, 0) != 0) {
+    return Status(Errc::invalid_argument,
+                  "endpoint \"" + endpoint + "\": expected https://HOST:PORT");
+  }
+  std::string host_port = endpoint.substr(kScheme.size());
+  while (!host_port.empty() && host_port.back() == '/') host_port.pop_back();
+  const std::size_t colon = host_port.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == host_port.size()) {
+    return Status(Errc::invalid_argument,
+                  "endpoint \"" + endpoint + "\": expected https://HOST:PORT");
+  }
+  const std::string host = host_port.substr(0, colon);
+  const std::string port = host_port.substr(colon + 1);
+  auto ctx = tls::make_context({options.ca_cert, options.cert, options.key}, tls::Side::client);
+  if (!ctx) return ctx.status();
+
+  asio::io_context io;
+  beast::ssl_stream<beast::tcp_stream> stream(io, **ctx);
+  beast::error_code ec;
+  tcp::resolver resolver(io);
+  auto results = resolver.resolve(host, port, ec);
+  if (ec) return Status(Errc::io_error, endpoint + ": cannot resolve: " + ec.message());
+  const auto deadline = std::chrono::milliseconds(options.timeout_ms);
+  beast::get_lowest_layer(stream).expires_after(deadline);
+  // Asynchronous operations with one io.run() each: the tcp_stream timeout then applies.
+  auto run = [&io](auto&& start) {
+    io.restart();
+    start();
+    io.run();
+  };
+  run([&] {
+    beast::get_lowest_layer(stream).async_connect(
+        results, [&ec](beast::error_code e, const tcp::endpoint&) { ec = e; });
+  });
+  if (ec) return Status(Errc::io_error, endpoint + ": cannot connect: " + ec.message());
+  run([&] {
+    stream.async_handshake(asio::ssl::stream_base::client, [&ec](beast::error_code e) { ec = e; });
+  });
+  if (ec) {
+    return Status(Errc::io_error,
+                  endpoint + ": TLS: " + tls::describe_handshake_failure(stream.native_handle(), ec));
+  }
+  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+  req.set(http::field::host, host_port);
+  req.set(http::field::user_agent, "anya-ha");
+  if (!body.empty()) req.set(http::field::content_type, "application/json");
+  if (!if_match.empty()) req.set(http::field::if_match, if_match);
+  req.body() = body;
+  req.keep_alive(false);
+  req.prepare_payload();
+  run([&] {
+    http::async_write(stream, req, [&ec](beast::error_code e, std::size_t) { ec = e; });
+  });
+  if (ec) {
+    return Status(Errc::io_error,
+                  endpoint + ": " + tls::describe_handshake_failure(stream.native_handle(), ec));
+  }
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64u << 20);
+  run([&] {
+    http::async_read(stream, buffer, parser, [&ec](beast::error_code e, std::size_t) { ec = e; });
+  });
+  if (ec) {
+    return Status(Errc::io_error, endpoint + ": reading the reply: " +
+                                      tls::describe_handshake_failure(stream.native_handle(), ec));
+  }
+  http::response<http::string_body> res = parser.release();
+  HttpReply reply;
+  reply.status = static_cast<int>(res.result_int());
+  if (auto it = res.find(http::field::content_type); it != res.end()) {
+    reply.content_type = std::string(it->value());
+  }
+  reply.body = std::move(res.body());
+  beast::get_lowest_layer(stream).close();
+  return reply;
+}
+
+}  // namespace anya::transport

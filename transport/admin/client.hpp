@@ -1,0 +1,32 @@
+// A small synchronous HTTPS client for the admin API, used by `anya-ha ctl` and `anya-ha dev`:
+// TLS 1.3 with a client certificate, the server verified against the cluster CA (by the
+// certificate chain; the admin endpoint's certificate carries the node identity and its
+// addresses). One request per call; no retries here: the ctl layer decides what to retry.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "engine/base/result.hpp"
+
+namespace anya::transport {
+
+struct AdminClientOptions {
+  std::filesystem::path ca_cert, cert, key;
+  std::uint64_t timeout_ms = 10000;
+};
+
+struct HttpReply {
+  int status = 0;
+  std::string content_type;
+  std::string body;
+};
+
+// `endpoint`: "https://HOST:PORT". Errc::invalid_argument for a bad endpoint or TLS files
+// (naming them), Errc::io_error when the server cannot be reached or the exchange fails.
+Result<HttpReply> admin_request(const AdminClientOptions& options, const std::string& endpoint,
+                                const std::string& method, const std::string& target,
+                                const std::string& body = {}, const std::string& if_match = {});
+
+}  // namespace anya::transport

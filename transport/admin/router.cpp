@@ -1,0 +1,382 @@
+#include "transport/admin/router.hpp"
+
+#include <boost/json.hpp>
+
+#include <charconv>
+
+namespace anya::transport {
+
+namespace json = boost::json;
+using engine::NodeId;
+
+namespace {
+
+AdminResponse json_response(int status, const json::value& v) {
+  return AdminResponse{status, "application/json", json::serialize(v) + "\n"};
+}
+
+AdminResponse bad_request(std::string message) {
+  return error_response(ApiError{Status(Errc::invalid_argument, std::move(message))});
+}
+
+std::optional<std::uint64_t> parse_u64(std::string_view s) {
+  std::uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// Parses a JSON object body, refusing anything else with a message naming what is wrong.
+std::optional<json::object> parse_object(const std::string& body, std::string& error) {
+  json::parse_options opts;
+  opts.max_depth = AdminLimits::max_json_depth;
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec, {}, opts);
+  if (ec) {
+    error = "body is not valid JSON: " + ec.message();
+    return std::nullopt;
+  }
+  if (!v.is_object()) {
+    error = "body must be a JSON object";
+    return std::nullopt;
+  }
+  return v.as_object();
+}
+
+// Reads an optional unsigned integer field; false (with `error` set) if present but not one.
+bool read_u64(const json::object& o, std::string_view field, std::optional<std::uint64_t>& out,
+              std::string& error) {
+  const json::value* v = o.if_contains(field);
+  if (v == nullptr || v->is_null()) return true;
+  if (v->is_uint64()) out = v->as_uint64();
+  else if (v->is_int64() && v->as_int64() >= 0) out = static_cast<std::uint64_t>(v->as_int64());
+  else {
+    error = std::string(field) + ": expected a non-negative whole number";
+    return false;
+  }
+  return true;
+}
+
+bool only_fields(const json::object& o, std::initializer_list<std::string_view> allowed,
+                 std::string& error) {
+  for (const auto& kv : o) {
+    bool ok = false;
+    for (std::string_view a : allowed) ok = ok || kv.key() == a;
+    if (!ok) {
+      error = std::string(kv.key()) + ": unknown field";
+      return false;
+    }
+  }
+  return true;
+}
+
+json::value member_json(const MemberView& m) {
+  json::object o;
+  o["id"] = m.id;
+  o["address"] = m.address;
+  o["voter"] = m.voter;
+  o["health"] = m.healthy ? "healthy" : "unhealthy";
+  o["reachable"] = m.reachable;
+  if (m.last_seen_ms) o["last_seen_ms"] = *m.last_seen_ms;
+  else o["last_seen_ms"] = nullptr;
+  o["match_index"] = m.match_index;
+  return o;
+}
+
+json::value status_json(const StatusView& s) {
+  json::object o;
+  o["node_id"] = s.node_id;
+  o["cluster_id"] = s.cluster;
+  o["role"] = s.role;
+  o["term"] = s.term;
+  if (s.leader == engine::kNoNode) o["leader"] = nullptr;
+  else o["leader"] = s.leader;
+  o["leader_admin"] = s.leader_admin;
+  o["commit_index"] = s.commit_index;
+  o["applied_index"] = s.applied_index;
+  o["quorum"] = s.quorum;
+  o["config_version"] = s.config_version;
+  o["fencing_token"] = s.fencing_token;
+  json::array members;
+  for (const MemberView& m : s.members) members.push_back(member_json(m));
+  o["members"] = std::move(members);
+  return o;
+}
+
+// A configuration document is JSON text; it is returned as JSON, not as a string.
+json::value config_json(const ConfigView& c) {
+  json::object o;
+  o["version"] = c.version;
+  boost::system::error_code ec;
+  json::value doc = c.document.empty() ? json::value(nullptr) : json::parse(c.document, ec);
+  o["document"] = ec ? json::value(c.document) : doc;
+  return o;
+}
+
+template <typename T>
+Reply<T> replying(std::function<void(AdminResponse)> respond,
+                  std::function<AdminResponse(const T&)> ok) {
+  return [respond = std::move(respond), ok = std::move(ok)](ApiResult<T> r) {
+    respond(r.ok() ? ok(*r.value) : error_response(r.error));
+  };
+}
+
+void route_kv(const AdminRequest& req, std::string_view path, std::string_view query,
+              NodeApi& node, const std::function<void(AdminResponse)>& respond) {
+  std::optional<std::string> key = percent_decode(path);
+  if (!key || key->empty()) return respond(bad_request("key: missing or badly escaped"));
+  auto write_done = replying<KvWriteResult>(respond, [](const KvWriteResult& w) {
+    return json_response(200, json::object{{"revision", w.revision}});
+  });
+  if (req.method == "GET") {
+    return node.kv_get(*key, replying<KvEntryView>(respond, [](const KvEntryView& e) {
+      return json_response(200, json::object{{"key", e.key},
+                                             {"value", e.value},
+                                             {"create_revision", e.create_revision},
+                                             {"mod_revision", e.mod_revision},
+                                             {"version", e.version}});
+    }));
+  }
+  if (req.method == "PUT") {
+    std::string error;
+    std::optional<json::object> body = parse_object(req.body, error);
+    if (!body || !only_fields(*body, {"value", "prev_revision"}, error)) {
+      return respond(bad_request(error));
+    }
+    const json::value* value = body->if_contains("value");
+    if (value == nullptr || !value->is_string()) {
+      return respond(bad_request("value: missing or not a string"));
+    }
+    std::optional<std::uint64_t> prev;
+    if (!read_u64(*body, "prev_revision", prev, error)) return respond(bad_request(error));
+    KvWrite w;
+    w.op = prev ? KvWrite::Op::cas : KvWrite::Op::put;
+    w.key = std::move(*key);
+    w.value = std::string(value->as_string());
+    w.expected_revision = prev;
+    return node.kv_write(std::move(w), std::move(write_done));
+  }
+  if (req.method == "DELETE") {
+    KvWrite w;
+    w.op = KvWrite::Op::del;
+    w.key = std::move(*key);
+    if (query.rfind("prev_revision=", 0) == 0) {
+      std::optional<std::uint64_t> prev = parse_u64(query.substr(14));
+      if (!prev || *prev == 0) return respond(bad_request("prev_revision: expected a revision"));
+      w.expected_revision = prev;
+    } else if (!query.empty()) {
+      return respond(bad_request("unknown query parameter: " + std::string(query)));
+    }
+    return node.kv_write(std::move(w), std::move(write_done));
+  }
+  respond(error_response(ApiError{Status(Errc::invalid_argument,
+                                         "method " + req.method + " not allowed on /v1/kv")}));
+}
+
+void route_members(const AdminRequest& req, std::string_view rest, NodeApi& node,
+                   const std::function<void(AdminResponse)>& respond) {
+  auto empty_done = replying<Empty>(respond, [](const Empty&) {
+    return json_response(200, json::object{{"ok", true}});
+  });
+  if (rest.empty() && req.method == "GET") {
+    json::array members;
+    for (const MemberView& m : node.status().members) members.push_back(member_json(m));
+    return respond(json_response(200, json::object{{"members", std::move(members)}}));
+  }
+  if (rest.empty() && req.method == "POST") {
+    std::string error;
+    std::optional<json::object> body = parse_object(req.body, error);
+    if (!body || !only_fields(*body, {"id", "address", "learner"}, error)) {
+      return respond(bad_request(error));
+    }
+    std::optional<std::uint64_t> id;
+    if (!read_u64(*body, "id", id, error)) return respond(bad_request(error));
+    if (!id || *id == 0) return respond(bad_request("id: missing or 0"));
+    const json::value* address = body->if_contains("address");
+    if (address == nullptr || !address->is_string()) {
+      return respond(bad_request("address: missing or not a string (HOST:PORT)"));
+    }
+    const json::value* learner = body->if_contains("learner");
+    if (learner != nullptr && !learner->is_bool()) {
+      return respond(bad_request("learner: expected true or false"));
+    }
+    return node.members_add(*id, std::string(address->as_string()),
+                            learner != nullptr && learner->as_bool(), std::move(empty_done));
+  }
+  if (!rest.empty() && req.method == "DELETE") {
+    std::optional<std::uint64_t> id = parse_u64(rest);
+    if (!id || *id == 0) return respond(bad_request("member id: expected a positive number"));
+    return node.members_remove(*id, std::move(empty_done));
+  }
+  respond(error_response(ApiError{Status(Errc::invalid_argument,
+                                         "method " + req.method + " not allowed here")}));
+}
+
+void route_config(const AdminRequest& req, std::string_view rest, NodeApi& node,
+                  const std::function<void(AdminResponse)>& respond) {
+  auto config_done = replying<ConfigView>(respond, [](const ConfigView& c) {
+    return json_response(200, config_json(c));
+  });
+  if (rest.empty() && req.method == "GET") return node.config_get(std::move(config_done));
+  if (rest.empty() && req.method == "PUT") {
+    std::string error;
+    if (!parse_object(req.body, error)) return respond(bad_request("document: " + error));
+    std::optional<std::uint64_t> if_version;
+    if (!req.if_match.empty()) {
+      std::string tag = req.if_match;
+      if (tag.size() >= 2 && tag.front() == '"' && tag.back() == '"') {
+        tag = tag.substr(1, tag.size() - 2);
+      }
+      if_version = parse_u64(tag);
+      if (!if_version) return respond(bad_request("If-Match: expected a version number"));
+    }
+    return node.config_put(req.body, if_version, std::move(config_done));
+  }
+  if (rest == "/rollback" && req.method == "POST") {
+    std::string error;
+    std::optional<json::object> body = parse_object(req.body, error);
+    if (!body || !only_fields(*body, {"version", "if_version"}, error)) {
+      return respond(bad_request(error));
+    }
+    std::optional<std::uint64_t> version, if_version;
+    if (!read_u64(*body, "version", version, error) ||
+        !read_u64(*body, "if_version", if_version, error)) {
+      return respond(bad_request(error));
+    }
+    if (!version || *version == 0) return respond(bad_request("version: missing or 0"));
+    return node.config_rollback(*version, if_version, std::move(config_done));
+  }
+  if (rest == "/history" && req.method == "GET") {
+    return node.config_history(replying<std::vector<ConfigView>>(
+        respond, [](const std::vector<ConfigView>& h) {
+          json::array versions;
+          for (const ConfigView& c : h) versions.push_back(config_json(c));
+          return json_response(200, json::object{{"versions", std::move(versions)}});
+        }));
+  }
+  respond(error_response(ApiError{Status(Errc::not_found, "no such endpoint")}));
+}
+
+void route_v1(const AdminRequest& req, std::string_view path, std::string_view query,
+              NodeApi& node, const std::function<void(AdminResponse)>& respond) {
+  if (path == "/v1/status" && req.method == "GET") {
+    return respond(json_response(200, status_json(node.status())));
+  }
+  if (path.rfind("/v1/kv/", 0) == 0) return route_kv(req, path.substr(7), query, node, respond);
+  if (path == "/v1/members" || path.rfind("/v1/members/", 0) == 0) {
+    std::string_view rest = path.substr(11);
+    if (!rest.empty()) rest.remove_prefix(1);
+    return route_members(req, rest, node, respond);
+  }
+  if (path == "/v1/config" || path.rfind("/v1/config/", 0) == 0) {
+    return route_config(req, path.substr(10), node, respond);
+  }
+  if (path == "/v1/leader/transfer" && req.method == "POST") {
+    std::optional<std::uint64_t> to;
+    if (!req.body.empty()) {
+      std::string error;
+      std::optional<json::object> body = parse_object(req.body, error);
+      if (!body || !only_fields(*body, {"to"}, error) || !read_u64(*body, "to", to, error)) {
+        return respond(bad_request(error));
+      }
+    }
+    return node.leader_transfer(to, replying<NodeId>(respond, [](const NodeId& target) {
+      return json_response(200, json::object{{"transferring_to", target}});
+    }));
+  }
+  if (path == "/v1/lease" && req.method == "GET") {
+    return node.lease(replying<LeaseView>(respond, [](const LeaseView& l) {
+      return json_response(200, json::object{{"holder", l.holder},
+                                             {"fencing_token", l.fencing_token},
+                                             {"valid", l.valid}});
+    }));
+  }
+  respond(error_response(ApiError{Status(Errc::not_found, "no such endpoint: " +
+                                                              req.method + " " +
+                                                              std::string(path))}));
+}
+
+}  // namespace
+
+int http_status_for(Errc code) {
+  switch (code) {
+    case Errc::ok: return 200;
+    case Errc::invalid_argument:
+    case Errc::malformed:
+    case Errc::unsupported: return 400;
+    case Errc::not_found: return 404;
+    case Errc::conflict: return 409;
+    case Errc::not_leader: return 421;
+    case Errc::busy: return 503;
+    case Errc::io_error:
+    case Errc::corrupt: return 500;
+  }
+  return 500;
+}
+
+AdminResponse error_response(const ApiError& error) {
+  ANYA_ASSERT(!error.status.is_ok());
+  json::object o;
+  o["error"] = errc_name(error.status.code());
+  o["message"] = error.status.message();
+  if (error.status.code() == Errc::not_leader) {
+    if (error.leader == engine::kNoNode) o["leader"] = nullptr;
+    else o["leader"] = error.leader;
+    o["leader_admin"] = error.leader_admin;
+  }
+  return json_response(http_status_for(error.status.code()), o);
+}
+
+std::optional<std::string> percent_decode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); i++) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    if (i + 2 >= text.size()) return std::nullopt;  // needs two hex digits after '%'
+    unsigned value = 0;
+    auto [p, ec] = std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16);
+    if (ec != std::errc() || p != text.data() + i + 3) return std::nullopt;
+    out += static_cast<char>(value);
+    i += 2;
+  }
+  return out;
+}
+
+void route_admin_request(const AdminRequest& req, NodeApi& node,
+                         std::function<void(AdminResponse)> respond) {
+  if (req.target.size() > AdminLimits::max_target_bytes) {
+    return respond(bad_request("request target longer than 4096 bytes"));
+  }
+  if (req.body.size() > AdminLimits::max_body_bytes) {
+    return respond(bad_request("request body larger than 1 MiB"));
+  }
+  const std::size_t q = req.target.find('?');
+  const std::string_view path = std::string_view(req.target).substr(0, q);
+  const std::string_view query =
+      q == std::string::npos ? std::string_view() : std::string_view(req.target).substr(q + 1);
+  if (path == "/healthz" && req.method == "GET") {
+    const bool alive = node.alive();
+    return respond(json_response(alive ? 200 : 503,
+                                 json::object{{"status", alive ? "ok" : "stopped"}}));
+  }
+  if (path == "/readyz" && req.method == "GET") {
+    const StatusView s = node.status();
+    json::object o{{"ready", s.ready}, {"quorum", s.quorum}, {"role", s.role}};
+    if (!s.ready) {
+      o["reason"] = !s.quorum ? "not part of a quorum" : "applying committed entries";
+    }
+    return respond(json_response(s.ready ? 200 : 503, o));
+  }
+  if (path == "/metrics" && req.method == "GET") {
+    return respond(AdminResponse{200, "text/plain; version=0.0.4; charset=utf-8",
+                                 node.metrics_text()});
+  }
+  if (path.rfind("/v1/", 0) == 0) return route_v1(req, path, query, node, respond);
+  respond(error_response(ApiError{Status(Errc::not_found, "no such endpoint: " +
+                                                              std::string(path))}));
+}
+
+}  // namespace anya::transport

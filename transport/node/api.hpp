@@ -1,0 +1,124 @@
+// What the admin API (and the embedding API) can ask of a running node. The admin server speaks
+// HTTP and JSON and knows nothing of Raft; the node implements this interface and knows nothing
+// of HTTP. Tests and fuzz targets drive the admin server against a fake implementation.
+//
+// Every call runs on the node's io_context thread and answers through its callback exactly once,
+// possibly later (a write answers once it commits and applies, or fails).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/base/result.hpp"
+#include "engine/base/types.hpp"
+
+namespace anya::transport {
+
+struct MemberView {
+  engine::NodeId id = engine::kNoNode;
+  std::string address;                       // peer address
+  bool voter = false;
+  bool healthy = true;
+  bool reachable = false;
+  std::optional<std::uint64_t> last_seen_ms;  // ms since last heard, if known
+  engine::Index match_index = 0;
+};
+
+struct StatusView {
+  engine::NodeId node_id = engine::kNoNode;
+  std::string cluster;
+  std::string role;
+  engine::Term term = 0;
+  engine::NodeId leader = engine::kNoNode;
+  std::string leader_admin;                  // the leader's admin endpoint, if known
+  engine::Index commit_index = 0;
+  engine::Index applied_index = 0;
+  bool quorum = false;
+  bool ready = false;                        // member of a quorum and caught up
+  std::uint64_t config_version = 0;
+  std::uint64_t fencing_token = 0;           // the current leadership's term; 0 if none
+  std::vector<MemberView> members;
+};
+
+// A failure the admin API turns into an HTTP status and {"error": CODE, "message": TEXT}.
+// For not_leader, the leader's id and admin endpoint when known, so clients can follow.
+struct ApiError {
+  Status status;
+  engine::NodeId leader = engine::kNoNode;
+  std::string leader_admin{};
+};
+
+template <typename T>
+struct ApiResult {
+  std::optional<T> value;
+  ApiError error;
+  ApiResult(T v) : value(std::move(v)) {}             // NOLINT: implicit by design
+  ApiResult(ApiError e) : error(std::move(e)) {}      // NOLINT
+  bool ok() const { return value.has_value(); }
+};
+template <typename T>
+using Reply = std::function<void(ApiResult<T>)>;
+
+struct KvEntryView {
+  std::string key;
+  std::string value;
+  engine::Index create_revision = 0;
+  engine::Index mod_revision = 0;
+  std::uint64_t version = 0;
+};
+
+struct KvWrite {
+  enum class Op { put, cas, del } op = Op::put;
+  std::string key;
+  std::string value;
+  // cas: the mod_revision expected (0: the key must not exist); del: optional precondition.
+  std::optional<engine::Index> expected_revision;
+};
+
+struct KvWriteResult {
+  engine::Index revision = 0;  // the index of the write
+};
+
+struct ConfigView {
+  std::uint64_t version = 0;
+  std::string document;        // JSON text; empty before the first configuration
+};
+
+struct LeaseView {
+  engine::NodeId holder = engine::kNoNode;  // the leader
+  std::uint64_t fencing_token = 0;
+  bool valid = false;                       // the leader holds a quorum right now
+  std::uint64_t remaining_ms = 0;           // how long it holds without hearing more
+};
+
+struct Empty {};
+
+class NodeApi {
+ public:
+  virtual ~NodeApi() = default;
+  virtual StatusView status() = 0;
+  virtual bool alive() = 0;
+  virtual std::string metrics_text() = 0;
+
+  virtual void kv_get(const std::string& key, Reply<KvEntryView> reply) = 0;
+  virtual void kv_write(KvWrite write, Reply<KvWriteResult> reply) = 0;
+
+  virtual void members_add(engine::NodeId id, std::string address, bool learner,
+                           Reply<Empty> reply) = 0;
+  virtual void members_remove(engine::NodeId id, Reply<Empty> reply) = 0;
+
+  virtual void config_get(Reply<ConfigView> reply) = 0;
+  virtual void config_put(std::string document, std::optional<std::uint64_t> if_version,
+                          Reply<ConfigView> reply) = 0;
+  virtual void config_rollback(std::uint64_t version, std::optional<std::uint64_t> if_version,
+                               Reply<ConfigView> reply) = 0;
+  virtual void config_history(Reply<std::vector<ConfigView>> reply) = 0;
+
+  virtual void leader_transfer(std::optional<engine::NodeId> to, Reply<engine::NodeId> reply) = 0;
+  virtual void lease(Reply<LeaseView> reply) = 0;
+};
+
+}  // namespace anya::transport

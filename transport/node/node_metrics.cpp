@@ -1,0 +1,102 @@
+#include "transport/node/node_metrics.hpp"
+
+#include <chrono>
+
+namespace anya::transport {
+
+namespace {
+// Adds to `counter` what `total` grew by since the last copy.
+void copy_total(metrics::Counter& counter, std::uint64_t total) {
+  if (total > counter.whole()) counter.inc(total - counter.whole());
+}
+std::uint64_t steady_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+}  // namespace
+
+NodeMetrics::NodeMetrics() {
+  auto& r = registry;
+  role = &r.gauge_family("anya_role", "1 for the role this node is in, 0 for the others",
+                         {"role"});
+  term = &r.gauge("anya_term", "The current Raft term");
+  leader_changes = &r.counter("anya_leader_changes_total",
+                              "Times the known leader changed to another node");
+  elections_started = &r.counter("anya_elections_started_total",
+                                 "Elections this node started (pre-votes excluded)");
+  elections_won = &r.counter("anya_elections_won_total", "Elections this node won");
+  pre_votes_started = &r.counter("anya_pre_votes_started_total", "Pre-votes this node started");
+  fast_failovers = &r.counter("anya_fast_failovers_total",
+                              "Pre-votes started at once because the link to the leader dropped");
+  commit_index = &r.gauge("anya_commit_index", "Highest log index known committed");
+  applied_index = &r.gauge("anya_applied_index", "Highest log index applied");
+  has_quorum = &r.gauge("anya_quorum", "1 if this node is part of a quorum (leader heard or "
+                                       "leader hearing a majority)");
+  config_version = &r.gauge("anya_config_version", "Active configuration document version");
+  peer_last_contact = &r.gauge_family("anya_peer_last_contact_seconds",
+                                      "Seconds since anything was heard from the peer", {"peer"});
+  peer_rtt = &r.gauge_family("anya_peer_rtt_seconds", "Last ping round trip to the peer",
+                             {"peer"});
+  peer_connected = &r.gauge_family("anya_peer_connected", "1 while a link to the peer is up",
+                                   {"peer"});
+  messages_sent = &r.counter_family("anya_messages_sent_total", "Messages sent, by peer",
+                                    {"peer"});
+  messages_received = &r.counter_family("anya_messages_received_total",
+                                        "Messages received, by peer", {"peer"});
+  bytes_sent = &r.counter_family("anya_bytes_sent_total", "Frame bytes sent, by peer", {"peer"});
+  bytes_received = &r.counter_family("anya_bytes_received_total",
+                                     "Frame bytes received, by peer", {"peer"});
+  messages_dropped = &r.counter_family("anya_messages_dropped_total",
+                                       "Messages not sent, by peer and reason",
+                                       {"peer", "reason"});
+  rejected = &r.counter_family("anya_rejected_total",
+                               "Connections and frames refused by the peer links, by reason",
+                               {"reason"});
+  engine_refused = &r.counter_family("anya_engine_refused_messages_total",
+                                     "Messages the engine refused, by reason", {"reason"});
+  wal_fsync_seconds = &r.histogram(
+      "anya_wal_fsync_seconds", "Latency of each WAL fsync",
+      {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});
+}
+
+void NodeMetrics::update(const engine::Raft& raft, std::uint64_t config_version_now,
+                         const PeerLinks& peers) {
+  for (engine::Role r : {engine::Role::follower, engine::Role::pre_candidate,
+                         engine::Role::candidate, engine::Role::leader, engine::Role::learner}) {
+    role->with({engine::role_name(r)}).set(raft.role() == r ? 1 : 0);
+  }
+  term->set(static_cast<double>(raft.term()));
+  const engine::RaftStats& st = raft.stats();
+  copy_total(*leader_changes, st.leader_changes);
+  copy_total(*elections_started, st.elections_started);
+  copy_total(*elections_won, st.elections_won);
+  copy_total(*pre_votes_started, st.pre_votes_started);
+  commit_index->set(static_cast<double>(raft.log().committed()));
+  applied_index->set(static_cast<double>(raft.log().applied()));
+  has_quorum->set(raft.has_quorum() ? 1 : 0);
+  config_version->set(static_cast<double>(config_version_now));
+  copy_total(engine_refused->with({"stale_term"}), st.stale_messages);
+  copy_total(engine_refused->with({"invalid"}), st.invalid_messages);
+  copy_total(engine_refused->with({"non_member"}), st.non_member_messages);
+  copy_total(engine_refused->with({"foreign_cluster"}), st.foreign_cluster_messages);
+  const std::uint64_t now = steady_ms();
+  for (const auto& [peer, ps] : peers.stats()) {
+    const std::string id = std::to_string(peer);
+    if (ps.last_contact_ms) {
+      peer_last_contact->with({id}).set(static_cast<double>(now - *ps.last_contact_ms) / 1000.0);
+    }
+    if (ps.rtt_ms) peer_rtt->with({id}).set(*ps.rtt_ms / 1000.0);
+    peer_connected->with({id}).set(ps.connected ? 1 : 0);
+    copy_total(messages_sent->with({id}), ps.messages_sent);
+    copy_total(messages_received->with({id}), ps.messages_received);
+    copy_total(bytes_sent->with({id}), ps.bytes_sent);
+    copy_total(bytes_received->with({id}), ps.bytes_received);
+    copy_total(messages_dropped->with({id, "not_connected"}), ps.dropped_not_connected);
+    copy_total(messages_dropped->with({id, "queue_full"}), ps.dropped_queue_full);
+  }
+  for (const auto& [reason, count] : peers.rejections()) {
+    copy_total(rejected->with({reason}), count);
+  }
+}
+
+}  // namespace anya::transport

@@ -1,0 +1,42 @@
+// The node's Prometheus metrics (GET /metrics). Counters that other parts keep as plain totals
+// (the engine's RaftStats, the peer links' PeerStats) are copied in at scrape time: the registry
+// only ever adds the difference, so its counters stay monotonic.
+#pragma once
+
+#include "engine/raft/raft.hpp"
+#include "transport/metrics/metrics.hpp"
+#include "transport/peer/peer_links.hpp"
+
+namespace anya::transport {
+
+struct NodeMetrics {
+  NodeMetrics();
+  // Refreshes every gauge and copied counter from the engine and the peer links.
+  void update(const engine::Raft& raft, std::uint64_t config_version, const PeerLinks& peers);
+
+  metrics::Registry registry;
+  metrics::Family<metrics::Gauge>* role;
+  metrics::Gauge* term;
+  metrics::Counter* leader_changes;
+  metrics::Counter* elections_started;
+  metrics::Counter* elections_won;
+  metrics::Counter* pre_votes_started;
+  metrics::Counter* fast_failovers;
+  metrics::Gauge* commit_index;
+  metrics::Gauge* applied_index;
+  metrics::Gauge* has_quorum;
+  metrics::Gauge* config_version;
+  metrics::Family<metrics::Gauge>* peer_last_contact;
+  metrics::Family<metrics::Gauge>* peer_rtt;
+  metrics::Family<metrics::Gauge>* peer_connected;
+  metrics::Family<metrics::Counter>* messages_sent;
+  metrics::Family<metrics::Counter>* messages_received;
+  metrics::Family<metrics::Counter>* bytes_sent;
+  metrics::Family<metrics::Counter>* bytes_received;
+  metrics::Family<metrics::Counter>* messages_dropped;
+  metrics::Family<metrics::Counter>* rejected;
+  metrics::Family<metrics::Counter>* engine_refused;
+  metrics::Histogram* wal_fsync_seconds;
+};
+
+}  // namespace anya::transport

@@ -1,0 +1,628 @@
+#include "transport/peer/peer_links.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+
+#include <chrono>
+#include <deque>
+#include <random>
+#include <set>
+
+#include "engine/codec/codec.hpp"
+#include "transport/tls/context.hpp"
+
+namespace anya::transport {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using WsStream = websocket::stream<beast::ssl_stream<beast::tcp_stream>>;
+using engine::Message;
+using engine::MessageType;
+using engine::NodeId;
+
+namespace {
+constexpr std::string_view kPeerPath = "/anya-ha/peer/v1";
+constexpr std::string_view kNodeHeader = "anya-ha-node";
+constexpr std::string_view kClusterHeader = "anya-ha-cluster";
+constexpr std::string_view kAdminHeader = "anya-ha-admin";
+constexpr std::size_t kMaxAdminEndpointBytes = 300;
+constexpr std::size_t kMaxUpgradeRequestBytes = 8192;
+
+std::uint64_t steady_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+std::uint64_t steady_us() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+bool is_heartbeat(MessageType t) {
+  return t == MessageType::heartbeat || t == MessageType::heartbeat_response;
+}
+}  // namespace
+
+// One TLS WebSocket to one peer, dialled or accepted. Owned by shared_ptr: each pending handler
+// holds one, so the link lives until its last operation completes.
+class Link : public std::enable_shared_from_this<Link> {
+ public:
+  Link(PeerLinks::Impl& owner, WsStream ws, bool outbound, NodeId peer)
+      : owner_(owner), ws_(std::move(ws)), ping_timer_(ws_.get_executor()),
+        outbound_(outbound), peer_(peer) {}
+
+  NodeId peer() const { return peer_; }
+  bool outbound() const { return outbound_; }
+  bool open() const { return open_; }
+
+  // Dialer: TCP connect, TLS handshake, check the certificate names `peer_`, WebSocket upgrade.
+  void dial(const tcp::resolver::results_type& endpoints, const std::string& host);
+  // Acceptor: TLS handshake, identity, upgrade request checks, WebSocket accept.
+  void accept();
+  void enqueue(std::string frame, MessageType type);
+  void close(const std::string& reason);
+
+ private:
+  void on_tls_client_handshake(const std::string& host);
+  void on_upgrade_request();
+  void refuse(const std::string& counter, const std::string& reason);
+  template <typename Fields>
+  void note_admin_endpoint(const Fields& message) {
+    const auto it = message.find(kAdminHeader);
+    if (it == message.end() || it->value().size() > kMaxAdminEndpointBytes) return;
+    owner_stats().admin_endpoint = std::string(it->value());
+  }
+  PeerStats& owner_stats();
+  void established();
+  void read_next();
+  void write_next();
+  void ping_loop();
+  void fail(const std::string& reason);
+  Logger& log();
+
+  PeerLinks::Impl& owner_;
+  WsStream ws_;
+  asio::steady_timer ping_timer_;
+  bool outbound_;
+  NodeId peer_;  // for an accepted link: known once the certificate is checked
+  bool open_ = false;
+  bool closed_ = false;
+  bool writing_ = false;
+  bool ping_outstanding_ = false;
+  std::uint64_t ping_sent_us_ = 0;
+  beast::flat_buffer buffer_;
+  http::request<http::string_body> upgrade_;
+  std::unique_ptr<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> refusal_;
+  websocket::response_type upgrade_response_;
+  struct Outgoing {
+    std::string frame;
+    MessageType type;
+  };
+  std::deque<Outgoing> queue_;
+  std::size_t queued_bytes_ = 0;
+};
+
+struct PeerLinks::Impl {
+  Impl(asio::io_context& io, PeerLinkOptions o, PeerLinkCallbacks c, Logger l)
+      : io(io), options(std::move(o)), callbacks(std::move(c)), log(std::move(l)),
+        acceptor(io), rng(std::random_device{}()) {}
+
+  asio::io_context& io;
+  PeerLinkOptions options;
+  PeerLinkCallbacks callbacks;
+  Logger log;
+  tcp::acceptor acceptor;
+  std::mt19937_64 rng;  // back-off jitter only
+  bool stopped = false;
+
+  struct Dialer {
+    std::string address;
+    std::unique_ptr<asio::steady_timer> timer;
+    std::unique_ptr<tcp::resolver> resolver;
+    unsigned attempts = 0;
+    std::uint64_t generation = 0;  // bumped when the dialer is replaced or removed
+  };
+  std::map<NodeId, Dialer> dialers;           // every known peer; dials while unlinked
+  std::set<NodeId> members;                   // as last given to set_members
+  std::map<NodeId, std::shared_ptr<Link>> active;
+  std::set<std::shared_ptr<Link>> pending;    // handshaking
+  std::map<NodeId, PeerStats> stats;
+  std::map<std::string, std::uint64_t> rejections;
+  std::uint64_t next_generation = 1;
+
+  void accept_next();
+  void dial(NodeId peer, std::uint64_t generation);
+  void schedule_dial(NodeId peer, std::uint64_t generation);
+  void on_established(const std::shared_ptr<Link>& link);
+  void on_closed(const std::shared_ptr<Link>& link, const std::string& reason);
+  void reject(const std::string& reason) { rejections[reason]++; }
+  void on_frame(Link& link, std::string_view bytes);
+};
+
+Logger& Link::log() { return owner_.log; }
+PeerStats& Link::owner_stats() { return owner_.stats[peer_]; }
+
+void Link::dial(const tcp::resolver::results_type& endpoints, const std::string& host) {
+  auto self = shared_from_this();
+  beast::get_lowest_layer(ws_).expires_after(
+      std::chrono::milliseconds(owner_.options.handshake_timeout_ms));
+  beast::get_lowest_layer(ws_).async_connect(
+      endpoints, [self, host](beast::error_code ec, const tcp::endpoint&) {
+        if (ec) return self->fail("connect: " + ec.message());
+        self->ws_.next_layer().async_handshake(
+            asio::ssl::stream_base::client, [self, host](beast::error_code ec2) {
+              if (ec2) {
+                self->owner_.reject("tls");
+                return self->fail("TLS handshake: " + tls::describe_handshake_failure(
+                                      self->ws_.next_layer().native_handle(), ec2));
+              }
+              self->on_tls_client_handshake(host);
+            });
+      });
+}
+
+void Link::on_tls_client_handshake(const std::string& host) {
+  SSL* ssl = ws_.next_layer().native_handle();
+  if (Status s = tls::expect_peer(ssl, tls::Identity::node(peer_)); !s) {
+    owner_.reject("identity");
+    return fail(s.message());
+  }
+  const std::string self_id = std::to_string(owner_.options.self);
+  const std::string cluster = owner_.options.cluster;
+  const std::string admin = owner_.options.admin_endpoint;
+  ws_.set_option(websocket::stream_base::decorator(
+      [self_id, cluster, admin](websocket::request_type& r) {
+        r.set(kNodeHeader, self_id);
+        r.set(kClusterHeader, cluster);
+        r.set(kAdminHeader, admin);
+      }));
+  auto self = shared_from_this();
+  ws_.async_handshake(upgrade_response_, host, kPeerPath, [self](beast::error_code ec) {
+    if (ec) {
+      std::string why = "WebSocket upgrade: " + ec.message();
+      if (!self->upgrade_response_.body().empty()) why += ": " + self->upgrade_response_.body();
+      return self->fail(why);
+    }
+    self->note_admin_endpoint(self->upgrade_response_);
+    self->established();
+  });
+}
+
+void Link::accept() {
+  auto self = shared_from_this();
+  beast::get_lowest_layer(ws_).expires_after(
+      std::chrono::milliseconds(owner_.options.handshake_timeout_ms));
+  ws_.next_layer().async_handshake(asio::ssl::stream_base::server, [self](beast::error_code ec) {
+    if (ec) {
+      self->owner_.reject("tls");
+      return self->fail("TLS handshake: " + tls::describe_handshake_failure(
+                            self->ws_.next_layer().native_handle(), ec));
+    }
+    Result<tls::Identity> id = tls::peer_identity(self->ws_.next_layer().native_handle());
+    if (!id) {
+      self->owner_.reject("identity");
+      return self->fail("peer certificate: " + id.status().message());
+    }
+    if (id->kind != tls::Identity::Kind::node) {
+      self->owner_.reject("not_a_node");
+      return self->fail(id->describe() + " tried to open a peer link; only nodes may");
+    }
+    self->peer_ = id->node_id;
+    self->parser_ = std::make_unique<http::request_parser<http::string_body>>();
+    self->parser_->header_limit(kMaxUpgradeRequestBytes);
+    self->parser_->body_limit(0);
+    http::async_read(self->ws_.next_layer(), self->buffer_, *self->parser_,
+                     [self](beast::error_code ec2, std::size_t) {
+                       if (ec2) return self->fail("upgrade request: " + ec2.message());
+                       self->upgrade_ = self->parser_->release();
+                       self->on_upgrade_request();
+                     });
+  });
+}
+
+void Link::on_upgrade_request() {
+  const auto node = upgrade_.find(kNodeHeader);
+  const auto cluster = upgrade_.find(kClusterHeader);
+  if (!websocket::is_upgrade(upgrade_) || upgrade_.target() != kPeerPath) {
+    return refuse("bad_upgrade", "not a peer link upgrade to " + std::string(kPeerPath));
+  }
+  if (cluster == upgrade_.end() || cluster->value() != owner_.options.cluster) {
+    const std::string theirs =
+        cluster == upgrade_.end() ? std::string("(none)") : std::string(cluster->value());
+    return refuse("cluster", "node " + std::to_string(peer_) + " is in cluster '" + theirs +
+                                 "', this is cluster '" + owner_.options.cluster + "'");
+  }
+  if (node == upgrade_.end() || node->value() != std::to_string(peer_)) {
+    const std::string claimed =
+        node == upgrade_.end() ? std::string("(none)") : std::string(node->value());
+    return refuse("identity", "peer certificate is for node " + std::to_string(peer_) +
+                                  ", but it claims to be node " + claimed);
+  }
+  note_admin_endpoint(upgrade_);
+  const std::string admin = owner_.options.admin_endpoint;
+  ws_.set_option(websocket::stream_base::decorator([admin](websocket::response_type& r) {
+    r.set(kAdminHeader, admin);
+  }));
+  auto self = shared_from_this();
+  ws_.async_accept(upgrade_, [self](beast::error_code ec) {
+    if (ec) return self->fail("WebSocket accept: " + ec.message());
+    self->established();
+  });
+}
+
+void Link::refuse(const std::string& counter, const std::string& reason) {
+  owner_.reject(counter);
+  log().warn("refused link: ", reason);
+  refusal_ = http::response<http::string_body>(http::status::forbidden, upgrade_.version());
+  refusal_.set(http::field::content_type, "text/plain");
+  refusal_.body() = reason;
+  refusal_.keep_alive(false);
+  refusal_.prepare_payload();
+  auto self = shared_from_this();
+  http::async_write(ws_.next_layer(), refusal_, [self, reason](beast::error_code, std::size_t) {
+    self->fail(reason);
+  });
+}
+
+void Link::established() {
+  ANYA_ASSERT(peer_ != engine::kNoNode);
+  open_ = true;
+  beast::get_lowest_layer(ws_).expires_never();
+  ws_.binary(true);
+  // Checked against the frame header before the payload is buffered: an oversized frame costs
+  // the sender its link, never this node its memory.
+  ws_.read_message_max(engine::Limits::max_frame_bytes);
+  websocket::stream_base::timeout t{};
+  t.handshake_timeout = std::chrono::milliseconds(owner_.options.handshake_timeout_ms);
+  t.idle_timeout = websocket::stream_base::none();
+  t.keep_alive_pings = false;
+  ws_.set_option(t);
+  std::weak_ptr<Link> weak = shared_from_this();
+  ws_.control_callback([weak](websocket::frame_type kind, beast::string_view) {
+    auto self = weak.lock();
+    if (!self || kind != websocket::frame_type::pong) return;
+    PeerStats& st = self->owner_.stats[self->peer_];
+    st.last_contact_ms = steady_ms();
+    if (self->ping_outstanding_) {
+      st.rtt_ms = static_cast<double>(steady_us() - self->ping_sent_us_) / 1000.0;
+      self->ping_outstanding_ = false;
+    }
+  });
+  owner_.on_established(shared_from_this());
+  read_next();
+  ping_loop();
+  write_next();
+}
+
+void Link::read_next() {
+  auto self = shared_from_this();
+  ws_.async_read(buffer_, [self](beast::error_code ec, std::size_t) {
+    if (ec) {
+      if (ec == websocket::error::message_too_big) self->owner_.reject("frame_size");
+      return self->fail(ec == websocket::error::closed ? "closed by peer" : ec.message());
+    }
+    const auto data = self->buffer_.cdata();
+    self->owner_.on_frame(*self, std::string_view(static_cast<const char*>(data.data()),
+                                                  data.size()));
+    self->buffer_.consume(self->buffer_.size());
+    if (self->open_) self->read_next();
+  });
+}
+
+void Link::enqueue(std::string frame, MessageType type) {
+  const PeerLinkOptions& o = owner_.options;
+  PeerStats& st = owner_.stats[peer_];
+  // Shed the oldest queued heartbeats first; the one being written (front) stays.
+  for (std::size_t i = writing_ ? 1 : 0;
+       i < queue_.size() && (queue_.size() >= o.max_queued_messages ||
+                             queued_bytes_ + frame.size() > o.max_queued_bytes);) {
+    if (is_heartbeat(queue_[i].type)) {
+      queued_bytes_ -= queue_[i].frame.size();
+      queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(i));
+      st.dropped_queue_full++;
+    } else {
+      i++;
+    }
+  }
+  if (queue_.size() >= o.max_queued_messages || queued_bytes_ + frame.size() > o.max_queued_bytes) {
+    st.dropped_queue_full++;
+    if (type == MessageType::append) {
+      st.dropped_appends++;
+      log().warn("queue to node ", peer_, " full (", queue_.size(), " messages, ",
+                 queued_bytes_, " bytes): dropped an append; the leader will resend it");
+    }
+    return;
+  }
+  queued_bytes_ += frame.size();
+  queue_.push_back({std::move(frame), type});
+  write_next();
+}
+
+void Link::write_next() {
+  if (!open_ || writing_ || queue_.empty()) return;
+  writing_ = true;
+  auto self = shared_from_this();
+  ws_.async_write(asio::buffer(queue_.front().frame), [self](beast::error_code ec, std::size_t n) {
+    self->writing_ = false;
+    if (ec) return self->fail("write: " + ec.message());
+    PeerStats& st = self->owner_.stats[self->peer_];
+    st.messages_sent++;
+    st.bytes_sent += n;
+    self->queued_bytes_ -= self->queue_.front().frame.size();
+    self->queue_.pop_front();
+    self->write_next();
+  });
+}
+
+void Link::ping_loop() {
+  ping_timer_.expires_after(std::chrono::milliseconds(owner_.options.ping_interval_ms));
+  auto self = shared_from_this();
+  ping_timer_.async_wait([self](beast::error_code ec) {
+    if (ec || !self->open_) return;
+    const std::optional<std::uint64_t>& last = self->owner_.stats[self->peer_].last_contact_ms;
+    if (last && steady_ms() - *last > self->owner_.options.dead_after_ms) {
+      return self->fail("nothing heard for " +
+                        std::to_string(self->owner_.options.dead_after_ms) + " ms");
+    }
+    if (!self->ping_outstanding_) {
+      self->ping_outstanding_ = true;
+      self->ping_sent_us_ = steady_us();
+      self->ws_.async_ping({}, [self](beast::error_code ec2) {
+        if (ec2) self->fail("ping: " + ec2.message());
+      });
+    }
+    self->ping_loop();
+  });
+}
+
+void Link::close(const std::string& reason) {
+  if (closed_) return;
+  closed_ = true;
+  open_ = false;
+  ping_timer_.cancel();
+  beast::error_code ignored;
+  beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+  beast::get_lowest_layer(ws_).close();
+  owner_.on_closed(shared_from_this(), reason);
+}
+
+void Link::fail(const std::string& reason) { close(reason); }
+
+// ---- PeerLinks::Impl -------------------------------------------------------------------------
+
+void PeerLinks::Impl::accept_next() {
+  acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
+    if (stopped) return;
+    if (!ec) {
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      auto link = std::make_shared<Link>(
+          *this, WsStream(std::move(socket), *options.server_tls), false, engine::kNoNode);
+      pending.insert(link);
+      link->accept();
+    } else {
+      log.warn("accept: ", ec.message());
+    }
+    accept_next();
+  });
+}
+
+void PeerLinks::Impl::schedule_dial(NodeId peer, std::uint64_t generation) {
+  auto it = dialers.find(peer);
+  if (stopped || it == dialers.end() || it->second.generation != generation) return;
+  Dialer& d = it->second;
+  const unsigned shift = std::min(d.attempts, 16u);
+  const std::uint64_t cap = std::min(options.dial_backoff_max_ms,
+                                     options.dial_backoff_min_ms << shift);
+  // Jitter in [cap/2, cap]: peers that lost the same node do not redial in lockstep.
+  const std::uint64_t delay_ms = cap / 2 + rng() % (cap / 2 + 1);
+  d.attempts++;
+  d.timer->expires_after(std::chrono::milliseconds(delay_ms));
+  d.timer->async_wait([this, peer, generation](beast::error_code ec) {
+    if (!ec) dial(peer, generation);
+  });
+}
+
+void PeerLinks::Impl::dial(NodeId peer, std::uint64_t generation) {
+  auto it = dialers.find(peer);
+  if (stopped || it == dialers.end() || it->second.generation != generation) return;
+  if (active.count(peer) != 0) return;  // connected meanwhile
+  const std::string& address = it->second.address;
+  const std::size_t colon = address.rfind(':');
+  const std::string host = address.substr(0, colon);
+  const std::string port = address.substr(colon + 1);
+  it->second.resolver->async_resolve(
+      host, port, [this, peer, generation, host](beast::error_code ec,
+                                                 tcp::resolver::results_type results) {
+        auto d = dialers.find(peer);
+        if (stopped || d == dialers.end() || d->second.generation != generation) return;
+        if (ec) {
+          log.debug("resolve node ", peer, " (", d->second.address, "): ", ec.message());
+          return schedule_dial(peer, generation);
+        }
+        auto link = std::make_shared<Link>(*this, WsStream(io, *options.client_tls), true, peer);
+        pending.insert(link);
+        link->dial(results, host);
+      });
+}
+
+void PeerLinks::Impl::on_established(const std::shared_ptr<Link>& link) {
+  pending.erase(link);
+  const NodeId peer = link->peer();
+  // Both sides dial while they have no link, so two may come up at once. Each side keeps the one
+  // dialled by the lower id and closes the other, so both keep the same one.
+  const bool preferred = link->outbound() == (options.self < peer);
+  auto old = active.find(peer);
+  if (old != active.end() && old->second != link && old->second->open()) {
+    if (!preferred) {
+      link->close("duplicate link; keeping the one node " +
+                  std::to_string(std::min(options.self, peer)) + " dialled");
+      return;
+    }
+    std::shared_ptr<Link> replaced = old->second;
+    active.erase(old);  // before close(): a replaced link does not report the peer down
+    replaced->close("replaced by a newer link");
+  }
+  active[peer] = link;
+  PeerStats& st = stats[peer];
+  st.connected = true;
+  st.connects++;
+  st.last_contact_ms = steady_ms();
+  if (auto d = dialers.find(peer); d != dialers.end()) d->second.attempts = 0;
+  log.info("link to node ", peer, " up (", link->outbound() ? "dialled" : "accepted", ")");
+}
+
+void PeerLinks::Impl::on_closed(const std::shared_ptr<Link>& link, const std::string& reason) {
+  pending.erase(link);
+  const NodeId peer = link->peer();
+  auto it = active.find(peer);
+  const bool was_active = it != active.end() && it->second == link;
+  if (was_active) {
+    active.erase(it);
+    stats[peer].connected = false;
+    stats[peer].disconnects++;
+    log.info("link to node ", peer, " down: ", reason);
+  } else {
+    log.debug("link to ", peer == engine::kNoNode ? std::string("unknown node")
+                                                  : "node " + std::to_string(peer),
+              " closed before use: ", reason);
+  }
+  if (stopped) return;
+  if (link->outbound() || was_active) {
+    auto d = dialers.find(peer);
+    if (d != dialers.end()) schedule_dial(peer, d->second.generation);
+  }
+  if (was_active && callbacks.on_peer_down) callbacks.on_peer_down(peer, reason);
+}
+
+void PeerLinks::Impl::on_frame(Link& link, std::string_view bytes) {
+  PeerStats& st = stats[link.peer()];
+  st.last_contact_ms = steady_ms();
+  Result<Message> m = engine::decode_message(bytes);
+  if (!m) {
+    reject("malformed");
+    log.warn("dropped a frame from node ", link.peer(), ": ", m.status().message());
+    return;
+  }
+  if (m->from != link.peer() || m->to != options.self) {
+    reject("spoofed_sender");
+    log.warn("dropped a message from node ", link.peer(), " claiming to be from node ", m->from,
+             " to node ", m->to);
+    return;
+  }
+  st.messages_received++;
+  st.bytes_received += bytes.size();
+  if (callbacks.on_message) callbacks.on_message(*m);
+}
+
+// ---- PeerLinks -------------------------------------------------------------------------------
+
+PeerLinks::PeerLinks(asio::io_context& io, PeerLinkOptions options, PeerLinkCallbacks callbacks,
+                     Logger log)
+    : impl_(std::make_unique<Impl>(io, std::move(options), std::move(callbacks),
+                                   std::move(log))) {
+  ANYA_ASSERT(impl_->options.self != engine::kNoNode);
+  ANYA_ASSERT(impl_->options.server_tls != nullptr);
+  ANYA_ASSERT(impl_->options.client_tls != nullptr);
+  ANYA_ASSERT(impl_->options.dial_backoff_min_ms > 0);
+}
+
+PeerLinks::~PeerLinks() = default;
+
+Status PeerLinks::start() {
+  Impl& s = *impl_;
+  const std::string where = s.options.listen_host + ":" + std::to_string(s.options.listen_port);
+  beast::error_code ec;
+  const asio::ip::address address = asio::ip::make_address(s.options.listen_host, ec);
+  if (ec) return {Errc::invalid_argument, "peer.listen: " + where + ": not an IP address"};
+  const tcp::endpoint endpoint(address, s.options.listen_port);
+  s.acceptor.open(endpoint.protocol(), ec);
+  if (!ec) s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) s.acceptor.bind(endpoint, ec);
+  if (!ec) s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return {Errc::io_error, "peer.listen: cannot listen on " + where + ": " + ec.message()};
+  s.accept_next();
+  return {};
+}
+
+std::uint16_t PeerLinks::listen_port() const {
+  beast::error_code ec;
+  const tcp::endpoint e = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : e.port();
+}
+
+void PeerLinks::set_members(const std::map<NodeId, std::string>& addresses) {
+  Impl& s = *impl_;
+  if (s.stopped) return;
+  for (auto it = s.dialers.begin(); it != s.dialers.end();) {
+    auto found = addresses.find(it->first);
+    if (found == addresses.end() || found->second != it->second.address) {
+      it->second.timer->cancel();
+      it->second.resolver->cancel();
+      it = s.dialers.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // Close links to former members only: a node that is joining links to us before it is a
+  // member, and must keep that link until the leader has added it.
+  std::vector<std::shared_ptr<Link>> removed;
+  for (const auto& [peer, link] : s.active) {
+    if (s.members.count(peer) != 0 && addresses.count(peer) == 0) removed.push_back(link);
+  }
+  s.members.clear();
+  for (const auto& [peer, address] : addresses) s.members.insert(peer);
+  for (const auto& link : removed) link->close("no longer a member");
+  for (const auto& [peer, address] : addresses) {
+    if (peer == s.options.self || s.dialers.count(peer) != 0) continue;
+    Impl::Dialer& d = s.dialers[peer];
+    d.address = address;
+    d.timer = std::make_unique<asio::steady_timer>(s.io);
+    d.resolver = std::make_unique<tcp::resolver>(s.io);
+    d.generation = s.next_generation++;
+    s.dial(peer, d.generation);
+  }
+}
+
+void PeerLinks::send(const Message& message) {
+  Impl& s = *impl_;
+  ANYA_ASSERT(message.from == s.options.self);
+  auto it = s.active.find(message.to);
+  if (it == s.active.end() || !it->second->open()) {
+    s.stats[message.to].dropped_not_connected++;
+    return;
+  }
+  it->second->enqueue(engine::encode_message(message), message.type);
+}
+
+void PeerLinks::stop() {
+  Impl& s = *impl_;
+  if (s.stopped) return;
+  s.stopped = true;
+  beast::error_code ignored;
+  s.acceptor.close(ignored);
+  for (auto& [peer, d] : s.dialers) {
+    d.timer->cancel();
+    d.resolver->cancel();
+  }
+  std::vector<std::shared_ptr<Link>> links;
+  for (auto& [peer, link] : s.active) links.push_back(link);
+  for (const auto& link : s.pending) links.push_back(link);
+  for (const auto& link : links) link->close("shutting down");
+  s.dialers.clear();
+}
+
+const std::map<NodeId, PeerStats>& PeerLinks::stats() const { return impl_->stats; }
+const std::map<std::string, std::uint64_t>& PeerLinks::rejections() const {
+  return impl_->rejections;
+}
+
+}  // namespace anya::transport
