@@ -65,7 +65,8 @@ class NetworkModel {
     std::uint32_t in_flight = 0;
   };
 
-  static constexpr NodeId kMaxNodes = 16;
+  // Node ids are 1..kMaxSimNodes; the table is indexed by id, so one row and column are spare.
+  static constexpr NodeId kMaxNodes = kMaxSimNodes + 1;
   Link& link(NodeId from, NodeId to) {
     ANYA_ASSERT(from < kMaxNodes && to < kMaxNodes);
     return links_[from * kMaxNodes + to];

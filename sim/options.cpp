@@ -14,7 +14,9 @@ std::string SimOptions::describe() const {
   if (membership_every_ms > 0) {
     s += " members<=" + n(max_nodes) + " change/" + n(membership_every_ms) + "ms";
   }
+  if (learners > 0) s += " learners=" + n(learners);
   if (config_every_ms > 0) s += " config/" + n(config_every_ms) + "ms";
+  if (config_race_every_ms > 0) s += " cas-race/" + n(config_race_every_ms) + "ms";
   if (!faults_on) return s + " faults=off";
   s += " loss=" + n(link.loss_ppm) + "ppm dup=" + n(link.duplicate_ppm) +
        "ppm reorder=" + n(link.reorder_ppm) + "ppm";

@@ -8,6 +8,10 @@
 
 namespace anya::sim {
 
+// The most nodes a run may hold, bootstrap and joined ones together (node ids 1..this): the
+// engine's limit on voters plus learners (engine/raft/membership.hpp kMaxMembers).
+inline constexpr std::uint32_t kMaxSimNodes = 64;
+
 // One direction of one link. Times in microseconds of virtual time.
 struct LinkProfile {
   std::uint64_t latency_min_us = 200;
@@ -55,6 +59,14 @@ enum class ScriptAction {
   restart_node,        // param: node id; crash it, restart after param2 ms
   flap_link,           // param: node a, param2: node b; cut both ways for 100 ms
   remove_leader,       // the leader proposes its own removal
+  // Arm a crash of the leader in one phase of its next configuration transaction (param: 1
+  // right after it proposes the PREPARE, 2 right after it proposes the COMMIT; param2: ms until
+  // restart). It stays armed until it fires, so every arm is one crash in that phase.
+  arm_config_crash,
+  // Crash the leader and as many other voters as it takes to leave a minority of the voters up
+  // (param: ms until they restart). Nothing may commit until a voter majority is back, however
+  // many learners are live. Retried every 100 ms while there is no leader.
+  crash_voter_majority,
 };
 
 struct ScriptStep {
@@ -72,6 +84,14 @@ struct SimOptions {
   std::uint64_t membership_every_ms = 0;  // mean interval between membership changes (0: none)
   std::uint64_t config_every_ms = 0;   // mean interval between configuration writes (0: none)
   std::uint32_t config_reject_ppm = 0; // a write names a member whose validator rejects it
+  // Mean interval between compare-and-set races (0: none): two clients write different
+  // documents expecting the same version at the same time; exactly one may win, and the other
+  // must be refused with a conflict naming the winner's version. One race at a time. Only
+  // meaningful when nothing else writes the configuration (config_every_ms 0).
+  std::uint64_t config_race_every_ms = 0;
+  // Learners that join one at a time (ids nodes+1..nodes+learners) and are never promoted, and
+  // no other membership change happens. Learners with an even id report themselves unhealthy.
+  std::uint32_t learners = 0;
   std::uint64_t heartbeat_ms = 50;
   std::uint64_t election_timeout_ms = 300;
   LinkProfile link;

@@ -34,6 +34,18 @@ const std::vector<ScenarioInfo>& scenario_catalogue() {
                                "partitions come and go"},
       {"leader-churn", "leaders crash, stall and get cut off every few hundred ms; engine "
                        "fault hooks fire often (tiny batches, stalls, late timers)"},
+      {"config-crash-prepare", "every 2.5 s the leader crashes right after proposing a "
+                               "configuration PREPARE, before it commits; lossy links, "
+                               "partitions"},
+      {"config-crash-commit", "every 2.5 s the leader crashes right after proposing a "
+                              "configuration COMMIT, before it commits; lossy links, "
+                              "partitions"},
+      {"config-race", "two clients write the configuration expecting the same version at the "
+                      "same moment, over and over: exactly one wins, the other is refused "
+                      "with the winner's version; crashes, partitions, loss"},
+      {"many-learners", "5 or 7 voters and 16 to 20 learners joining under crashes, pauses "
+                        "and partitions; a majority of the voters goes down three times "
+                        "while the learners live, and nothing may commit"},
   };
   return catalogue;
 }
@@ -140,6 +152,39 @@ std::optional<SimOptions> scenario_options(const std::string& name, std::uint64_
     o.faults.partition_min_ms = 100;
     o.faults.partition_max_ms = 1500;
     o.config_every_ms = 400;
+  } else if (name == "config-crash-prepare" || name == "config-crash-commit") {
+    const bool prepare = name == "config-crash-prepare";
+    o.config_every_ms = 150;
+    // Rejections end transactions in ABORT: welcome around a crashed PREPARE, but a COMMIT
+    // needs every reachable member to accept.
+    o.config_reject_ppm = prepare ? 150'000 : 0;
+    o.link.loss_ppm = 10'000;
+    o.faults.partition_every_ms = 4000;
+    o.faults.partition_max_ms = 1500;
+    every(o, 1500, 2500, ScriptAction::arm_config_crash, prepare ? 1 : 2, 1000);
+  } else if (name == "config-race") {
+    o.config_race_every_ms = 300;
+    o.link.loss_ppm = 20'000;
+    o.faults.crash_every_ms = 2500;
+    o.faults.down_min_ms = 50;
+    o.faults.down_max_ms = 1500;
+    o.faults.partition_every_ms = 3000;
+    o.faults.partition_max_ms = 2000;
+    o.faults.crash_new_leader_ppm = 200'000;
+  } else if (name == "many-learners") {
+    o.nodes = nodes != 0 ? nodes : (seed % 2 == 0 ? 7 : 5);
+    o.learners = 16 + static_cast<std::uint32_t>(seed % 5);
+    o.max_nodes = o.nodes + o.learners;
+    o.membership_every_ms = 60;
+    o.link.loss_ppm = 10'000;
+    o.faults.crash_every_ms = 1500;
+    o.faults.down_min_ms = 50;
+    o.faults.down_max_ms = 1000;
+    o.faults.pause_every_ms = 4000;
+    o.faults.pause_max_ms = 1000;
+    o.faults.partition_every_ms = 3000;
+    o.faults.partition_max_ms = 1500;
+    every(o, 5000, 4000, ScriptAction::crash_voter_majority, 1500);
   } else if (name == "leader-churn") {
     o.propose_every_ms = 10;
     o.faults.crash_every_ms = 400;

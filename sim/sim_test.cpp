@@ -226,6 +226,61 @@ TEST(Liveness, ACleanRunRecoversAtOnceAndAcknowledgesWrites) {
   EXPECT_LT(r.stats.liveness_recovery_ms, 200u);
 }
 
+// The scripted configuration crashes happen in the phase they name, every run.
+TEST(Scenarios, ConfigCrashesHitTheirPhase) {
+  for (std::uint64_t seed = 1; seed <= 3; seed++) {
+    RunResult prepare = Simulation(*scenario_options("config-crash-prepare", seed, 0)).run();
+    ASSERT_TRUE(prepare.ok) << prepare.violation;
+    EXPECT_GE(prepare.stats.config_crashes_in_prepare, 2u) << "seed " << seed;
+    EXPECT_EQ(prepare.stats.config_crashes_in_commit, 0u);
+    EXPECT_GE(prepare.stats.config_activated, 5u) << "transactions still get through";
+    RunResult commit = Simulation(*scenario_options("config-crash-commit", seed, 0)).run();
+    ASSERT_TRUE(commit.ok) << commit.violation;
+    EXPECT_GE(commit.stats.config_crashes_in_commit, 2u) << "seed " << seed;
+    EXPECT_EQ(commit.stats.config_crashes_in_prepare, 0u);
+    EXPECT_GE(commit.stats.config_activated, 5u);
+  }
+}
+
+// A forced crash that can never happen (one node commits its PREPARE as it proposes it) fails
+// the run: a scenario cannot pass without doing what it says.
+TEST(Scenarios, AForcedCrashThatNeverHappensFailsTheRun) {
+  for (const char* name : {"config-crash-prepare", "config-crash-commit"}) {
+    RunResult r = Simulation(*scenario_options(name, 1, 1)).run();
+    EXPECT_FALSE(r.ok) << name;
+    EXPECT_NE(r.violation.find("scenario: no leader was ever crashed"), std::string::npos)
+        << r.violation;
+  }
+}
+
+TEST(Scenarios, ConfigRaceHasOneWinnerAndOneConflictEachTime) {
+  std::uint64_t races = 0;
+  for (std::uint64_t seed = 1; seed <= 3; seed++) {
+    RunResult r = Simulation(*scenario_options("config-race", seed, 0)).run();
+    ASSERT_TRUE(r.ok) << r.violation;
+    EXPECT_GE(r.stats.config_races, 5u) << "seed " << seed;
+    EXPECT_EQ(r.stats.config_race_wins, r.stats.config_races);
+    EXPECT_EQ(r.stats.config_race_conflicts, r.stats.config_races);
+    EXPECT_GE(r.stats.config_activated, r.stats.config_races) << "each race activates one";
+    races += r.stats.config_races;
+  }
+  EXPECT_GE(races, 20u);
+}
+
+TEST(Scenarios, ManyLearnersGetTheLogReportHealthAndNeverMakeAQuorum) {
+  for (std::uint64_t seed = 1; seed <= 2; seed++) {  // 5 voters, then 7
+    SimOptions o = *scenario_options("many-learners", seed, 0);
+    EXPECT_EQ(o.nodes, seed % 2 == 0 ? 7u : 5u);
+    ASSERT_GE(o.learners, 16u);
+    RunResult r = Simulation(o).run();
+    ASSERT_TRUE(r.ok) << r.violation;
+    EXPECT_EQ(r.stats.learners_reported, o.learners) << "every learner caught up and reported";
+    EXPECT_GE(r.stats.quorum_outages, 2u);
+    EXPECT_GE(r.stats.outage_live_learners, 8u * r.stats.quorum_outages)
+        << "learners were live while the voters' majority was down";
+  }
+}
+
 }  // namespace
 }  // namespace anya::sim
 

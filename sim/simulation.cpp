@@ -1,6 +1,7 @@
 #include "sim/simulation.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 
 namespace anya::sim {
@@ -16,6 +17,9 @@ namespace {
 constexpr std::uint64_t kMs = 1000;
 constexpr std::uint64_t kLivenessCheckEveryUs = 20 * kMs;
 constexpr std::uint64_t kMaxEvents = 50'000'000;  // a runaway run is a bug, not a long run
+constexpr std::uint64_t kRaceStart = 2;  // EventKind::config_race param: begin a race
+// How far back from a leader's last entry to look for the COMMIT it has just proposed.
+constexpr Index kCommitSearchEntries = 16;
 
 // Folds a word into the rolling event hash (a multiply-xorshift mixer: fast, order-sensitive).
 std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
@@ -79,9 +83,13 @@ Simulation::Simulation(SimOptions options)
       faults_on_(options_.faults_on),
       network_(options_.link) {
   ANYA_ASSERT(options_.nodes >= 1);
-  ANYA_ASSERT(options_.nodes <= 9);
-  ANYA_ASSERT(options_.max_nodes <= 9);
+  ANYA_ASSERT(options_.nodes <= kMaxSimNodes);
+  ANYA_ASSERT(options_.max_nodes <= kMaxSimNodes);
+  ANYA_ASSERT(options_.nodes + options_.learners <= kMaxSimNodes);
   for (NodeId id = 1; id <= options_.nodes; id++) add_node();
+  for (const ScriptStep& step : options_.script) {
+    outage_steps_ += step.action == ScriptAction::crash_voter_majority;
+  }
 }
 
 NodeId Simulation::add_node() {
@@ -147,6 +155,10 @@ RunResult Simulation::run() {
     schedule(rng_.between(1, 2 * options_.config_every_ms) * kMs,
              Event{EventKind::config, 0, 0, {}});
   }
+  if (options_.config_race_every_ms > 0) {
+    schedule(rng_.between(1, 2 * options_.config_race_every_ms) * kMs,
+             Event{EventKind::config_race, 0, kRaceStart, {}});
+  }
 
   while (!done_ && !heap_.empty()) {
     std::pop_heap(heap_.begin(), heap_.end(), std::greater<>());
@@ -162,6 +174,7 @@ RunResult Simulation::run() {
     ANYA_ASSERT(result_.stats.events < kMaxEvents);
     dispatch(event);
   }
+  if (result_.ok) check_scenario_proofs();
   result_.hash = hash_;
   result_.stats.sim_time_us = now_us_;
   result_.stats.messages_dropped = network_.dropped();
@@ -230,7 +243,11 @@ void Simulation::dispatch(Event& event) {
       return;
     case EventKind::membership:
       if (!liveness_phase_) {
-        change_membership();
+        if (options_.learners > 0) {
+          grow_learners();
+        } else {
+          change_membership();
+        }
         schedule(now_us_ + rng_.between(1, 2 * options_.membership_every_ms) * kMs,
                  Event{EventKind::membership, 0, 0, {}});
       }
@@ -246,8 +263,15 @@ void Simulation::dispatch(Event& event) {
     case EventKind::start_liveness: start_liveness(); return;
     case EventKind::check_liveness: check_liveness(); return;
     case EventKind::script:
-      if (!liveness_phase_) run_script_step(options_.script[event.param]);
+      if (liveness_phase_) return;
+      if (options_.script[event.param].action == ScriptAction::crash_voter_majority) {
+        crash_voter_majority(event.param);
+      } else {
+        run_script_step(options_.script[event.param]);
+      }
       return;
+    case EventKind::config_crash: config_crash(); return;
+    case EventKind::config_race: config_race(event.param); return;
   }
 }
 
@@ -288,6 +312,9 @@ void Simulation::start_node(NodeId id) {
     return;
   }
   n.host = std::move(host).value();
+  if (options_.learners > 0 && id > options_.nodes && id % 2 == 0) {
+    (void)n.host->set_healthy(false);  // many-learners: the leader must report it
+  }
   n.wakeup_pending = false;
   n.last_config_version = 0;  // a new process replays the log from the start
   n.last_staged_version = 0;
@@ -540,6 +567,13 @@ void Simulation::run_script_step(const ScriptStep& step) {
       after_node_event(leader);
       return;
     }
+    case ScriptAction::arm_config_crash:
+      ANYA_ASSERT(step.param == 1 || step.param == 2);
+      config_crash_armed_ = step.param;
+      config_crash_down_ms_ = step.param2;
+      config_crash_arms_[step.param]++;
+      return;
+    case ScriptAction::crash_voter_majority: return;  // dispatched apart: it retries
     case ScriptAction::flap_link: {
       Partition p;
       p.kind = PartitionKind::one_way;
@@ -604,6 +638,11 @@ void Simulation::check_liveness() {
       }
     }
   }
+  // A compare-and-set race still running must end, one way or the other, once healed; and in
+  // many-learners the leader must report every learner reachable, caught up and as healthy as
+  // it says it is.
+  if (converged && race_) converged = false;
+  if (converged && options_.learners > 0 && !learners_reported_ok(leader)) converged = false;
   if (converged) {
     result_.stats.liveness_recovery_ms = (now_us_ - liveness_started_us_) / kMs;
     // Every write acknowledged to the client, during faults or after, is still there.
@@ -631,6 +670,14 @@ void Simulation::check_liveness() {
                std::to_string(r.log().applied()) + "/voters";
       for (NodeId v : r.membership().voters) state += "." + std::to_string(v);
     }
+    if (race_) {
+      state += " race" + std::to_string(race_->number) + ":expects" +
+               std::to_string(race_->expected_version) + ",won" +
+               std::to_string(race_->clients[0].won_version) + "/" +
+               std::to_string(race_->clients[1].won_version);
+    }
+    if (options_.learners > 0) state += " learners_reported=" +
+                                        std::to_string(result_.stats.learners_reported);
     violation("liveness: no leader with a new commit on every live node " +
                   std::to_string(options_.liveness_ms) + " ms after healing;" + state +
                   " target=" + std::to_string(liveness_target_),
@@ -719,6 +766,7 @@ void Simulation::write_config() {
   if (version) {
     result_.stats.config_writes++;
     config_begun_us_[*version] = now_us_;
+    if (config_crash_armed_ == 1) arm_prepare_crash(leader, *version);
     // A leader crashing mid-transaction is the case the protocol must survive.
     if (faults_on_ && rng_.chance(options_.faults.crash_new_leader_ppm, 1'000'000)) {
       schedule(now_us_ + rng_.between(0, 3 * options_.link.latency_max_us),
@@ -733,6 +781,9 @@ void Simulation::check_config(NodeId id) {
   const engine::ConfigState& st = n.host->config_state();
   // A leader that has just proposed its COMMIT (or ABORT) sometimes dies before it commits.
   const engine::ConfigCoordinator& coordinator = n.host->config_coordinator();
+  if (config_crash_armed_ == 2 && n.host->raft().is_leader() && coordinator.decided()) {
+    arm_commit_crash(id);
+  }
   if (faults_on_ && n.host->raft().is_leader() && coordinator.decided() &&
       coordinator.open_version() != commit_crash_considered_) {
     commit_crash_considered_ = coordinator.open_version();
@@ -766,6 +817,7 @@ void Simulation::check_config(NodeId id) {
   }
   if (active != n.last_config_version && active != 0) {
     same_document(active, st.active_document());
+    race_note_activation(id, active, st.active_document());
     auto begun = config_begun_us_.find(active);
     if (begun != config_begun_us_.end()) {
       // Converged when every member of the current configuration runs it.
@@ -792,6 +844,314 @@ void Simulation::check_config(NodeId id) {
     }
   }
   n.last_config_version = active;
+}
+
+// ---- forced crashes in a configuration phase ---------------------------------------------
+
+// The PREPARE that put_config has just appended is the leader's last entry: crash the leader
+// before any follower's ack can come back (two one-way latencies), so it cannot have committed.
+void Simulation::arm_prepare_crash(NodeId leader, std::uint64_t version) {
+  const engine::RaftLog& log = nodes_.at(leader)->host->raft().log();
+  schedule_config_crash(leader, log.last_index(), engine::ConfigRecordKind::prepare, version);
+}
+
+// The coordinator has decided: if what it proposed is a COMMIT still uncommitted in the
+// leader's log tail, crash the leader before the COMMIT can commit. An ABORT does not count.
+void Simulation::arm_commit_crash(NodeId leader) {
+  const engine::Host& host = *nodes_.at(leader)->host;
+  const engine::RaftLog& log = host.raft().log();
+  const std::uint64_t version = host.config_coordinator().open_version();
+  const Index lowest = std::max({log.committed() + 1, log.first_index(),
+                                 log.last_index() > kCommitSearchEntries
+                                     ? log.last_index() - kCommitSearchEntries
+                                     : Index{1}});
+  for (Index i = log.last_index(); i >= lowest && i > 0; i--) {
+    if (uncommitted_config_record(leader, i, engine::ConfigRecordKind::commit, version)) {
+      schedule_config_crash(leader, i, engine::ConfigRecordKind::commit, version);
+      return;
+    }
+  }
+}
+
+void Simulation::schedule_config_crash(NodeId leader, Index index, engine::ConfigRecordKind kind,
+                                       std::uint64_t version) {
+  config_crash_armed_ = 0;  // one crash per arm; re-armed if the situation is gone by then
+  pending_config_crash_ = PendingConfigCrash{leader, index, kind, version};
+  schedule(now_us_ + rng_.between(0, 2 * options_.link.latency_min_us),
+           Event{EventKind::config_crash, leader, 0, {}});
+}
+
+bool Simulation::uncommitted_config_record(NodeId id, Index index, engine::ConfigRecordKind kind,
+                                           std::uint64_t version) const {
+  const Node& n = *nodes_.at(id);
+  if (!n.host) return false;
+  const engine::RaftLog& log = n.host->raft().log();
+  if (index < log.first_index() || index > log.last_index() || index <= log.committed()) {
+    return false;
+  }
+  const Entry& e = log.at(index);
+  if (e.type != engine::EntryType::config_txn) return false;
+  Result<engine::ConfigRecord> record = engine::decode_config_record(e.data);
+  return record && record->kind == kind && record->version == version;
+}
+
+void Simulation::config_crash() {
+  if (!pending_config_crash_) return;
+  const PendingConfigCrash p = *pending_config_crash_;
+  pending_config_crash_.reset();
+  const std::uint64_t phase = p.kind == engine::ConfigRecordKind::prepare ? 1 : 2;
+  if (liveness_phase_) return;
+  if (!uncommitted_config_record(p.node, p.index, p.kind, p.version)) {
+    if (config_crash_armed_ == 0) config_crash_armed_ = phase;  // try the next transaction
+    return;
+  }
+  const bool prepare = phase == 1;
+  crash_node(p.node, options_.faults.torn_write_ppm,
+             prepare ? "forced crash: PREPARE proposed, not committed"
+                     : "forced crash: COMMIT proposed, not committed");
+  (prepare ? result_.stats.config_crashes_in_prepare : result_.stats.config_crashes_in_commit)++;
+  schedule(now_us_ + config_crash_down_ms_ * kMs, Event{EventKind::restart, p.node, 0, {}});
+}
+
+// ---- compare-and-set races ---------------------------------------------------------------
+
+void Simulation::config_race(std::uint64_t param) {
+  if (param != kRaceStart) {
+    race_attempt(static_cast<std::size_t>(param));
+    return;
+  }
+  if (liveness_phase_) return;  // no new race once healed; the one running still ends
+  schedule(now_us_ + rng_.between(1, 2 * options_.config_race_every_ms) * kMs,
+           Event{EventKind::config_race, 0, kRaceStart, {}});
+  const NodeId leader = believed_leader();
+  if (race_ || leader == engine::kNoNode || paused(leader)) return;
+  // Both clients read the same version, then write at (nearly) the same moment.
+  Race race;
+  race.number = ++races_begun_;
+  race.expected_version = nodes_.at(leader)->host->config_state().active_version();
+  for (std::size_t c = 0; c < 2; c++) {
+    race.clients[c].document = "{\"seed\":" + std::to_string(options_.seed) + ",\"race\":" +
+                               std::to_string(race.number) + ",\"client\":" +
+                               std::to_string(c) + "}";
+  }
+  race_ = std::move(race);
+  schedule(now_us_, Event{EventKind::config_race, 0, 0, {}});
+  schedule(now_us_ + rng_.between(0, options_.link.latency_max_us),
+           Event{EventKind::config_race, 0, 1, {}});
+}
+
+// One client's try: write with the version both read; on busy or no leader, try again soon,
+// as a real client would; a write that began polls until its document wins or is refused.
+void Simulation::race_attempt(std::size_t client) {
+  if (!race_ || race_->clients[client].done()) return;
+  const auto retry = [&] {
+    schedule(now_us_ + rng_.between(10, 30) * kMs,
+             Event{EventKind::config_race, 0, client, {}});
+  };
+  const NodeId leader = believed_leader();
+  if (leader == engine::kNoNode || paused(leader)) return retry();
+  const std::string document = race_->clients[client].document;
+  Result<std::uint64_t> version =
+      nodes_.at(leader)->host->put_config(document, race_->expected_version);
+  if (version) {
+    result_.stats.config_writes++;
+    config_begun_us_[*version] = now_us_;
+  } else if (version.status().code() == Errc::conflict) {
+    race_conflict(client, leader, version.status());
+  }
+  after_node_event(leader);
+  if (!race_ || done_) return;
+  if (race_->clients[0].done() && race_->clients[1].done()) return race_finish();
+  if (!race_->clients[client].done()) retry();
+}
+
+void Simulation::race_conflict(std::size_t client, NodeId leader, const Status& status) {
+  // The refusal must name the current version: the one the other client's document took.
+  const std::string& message = status.message();
+  const std::string prefix = "config version is ";
+  std::uint64_t named = 0;
+  std::size_t at = prefix.size();
+  const bool names = message.compare(0, prefix.size(), prefix) == 0 && message.size() > at &&
+                     std::isdigit(static_cast<unsigned char>(message[at]));
+  while (names && at < message.size() && std::isdigit(static_cast<unsigned char>(message[at]))) {
+    named = named * 10 + static_cast<std::uint64_t>(message[at++] - '0');
+  }
+  const std::uint64_t current = nodes_.at(leader)->host->config_state().active_version();
+  const RaceClient& other = race_->clients[1 - client];
+  const std::string who = "config race " + std::to_string(race_->number) + ": client " +
+                          std::to_string(client) + " (expecting version " +
+                          std::to_string(race_->expected_version) + ")";
+  if (!names || named != current) {
+    return violation(who + " was refused with a conflict that does not name the current "
+                               "version " + std::to_string(current) + ": \"" + message + "\"",
+                     leader);
+  }
+  if (other.won_version != named) {
+    return violation(who + " was refused: version " + std::to_string(named) +
+                         " is current, but that is not the other writer's document (it won "
+                         "version " + std::to_string(other.won_version) + ")",
+                     leader);
+  }
+  race_->clients[client].conflict = true;
+}
+
+void Simulation::race_note_activation(NodeId id, std::uint64_t version, const std::string& doc) {
+  if (!race_) return;
+  for (std::size_t c = 0; c < 2; c++) {
+    RaceClient& rc = race_->clients[c];
+    if (doc != rc.document) continue;
+    if (rc.conflict) {
+      return violation("config race " + std::to_string(race_->number) + ": client " +
+                           std::to_string(c) + " was refused, yet its document became version " +
+                           std::to_string(version),
+                       id);
+    }
+    if (rc.won_version == 0) rc.won_version = version;
+  }
+  if (race_->clients[0].won_version != 0 && race_->clients[1].won_version != 0) {
+    violation("config race " + std::to_string(race_->number) + ": both writers expecting " +
+                  "version " + std::to_string(race_->expected_version) + " won (versions " +
+                  std::to_string(race_->clients[0].won_version) + " and " +
+                  std::to_string(race_->clients[1].won_version) + ")",
+              id);
+  }
+}
+
+void Simulation::race_finish() {
+  // race_conflict and race_note_activation already refuse two winners and a conflict without
+  // a winner, so a finished race has exactly one of each.
+  const std::size_t winner = race_->clients[0].won_version != 0 ? 0 : 1;
+  ANYA_ASSERT(race_->clients[winner].won_version != 0 && race_->clients[1 - winner].conflict);
+  result_.stats.config_races++;
+  result_.stats.config_race_wins++;
+  result_.stats.config_race_conflicts++;
+  race_.reset();
+}
+
+// ---- learners and quorum outages ---------------------------------------------------------
+
+// Add the next learner (or re-add one whose add_learner entry was lost with a leader).
+void Simulation::grow_learners() {
+  const NodeId leader = believed_leader();
+  if (leader == engine::kNoNode || paused(leader)) return;
+  const engine::Membership& m = nodes_.at(leader)->host->raft().membership();
+  NodeId id = engine::kNoNode;
+  for (NodeId candidate = options_.nodes + 1; candidate <= max_id(); candidate++) {
+    if (!m.contains(candidate)) {
+      id = candidate;
+      break;
+    }
+  }
+  const bool fresh = id == engine::kNoNode;
+  if (fresh && max_id() >= options_.nodes + options_.learners) return;
+  if (fresh) id = max_id() + 1;
+  Result<Index> index = nodes_.at(leader)->host->propose_conf_change(
+      {engine::ConfChangeOp::add_learner, id, "sim:" + std::to_string(id)});
+  if (index) {
+    result_.stats.membership_changes++;
+    if (fresh) {
+      ANYA_ASSERT(add_node() == id);
+      start_node(id);
+    }
+    if (timeline_) timeline_->mark(now_us_, id, Timeline::Mark::membership, "learner joins");
+  }
+  after_node_event(leader);
+}
+
+void Simulation::crash_voter_majority(std::size_t step_index) {
+  const NodeId leader = believed_leader();
+  if (leader == engine::kNoNode || outage_active_) {
+    schedule(now_us_ + 100 * kMs, Event{EventKind::script, 0, step_index, {}});
+    return;
+  }
+  const ScriptStep& step = options_.script[step_index];
+  const engine::Membership& m = nodes_.at(leader)->host->raft().membership();
+  const std::set<NodeId> voters = m.voters;
+  std::uint64_t live_learners = 0;
+  for (NodeId l : m.learners) live_learners += up(l);
+  std::vector<NodeId> others;
+  for (NodeId v : voters) {
+    if (v != leader && up(v)) others.push_back(v);
+  }
+  for (std::size_t i = others.size(); i > 1; i--) {
+    std::swap(others[i - 1], others[rng_.below(i)]);
+  }
+  // The leader goes down (acks in flight to it die with it), then voters until a minority is up.
+  std::vector<NodeId> victims{leader};
+  std::size_t up_voters = others.size();
+  for (std::size_t i = 0; 2 * up_voters > voters.size() && i < others.size(); i++) {
+    victims.push_back(others[i]);
+    up_voters--;
+  }
+  for (NodeId v : victims) {
+    crash_node(v, 0, "quorum outage: a majority of the voters is down");
+    schedule(now_us_ + step.param * kMs, Event{EventKind::restart, v, 0, {}});
+  }
+  outage_active_ = true;
+  outage_voters_ = voters;
+  outage_commit_mark_ = result_.stats.max_commit;
+  result_.stats.quorum_outages++;
+  result_.stats.outage_live_learners += live_learners;
+}
+
+// While a majority of the voters is down, nothing commits: learners are not a quorum.
+void Simulation::check_outage(NodeId id) {
+  if (!outage_active_) return;
+  std::size_t up_voters = 0;
+  for (NodeId v : outage_voters_) up_voters += up(v);
+  if (2 * up_voters > outage_voters_.size()) {
+    outage_active_ = false;
+    return;
+  }
+  const Index committed = nodes_.at(id)->host->raft().log().committed();
+  if (committed > outage_commit_mark_) {
+    violation("quorum: commit index " + std::to_string(committed) + " passed " +
+                  std::to_string(outage_commit_mark_) + " with only " +
+                  std::to_string(up_voters) + " of " + std::to_string(outage_voters_.size()) +
+                  " voters up (learners must not count toward a quorum)",
+              id);
+  }
+}
+
+// The final leader reports every live learner reachable, caught up and with its own health.
+bool Simulation::learners_reported_ok(NodeId leader) {
+  std::uint64_t reported = 0;
+  bool ok = true;
+  for (const engine::MemberStatus& m : nodes_.at(leader)->host->raft().members()) {
+    if (m.voter || nodes_.at(m.id)->dead) continue;
+    const bool healthy = m.id % 2 != 0;
+    if (m.reachable && m.match >= liveness_target_ && m.healthy == healthy) {
+      reported++;
+    } else {
+      ok = false;
+    }
+  }
+  result_.stats.learners_reported = reported;
+  return ok;
+}
+
+// A scenario that scripts a situation must show it happened, or the run proves nothing.
+void Simulation::check_scenario_proofs() {
+  const RunStats& s = result_.stats;
+  if (config_crash_arms_[1] > 0 && s.config_crashes_in_prepare == 0) {
+    violation("scenario: no leader was ever crashed with its PREPARE uncommitted",
+              engine::kNoNode);
+  }
+  if (config_crash_arms_[2] > 0 && s.config_crashes_in_commit == 0) {
+    violation("scenario: no leader was ever crashed with its COMMIT uncommitted",
+              engine::kNoNode);
+  }
+  if (options_.config_race_every_ms > 0 && s.config_races == 0) {
+    violation("scenario: no compare-and-set race was ever resolved", engine::kNoNode);
+  }
+  if (outage_steps_ > 0 && s.quorum_outages == 0) {
+    violation("scenario: a majority of the voters was never down", engine::kNoNode);
+  }
+  if (options_.learners > 0 && s.learners_reported < options_.learners) {
+    violation("scenario: only " + std::to_string(s.learners_reported) + " of " +
+                  std::to_string(options_.learners) + " learners joined and were reported",
+              engine::kNoNode);
+  }
 }
 
 // ---- checking ----------------------------------------------------------------------------
@@ -826,6 +1186,7 @@ void Simulation::observe(NodeId id) {
   n.last_term = r.term();
   n.last_commit = r.log().committed();
   if (!checker_.ok()) violation(checker_.violations().front().to_string(), id);
+  check_outage(id);
 }
 
 void Simulation::violation(const std::string& what, NodeId node) {

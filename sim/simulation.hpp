@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -46,6 +47,22 @@ struct RunStats {
   std::uint64_t config_aborted = 0;      // distinct versions aborted
   // For each committed transaction: virtual ms from begin to active on every member.
   std::vector<std::uint64_t> config_converge_ms;
+  // Forced crashes of a leader with its own PREPARE (or COMMIT) proposed and not yet committed:
+  // proof that config-crash-prepare and config-crash-commit did what they say.
+  std::uint64_t config_crashes_in_prepare = 0;
+  std::uint64_t config_crashes_in_commit = 0;
+  // Compare-and-set races resolved, and how each writer ended: won (its document became the
+  // active one) or refused with a conflict naming the winner's version.
+  std::uint64_t config_races = 0;
+  std::uint64_t config_race_wins = 0;
+  std::uint64_t config_race_conflicts = 0;
+  // Windows with a minority of voters up (crash_voter_majority), and how many learners were
+  // live at their start: none of them may help anything commit.
+  std::uint64_t quorum_outages = 0;
+  std::uint64_t outage_live_learners = 0;  // summed over the outages
+  // At the end: learners the final leader reported reachable, caught up and with the health
+  // they report (many-learners).
+  std::uint64_t learners_reported = 0;
   std::uint64_t proposals = 0;
   std::uint64_t acked = 0;
   std::uint64_t leader_changes = 0;
@@ -78,7 +95,7 @@ class Simulation {
   struct Node;
   enum class EventKind : std::uint8_t {
     deliver, wakeup, restart, resume, fault, heal, propose, start_liveness, check_liveness,
-    script, unflap, crash, membership, config,
+    script, unflap, crash, membership, config, config_crash, config_race,
   };
   enum class FaultKind : std::uint8_t { crash, pause, partition, clog, clock_jump, count };
   struct Event {
@@ -98,6 +115,25 @@ class Simulation {
   void change_membership();
   void write_config();
   void check_config(engine::NodeId id);
+  void grow_learners();
+  // Forced crashes in one phase of a configuration transaction (ScriptAction::arm_config_crash).
+  void arm_prepare_crash(engine::NodeId leader, std::uint64_t version);
+  void arm_commit_crash(engine::NodeId leader);
+  void schedule_config_crash(engine::NodeId leader, engine::Index index,
+                             engine::ConfigRecordKind kind, std::uint64_t version);
+  void config_crash();
+  bool uncommitted_config_record(engine::NodeId id, engine::Index index,
+                                 engine::ConfigRecordKind kind, std::uint64_t version) const;
+  // Compare-and-set races (config_race_every_ms): param kRaceStart begins one, else a client.
+  void config_race(std::uint64_t param);
+  void race_attempt(std::size_t client);
+  void race_conflict(std::size_t client, engine::NodeId leader, const Status& status);
+  void race_finish();
+  void race_note_activation(engine::NodeId id, std::uint64_t version, const std::string& doc);
+  void crash_voter_majority(std::size_t step_index);
+  void check_outage(engine::NodeId id);
+  bool learners_reported_ok(engine::NodeId leader);
+  void check_scenario_proofs();
   bool can_lose_for_good(engine::NodeId id) const;
   void start_node(engine::NodeId id);
   void crash_node(engine::NodeId id, std::uint32_t torn_ppm, const char* why);
@@ -164,6 +200,43 @@ class Simulation {
   std::map<std::uint64_t, std::uint64_t> config_begun_us_;         // version -> begin time
   std::map<std::uint64_t, std::set<engine::NodeId>> config_active_on_;  // version -> nodes
   std::uint64_t commit_crash_considered_ = 0;  // last decided version a crash was drawn for
+
+  // ScriptAction::arm_config_crash: the phase armed (0 none, 1 PREPARE, 2 COMMIT), the down
+  // time, and how many arms were set (each must end in one crash in its phase).
+  std::uint64_t config_crash_armed_ = 0;
+  std::uint64_t config_crash_down_ms_ = 0;
+  std::uint64_t config_crash_arms_[3] = {0, 0, 0};  // by phase
+  // The forced crash scheduled (EventKind::config_crash): it happens only if, when it comes,
+  // `node` still holds this record at `index`, uncommitted; otherwise the phase is re-armed.
+  struct PendingConfigCrash {
+    engine::NodeId node = engine::kNoNode;
+    engine::Index index = 0;
+    engine::ConfigRecordKind kind = engine::ConfigRecordKind::prepare;
+    std::uint64_t version = 0;
+  };
+  std::optional<PendingConfigCrash> pending_config_crash_;
+
+  // The compare-and-set race in progress, if any.
+  struct RaceClient {
+    std::string document;        // unique to this race and client
+    std::uint64_t won_version = 0;  // the version its document became active as
+    bool conflict = false;       // refused with a conflict naming the winner's version
+    bool done() const { return won_version != 0 || conflict; }
+  };
+  struct Race {
+    std::uint64_t number = 0;
+    std::uint64_t expected_version = 0;  // both clients write with if_version = this
+    RaceClient clients[2];
+  };
+  std::optional<Race> race_;
+  std::uint64_t races_begun_ = 0;
+
+  // crash_voter_majority: while fewer than a majority of `outage_voters_` are up, no node's
+  // commit index may pass `outage_commit_mark_` (the highest commit any node had reached).
+  bool outage_active_ = false;
+  std::set<engine::NodeId> outage_voters_;
+  engine::Index outage_commit_mark_ = 0;
+  std::uint64_t outage_steps_ = 0;  // crash_voter_majority steps in the script
 };
 
 }  // namespace anya::sim

@@ -215,6 +215,69 @@ TEST(Membership, LeaderLosingLeadershipBeforeItsRemovalCommitsStillLetsTheCluste
   EXPECT_TRUE(c.checker().ok()) << c.checker().report();
 }
 
+// "3 to 7 voters and many more members": 7 voters and 40 learners. The learners receive the
+// log, report their health, never campaign, and never make a quorum: with 4 of the 7 voters
+// down, 3 voters and 40 learners acknowledge a leader's entry and it still does not commit,
+// and the leader steps down (CheckQuorum counts voters only).
+TEST(Membership, SevenVotersAndFortyLearners) {
+  ClusterOptions o = opts(7);
+  o.learners = 40;
+  Cluster c(o);
+  ASSERT_EQ(c.ids().size(), 47u);
+  NodeId leader = *c.run_until_leader(3000);
+  ASSERT_LE(leader, 7u) << "only a voter leads";
+  auto first = c.propose(leader, "to everyone");
+  ASSERT_TRUE(first.is_ok()) << first.status().to_string();
+  ASSERT_TRUE(c.run_until_applied(*first, 2000)) << "every learner applies the log";
+  ASSERT_TRUE(c.host(8).set_healthy(false).is_ok());
+  c.run_for(200);  // the leader learns a learner's health from its responses
+  std::size_t learners = 0;
+  for (const MemberStatus& m : c.raft(leader).members()) {
+    EXPECT_EQ(m.voter, m.id <= 7) << "node " << m.id;
+    if (m.voter) continue;
+    learners++;
+    EXPECT_TRUE(m.reachable) << "learner " << m.id;
+    EXPECT_EQ(m.match, c.raft(leader).log().last_index()) << "learner " << m.id;
+    EXPECT_EQ(m.healthy, m.id != 8) << "learner " << m.id;
+  }
+  EXPECT_EQ(learners, 40u);
+  for (NodeId l = 8; l <= 47; l++) {
+    EXPECT_EQ(c.raft(l).role(), Role::learner) << "learner " << l;
+    EXPECT_EQ(c.raft(l).stats().pre_votes_started + c.raft(l).stats().elections_started, 0u);
+  }
+
+  // Four voters down, the leader not among them: it keeps 2 voters and 40 learners.
+  std::vector<NodeId> down;
+  for (NodeId v = 1; v <= 7 && down.size() < 4; v++) {
+    if (v != leader) down.push_back(v);
+  }
+  for (NodeId v : down) c.crash(v);
+  const Index committed = c.raft(leader).log().committed();
+  auto orphan = c.propose(leader, "no quorum for this");
+  ASSERT_TRUE(orphan.is_ok()) << orphan.status().to_string();
+  c.run_for(100);
+  for (NodeId l = 8; l <= 47; l++) {
+    EXPECT_EQ(c.raft(l).log().last_index(), *orphan) << "learner " << l << " has the entry";
+  }
+  c.run_for(1500);
+  for (NodeId id : c.ids()) {
+    if (!c.up(id)) continue;
+    EXPECT_EQ(c.raft(id).log().committed(), committed) << "node " << id << " committed it";
+    EXPECT_FALSE(c.raft(id).is_leader()) << "node " << id;
+  }
+  EXPECT_FALSE(c.raft(leader).has_quorum());
+
+  // The voters come back: a leader again, and the log reaches every learner.
+  for (NodeId v : down) c.restart(v);
+  NodeId again = *c.run_until_leader(5000);
+  ASSERT_LE(again, 7u);
+  auto later = c.propose(again, "after the outage");
+  ASSERT_TRUE(later.is_ok()) << later.status().to_string();
+  ASSERT_TRUE(c.run_until_applied(*later, 3000));
+  for (NodeId l = 8; l <= 47; l++) EXPECT_GE(c.raft(l).log().applied(), *later);
+  EXPECT_TRUE(c.checker().ok()) << c.checker().report();
+}
+
 TEST(Membership, MessagesFromNonMembersAndOtherClustersAreCounted) {
   test::Node n(test::config(1, {1, 2, 3}, true, true));
   n.step(test::msg(MessageType::pre_vote, 9, 1, 5));
