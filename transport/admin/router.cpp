@@ -254,7 +254,8 @@ void route_config(const AdminRequest& req, std::string_view rest, NodeApi& node,
           return json_response(200, json::object{{"versions", std::move(versions)}});
         }));
   }
-  respond(error_response(ApiError{Status(Errc::not_found, "no such endpoint")}));
+  respond(error_response(ApiError{Status(
+      Errc::not_found, "no such endpoint: " + req.method + " /v1/config" + std::string(rest))}));
 }
 
 void route_v1(const AdminRequest& req, std::string_view path, std::string_view query,
@@ -375,8 +376,8 @@ void route_admin_request(const AdminRequest& req, NodeApi& node,
                                  node.metrics_text()});
   }
   if (path.rfind("/v1/", 0) == 0) return route_v1(req, path, query, node, respond);
-  respond(error_response(ApiError{Status(Errc::not_found, "no such endpoint: " +
-                                                              std::string(path))}));
+  respond(error_response(ApiError{Status(Errc::not_found, "no such endpoint: " + req.method +
+                                                              " " + std::string(path))}));
 }
 
 }  // namespace anya::transport

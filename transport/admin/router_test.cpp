@@ -1,0 +1,825 @@
+// Tests for the admin router (router.hpp) against a fake node: every endpoint of DESIGN.md's
+// outside contract, the JSON fields each one answers with, the mapping of node errors to HTTP
+// statuses, replies that arrive later (a write answers once it commits), and one test per kind
+// of bad input. A rejected request must name what is wrong and must not reach the node, so
+// every refusal test also checks that the fake node saw no call at all.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "transport/admin/router.hpp"
+
+namespace anya::transport {
+namespace {
+
+namespace json = boost::json;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// A NodeApi that records every call (one line each, with its arguments) and answers with the
+// results a test scripted. With `defer` set, the asynchronous calls keep their reply until
+// release() runs them, as a node does while a write waits for its commit.
+class FakeNode : public NodeApi {
+ public:
+  StatusView status_view;
+  bool alive_value = true;
+  std::string metrics = "# TYPE anya_term gauge\nanya_term 7\n";
+
+  std::optional<ApiResult<KvEntryView>> kv_get_result;
+  std::optional<ApiResult<KvWriteResult>> kv_write_result;
+  std::optional<ApiResult<Empty>> members_result;
+  std::optional<ApiResult<ConfigView>> config_result;
+  std::optional<ApiResult<std::vector<ConfigView>>> history_result;
+  std::optional<ApiResult<engine::NodeId>> transfer_result;
+  std::optional<ApiResult<LeaseView>> lease_result;
+
+  bool defer = false;
+  std::vector<std::string> calls;
+  std::vector<KvWrite> writes;  // the kv_write arguments, in full
+
+  // Runs the replies held back while `defer` was set; returns how many ran.
+  std::size_t release() {
+    std::vector<std::function<void()>> held;
+    held.swap(deferred_);
+    for (auto& reply : held) reply();
+    return held.size();
+  }
+
+  StatusView status() override {
+    calls.push_back("status");
+    return status_view;
+  }
+  bool alive() override {
+    calls.push_back("alive");
+    return alive_value;
+  }
+  std::string metrics_text() override {
+    calls.push_back("metrics_text");
+    return metrics;
+  }
+  void kv_get(const std::string& key, Reply<KvEntryView> reply) override {
+    calls.push_back("kv_get " + key);
+    answer(kv_get_result, std::move(reply));
+  }
+  void kv_write(KvWrite write, Reply<KvWriteResult> reply) override {
+    static const char* const kOps[] = {"put", "cas", "del"};
+    std::string line = std::string("kv_write ") + kOps[static_cast<int>(write.op)] + " " +
+                       write.key + " value=" + write.value;
+    line += " expected=" + (write.expected_revision ? std::to_string(*write.expected_revision)
+                                                    : std::string("none"));
+    calls.push_back(line);
+    writes.push_back(write);
+    answer(kv_write_result, std::move(reply));
+  }
+  void members_add(engine::NodeId id, std::string address, bool learner,
+                   Reply<Empty> reply) override {
+    calls.push_back("members_add " + std::to_string(id) + " " + address +
+                    (learner ? " learner" : " voter"));
+    answer(members_result, std::move(reply));
+  }
+  void members_remove(engine::NodeId id, Reply<Empty> reply) override {
+    calls.push_back("members_remove " + std::to_string(id));
+    answer(members_result, std::move(reply));
+  }
+  void config_get(Reply<ConfigView> reply) override {
+    calls.push_back("config_get");
+    answer(config_result, std::move(reply));
+  }
+  void config_put(std::string document, std::optional<std::uint64_t> if_version,
+                  Reply<ConfigView> reply) override {
+    calls.push_back("config_put " + opt(if_version) + " " + document);
+    answer(config_result, std::move(reply));
+  }
+  void config_rollback(std::uint64_t version, std::optional<std::uint64_t> if_version,
+                       Reply<ConfigView> reply) override {
+    calls.push_back("config_rollback " + std::to_string(version) + " " + opt(if_version));
+    answer(config_result, std::move(reply));
+  }
+  void config_history(Reply<std::vector<ConfigView>> reply) override {
+    calls.push_back("config_history");
+    answer(history_result, std::move(reply));
+  }
+  void leader_transfer(std::optional<engine::NodeId> to, Reply<engine::NodeId> reply) override {
+    calls.push_back("leader_transfer " + opt(to));
+    answer(transfer_result, std::move(reply));
+  }
+  void lease(Reply<LeaseView> reply) override {
+    calls.push_back("lease");
+    answer(lease_result, std::move(reply));
+  }
+
+ private:
+  static std::string opt(std::optional<std::uint64_t> v) {
+    return v ? std::to_string(*v) : std::string("none");
+  }
+  template <typename T>
+  void answer(const std::optional<ApiResult<T>>& result, Reply<T> reply) {
+    if (!result) {
+      ADD_FAILURE() << "the fake node has no scripted answer for: " << calls.back();
+      reply(ApiError{Status(Errc::io_error, "no scripted answer")});
+      return;
+    }
+    if (defer) {
+      deferred_.push_back([reply = std::move(reply), r = *result] { reply(r); });
+      return;
+    }
+    reply(*result);
+  }
+
+  std::vector<std::function<void()>> deferred_;
+};
+
+// What the router answered: every call of `respond` (exactly one is expected).
+struct Answers {
+  std::vector<AdminResponse> got;
+  std::function<void(AdminResponse)> sink() {
+    return [this](AdminResponse r) { got.push_back(std::move(r)); };
+  }
+  json::value body(std::size_t i = 0) const {
+    EXPECT_LT(i, got.size());
+    boost::system::error_code ec;
+    json::value v = json::parse(got.at(i).body, ec);
+    EXPECT_FALSE(ec) << "response body is not JSON: " << got.at(i).body;
+    return v;
+  }
+};
+
+AdminRequest request(std::string method, std::string target, std::string body = {},
+                     std::string if_match = {}) {
+  return AdminRequest{std::move(method), std::move(target), std::move(if_match), std::move(body)};
+}
+
+// Routes one request and checks that exactly one response came back at once.
+AdminResponse route(FakeNode& node, const AdminRequest& req) {
+  Answers answers;
+  route_admin_request(req, node, answers.sink());
+  EXPECT_EQ(answers.got.size(), 1u) << req.method << " " << req.target;
+  return answers.got.empty() ? AdminResponse{0, "", ""} : answers.got.front();
+}
+
+json::value parse(const AdminResponse& r) {
+  boost::system::error_code ec;
+  json::value v = json::parse(r.body, ec);
+  EXPECT_FALSE(ec) << "response body is not JSON: " << r.body;
+  EXPECT_EQ(r.content_type, "application/json");
+  return v;
+}
+
+// The request is refused with `status` and {"error": code, "message": ...naming `what`...},
+// and the node was not asked to do anything.
+void expect_refused(const AdminRequest& req, int status, std::string_view code,
+                    std::string_view what) {
+  SCOPED_TRACE(req.method + " " + req.target.substr(0, 80) + " body=" + req.body.substr(0, 80));
+  FakeNode node;
+  const AdminResponse r = route(node, req);
+  EXPECT_EQ(r.status, status) << r.body;
+  const json::value v = parse(r);
+  ASSERT_TRUE(v.is_object()) << r.body;
+  ASSERT_TRUE(v.as_object().contains("error")) << r.body;
+  ASSERT_TRUE(v.as_object().contains("message")) << r.body;
+  EXPECT_EQ(v.at("error"), json::value(code)) << r.body;
+  ASSERT_TRUE(v.at("message").is_string()) << r.body;
+  EXPECT_THAT(std::string(v.at("message").as_string()), HasSubstr(std::string(what)));
+  EXPECT_THAT(node.calls, ::testing::IsEmpty()) << "a refused request reached the node";
+}
+
+StatusView sample_status() {
+  StatusView s;
+  s.node_id = 2;
+  s.cluster = "prod-eu";
+  s.role = "follower";
+  s.term = 9;
+  s.leader = 3;
+  s.leader_admin = "https://10.0.0.3:8443";
+  s.commit_index = 120;
+  s.applied_index = 118;
+  s.quorum = true;
+  s.ready = true;
+  s.config_version = 4;
+  s.fencing_token = 9;
+  MemberView a{1, "10.0.0.1:7000", true, true, true, 15, 120};
+  MemberView b{3, "10.0.0.3:7000", true, false, false, std::nullopt, 0};
+  MemberView c{5, "10.0.0.5:7000", false, true, true, 0, 100};
+  s.members = {a, b, c};
+  return s;
+}
+
+// Checks one member object against the view it came from, field by field.
+void expect_member(const json::value& got, const MemberView& want) {
+  ASSERT_TRUE(got.is_object());
+  EXPECT_EQ(got.at("id"), json::value(want.id));
+  EXPECT_EQ(got.at("address"), json::value(want.address));
+  EXPECT_EQ(got.at("voter"), json::value(want.voter));
+  EXPECT_EQ(got.at("health"), json::value(want.healthy ? "healthy" : "unhealthy"));
+  if (want.last_seen_ms) EXPECT_EQ(got.at("last_seen_ms"), json::value(*want.last_seen_ms));
+  else EXPECT_TRUE(got.at("last_seen_ms").is_null());
+}
+
+// ---------------------------------------------------------------- probes
+
+TEST(AdminRouter, HealthzAnswersOkWhileAliveAnd503WhenStopped) {
+  FakeNode node;
+  AdminResponse r = route(node, request("GET", "/healthz"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(parse(r).at("status"), "ok");
+  node.alive_value = false;
+  r = route(node, request("GET", "/healthz"));
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(parse(r).at("status"), "stopped");
+}
+
+TEST(AdminRouter, ReadyzIs200WhenReadyAnd503WithAReasonWhenNot) {
+  FakeNode node;
+  node.status_view = sample_status();
+  AdminResponse r = route(node, request("GET", "/readyz"));
+  EXPECT_EQ(r.status, 200);
+  json::value v = parse(r);
+  EXPECT_EQ(v.at("ready"), true);
+  EXPECT_EQ(v.at("quorum"), true);
+  EXPECT_EQ(v.at("role"), "follower");
+  EXPECT_FALSE(v.as_object().contains("reason"));
+
+  node.status_view.ready = false;
+  node.status_view.quorum = false;
+  r = route(node, request("GET", "/readyz"));
+  EXPECT_EQ(r.status, 503);
+  v = parse(r);
+  EXPECT_EQ(v.at("ready"), false);
+  EXPECT_THAT(std::string(v.at("reason").as_string()), HasSubstr("quorum"));
+
+  node.status_view.quorum = true;  // in a quorum but still applying
+  r = route(node, request("GET", "/readyz"));
+  EXPECT_EQ(r.status, 503);
+  EXPECT_THAT(std::string(parse(r).at("reason").as_string()), HasSubstr("applying"));
+}
+
+TEST(AdminRouter, MetricsIsPrometheusTextFromTheNode) {
+  FakeNode node;
+  const AdminResponse r = route(node, request("GET", "/metrics"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_THAT(r.content_type, StartsWith("text/plain; version=0.0.4"));
+  EXPECT_EQ(r.body, node.metrics);
+  EXPECT_EQ(node.calls, std::vector<std::string>{"metrics_text"});
+}
+
+// ---------------------------------------------------------------- status and members
+
+TEST(AdminRouter, StatusCarriesEveryFieldOfTheContract) {
+  FakeNode node;
+  node.status_view = sample_status();
+  const AdminResponse r = route(node, request("GET", "/v1/status"));
+  ASSERT_EQ(r.status, 200);
+  const json::value v = parse(r);
+  EXPECT_EQ(v.at("node_id"), 2);
+  EXPECT_EQ(v.at("cluster_id"), "prod-eu");
+  EXPECT_EQ(v.at("role"), "follower");
+  EXPECT_EQ(v.at("term"), 9);
+  EXPECT_EQ(v.at("leader"), 3);
+  EXPECT_EQ(v.at("commit_index"), 120);
+  EXPECT_EQ(v.at("applied_index"), 118);
+  EXPECT_EQ(v.at("quorum"), true);
+  EXPECT_EQ(v.at("config_version"), 4);
+  EXPECT_EQ(v.at("fencing_token"), 9);
+  const json::array& members = v.at("members").as_array();
+  ASSERT_EQ(members.size(), 3u);
+  for (std::size_t i = 0; i < members.size(); i++) {
+    expect_member(members[i], node.status_view.members[i]);
+  }
+}
+
+TEST(AdminRouter, StatusWithoutALeaderSaysNull) {
+  FakeNode node;
+  node.status_view = sample_status();
+  node.status_view.leader = engine::kNoNode;
+  node.status_view.quorum = false;
+  node.status_view.role = "candidate";
+  const json::value v = parse(route(node, request("GET", "/v1/status")));
+  EXPECT_TRUE(v.at("leader").is_null());
+  EXPECT_EQ(v.at("quorum"), false);
+  EXPECT_EQ(v.at("role"), "candidate");
+}
+
+TEST(AdminRouter, MembersListsTheNodesMembers) {
+  FakeNode node;
+  node.status_view = sample_status();
+  for (const char* target : {"/v1/members", "/v1/members/"}) {
+    const AdminResponse r = route(node, request("GET", target));
+    ASSERT_EQ(r.status, 200) << target;
+    const json::value v = parse(r);
+    const json::array& members = v.at("members").as_array();
+    ASSERT_EQ(members.size(), 3u);
+    for (std::size_t i = 0; i < members.size(); i++) {
+      expect_member(members[i], node.status_view.members[i]);
+    }
+  }
+}
+
+TEST(AdminRouter, MembersAddPassesIdAddressAndLearner) {
+  FakeNode node;
+  node.members_result = Empty{};
+  AdminResponse r = route(node, request("POST", "/v1/members",
+                                        R"({"id": 4, "address": "10.0.0.4:7000"})"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(parse(r).at("ok"), true);
+  r = route(node, request("POST", "/v1/members",
+                          R"({"id": 6, "address": "[::1]:7006", "learner": true})"));
+  EXPECT_EQ(r.status, 200);
+  r = route(node, request("POST", "/v1/members",
+                          R"({"id": 7, "address": "h:1", "learner": false})"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_THAT(node.calls, ::testing::ElementsAre("members_add 4 10.0.0.4:7000 voter",
+                                                 "members_add 6 [::1]:7006 learner",
+                                                 "members_add 7 h:1 voter"));
+}
+
+TEST(AdminRouter, MembersRemoveTakesTheIdFromThePath) {
+  FakeNode node;
+  node.members_result = Empty{};
+  const AdminResponse r = route(node, request("DELETE", "/v1/members/18446744073709551615"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(parse(r).at("ok"), true);
+  EXPECT_EQ(node.calls, std::vector<std::string>{"members_remove 18446744073709551615"});
+}
+
+// ---------------------------------------------------------------- configuration
+
+TEST(AdminRouter, ConfigGetReturnsTheDocumentAsJson) {
+  FakeNode node;
+  node.config_result = ConfigView{3, R"({"services": {"db": {"replicas": 2}}})"};
+  AdminResponse r = route(node, request("GET", "/v1/config"));
+  ASSERT_EQ(r.status, 200);
+  json::value v = parse(r);
+  EXPECT_EQ(v.at("version"), 3);
+  EXPECT_EQ(v.at("document").at("services").at("db").at("replicas"), 2);
+
+  node.config_result = ConfigView{0, ""};  // before the first configuration
+  v = parse(route(node, request("GET", "/v1/config")));
+  EXPECT_EQ(v.at("version"), 0);
+  EXPECT_TRUE(v.at("document").is_null());
+}
+
+TEST(AdminRouter, ConfigPutPassesTheBodyAndIfMatch) {
+  FakeNode node;
+  node.config_result = ConfigView{8, R"({"a": 1})"};
+  const std::string doc = R"({"a": 1})";
+  AdminResponse r = route(node, request("PUT", "/v1/config", doc, "\"7\""));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(parse(r).at("version"), 8);
+  r = route(node, request("PUT", "/v1/config", doc, "7"));
+  EXPECT_EQ(r.status, 200);
+  r = route(node, request("PUT", "/v1/config", doc));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_THAT(node.calls, ::testing::ElementsAre("config_put 7 " + doc, "config_put 7 " + doc,
+                                                 "config_put none " + doc));
+}
+
+TEST(AdminRouter, ConfigRollbackPassesVersionAndIfVersion) {
+  FakeNode node;
+  node.config_result = ConfigView{9, R"({"a": 0})"};
+  AdminResponse r = route(node, request("POST", "/v1/config/rollback",
+                                        R"({"version": 2, "if_version": 8})"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(parse(r).at("version"), 9);
+  r = route(node, request("POST", "/v1/config/rollback", R"({"version": 2})"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_THAT(node.calls, ::testing::ElementsAre("config_rollback 2 8", "config_rollback 2 none"));
+}
+
+TEST(AdminRouter, ConfigHistoryListsEveryVersion) {
+  FakeNode node;
+  node.history_result = std::vector<ConfigView>{{1, R"({"a": 1})"}, {2, R"({"a": 2})"}};
+  const AdminResponse r = route(node, request("GET", "/v1/config/history"));
+  ASSERT_EQ(r.status, 200);
+  const json::value v = parse(r);
+  const json::array& versions = v.at("versions").as_array();
+  ASSERT_EQ(versions.size(), 2u);
+  EXPECT_EQ(versions[0].at("version"), 1);
+  EXPECT_EQ(versions[0].at("document").at("a"), 1);
+  EXPECT_EQ(versions[1].at("version"), 2);
+  EXPECT_EQ(versions[1].at("document").at("a"), 2);
+}
+
+// ---------------------------------------------------------------- leader, lease
+
+TEST(AdminRouter, LeaderTransferWithAndWithoutATarget) {
+  FakeNode node;
+  node.transfer_result = engine::NodeId{3};
+  AdminResponse r = route(node, request("POST", "/v1/leader/transfer", R"({"to": 3})"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(parse(r).at("transferring_to"), 3);
+  EXPECT_EQ(route(node, request("POST", "/v1/leader/transfer")).status, 200);
+  EXPECT_EQ(route(node, request("POST", "/v1/leader/transfer", "{}")).status, 200);
+  EXPECT_THAT(node.calls, ::testing::ElementsAre("leader_transfer 3", "leader_transfer none",
+                                                 "leader_transfer none"));
+}
+
+TEST(AdminRouter, LeaseNamesHolderFencingTokenAndValidity) {
+  FakeNode node;
+  node.lease_result = LeaseView{3, 41, true, 800};
+  const AdminResponse r = route(node, request("GET", "/v1/lease"));
+  ASSERT_EQ(r.status, 200);
+  const json::value v = parse(r);
+  EXPECT_EQ(v.at("holder"), 3);
+  EXPECT_EQ(v.at("fencing_token"), 41);
+  EXPECT_EQ(v.at("valid"), true);
+  EXPECT_EQ(node.calls, std::vector<std::string>{"lease"});
+}
+
+// ---------------------------------------------------------------- key-value
+
+TEST(AdminRouter, KvGetDecodesTheKeyAndReturnsEveryField) {
+  FakeNode node;
+  node.kv_get_result = KvEntryView{"a/b c", "v\xC3\xA9", 10, 12, 3};
+  const AdminResponse r = route(node, request("GET", "/v1/kv/a%2Fb%20c"));
+  ASSERT_EQ(r.status, 200);
+  const json::value v = parse(r);
+  EXPECT_EQ(v.at("key"), "a/b c");
+  EXPECT_EQ(v.at("value"), "v\xC3\xA9");
+  EXPECT_EQ(v.at("create_revision"), 10);
+  EXPECT_EQ(v.at("mod_revision"), 12);
+  EXPECT_EQ(v.at("version"), 3);
+  EXPECT_EQ(node.calls, std::vector<std::string>{"kv_get a/b c"});
+}
+
+TEST(AdminRouter, KvKeysArePercentDecodedExactlyOnce) {
+  FakeNode node;
+  node.kv_get_result = KvEntryView{"k", "v", 1, 1, 1};
+  route(node, request("GET", "/v1/kv/%25%32%46"));     // "%2F" encoded: the key is "%2F"
+  route(node, request("GET", "/v1/kv/plain+key"));     // '+' is not a space in a path
+  route(node, request("GET", "/v1/kv/dir/sub/leaf"));  // unescaped slashes stay in the key
+  route(node, request("GET", "/v1/kv/%C3%A9t%c3%a9"));  // UTF-8, either hex case
+  route(node, request("GET", "/v1/kv/x?ignored=1"));   // the query is not part of the key
+  EXPECT_THAT(node.calls, ::testing::ElementsAre("kv_get %2F", "kv_get plain+key",
+                                                 "kv_get dir/sub/leaf",
+                                                 "kv_get \xC3\xA9t\xC3\xA9", "kv_get x"));
+}
+
+TEST(AdminRouter, KvPutWithoutPrevRevisionIsAPlainPut) {
+  FakeNode node;
+  node.kv_write_result = KvWriteResult{31};
+  const AdminResponse r = route(node, request("PUT", "/v1/kv/a%2Fb", R"({"value": "x y"})"));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(parse(r).at("revision"), 31);
+  EXPECT_EQ(node.calls, std::vector<std::string>{"kv_write put a/b value=x y expected=none"});
+}
+
+TEST(AdminRouter, KvPutWithPrevRevisionIsACompareAndSet) {
+  FakeNode node;
+  node.kv_write_result = KvWriteResult{32};
+  EXPECT_EQ(route(node, request("PUT", "/v1/kv/k", R"({"value": "v", "prev_revision": 31})"))
+                .status, 200);
+  // prev_revision 0: the key must not exist yet (create-if-absent), still a CAS.
+  EXPECT_EQ(route(node, request("PUT", "/v1/kv/k", R"({"value": "", "prev_revision": 0})"))
+                .status, 200);
+  // null is "absent": a plain put.
+  EXPECT_EQ(route(node, request("PUT", "/v1/kv/k", R"({"value": "w", "prev_revision": null})"))
+                .status, 200);
+  EXPECT_THAT(node.calls, ::testing::ElementsAre("kv_write cas k value=v expected=31",
+                                                 "kv_write cas k value= expected=0",
+                                                 "kv_write put k value=w expected=none"));
+}
+
+TEST(AdminRouter, KvDeleteWithAndWithoutAPrecondition) {
+  FakeNode node;
+  node.kv_write_result = KvWriteResult{40};
+  AdminResponse r = route(node, request("DELETE", "/v1/kv/a%2Fb"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(parse(r).at("revision"), 40);
+  r = route(node, request("DELETE", "/v1/kv/k?prev_revision=39"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_THAT(node.calls, ::testing::ElementsAre("kv_write del a/b value= expected=none",
+                                                 "kv_write del k value= expected=39"));
+}
+
+TEST(AdminRouter, KvCasConflictIs409WithTheNodesMessage) {
+  FakeNode node;
+  node.kv_write_result =
+      ApiError{Status(Errc::conflict, "key k: mod_revision is 12, expected 11")};
+  const AdminResponse r =
+      route(node, request("PUT", "/v1/kv/k", R"({"value": "v", "prev_revision": 11})"));
+  EXPECT_EQ(r.status, 409);
+  const json::value v = parse(r);
+  EXPECT_EQ(v.at("error"), "conflict");
+  EXPECT_EQ(v.at("message"), "key k: mod_revision is 12, expected 11");
+  EXPECT_EQ(node.calls.size(), 1u);
+}
+
+// ---------------------------------------------------------------- deferred replies
+
+TEST(AdminRouter, AWriteAnswersOnlyWhenTheNodeDoes) {
+  FakeNode node;
+  node.defer = true;
+  node.kv_write_result = KvWriteResult{77};
+  Answers answers;
+  route_admin_request(request("PUT", "/v1/kv/k", R"({"value": "v"})"), node, answers.sink());
+  EXPECT_TRUE(answers.got.empty()) << "answered before the node did";
+  EXPECT_EQ(node.calls.size(), 1u);
+  EXPECT_EQ(node.release(), 1u);
+  ASSERT_EQ(answers.got.size(), 1u);
+  EXPECT_EQ(answers.got[0].status, 200);
+  EXPECT_EQ(answers.body().at("revision"), 77);
+}
+
+TEST(AdminRouter, DeferredAnswersOfEveryAsyncEndpointArriveOnceEach) {
+  FakeNode node;
+  node.defer = true;
+  node.kv_get_result = ApiError{Status(Errc::not_found, "key k: no such key")};
+  node.members_result = Empty{};
+  node.config_result = ConfigView{2, "{}"};
+  node.history_result = std::vector<ConfigView>{};
+  node.transfer_result = engine::NodeId{2};
+  node.lease_result = LeaseView{1, 5, false, 0};
+  Answers answers;
+  const std::vector<AdminRequest> requests = {
+      request("GET", "/v1/kv/k"),
+      request("POST", "/v1/members", R"({"id": 4, "address": "h:1"})"),
+      request("DELETE", "/v1/members/4"),
+      request("GET", "/v1/config"),
+      request("PUT", "/v1/config", "{}"),
+      request("POST", "/v1/config/rollback", R"({"version": 1})"),
+      request("GET", "/v1/config/history"),
+      request("POST", "/v1/leader/transfer"),
+      request("GET", "/v1/lease")};
+  for (const AdminRequest& r : requests) route_admin_request(r, node, answers.sink());
+  EXPECT_TRUE(answers.got.empty());
+  EXPECT_EQ(node.release(), requests.size());
+  ASSERT_EQ(answers.got.size(), requests.size());
+  EXPECT_EQ(answers.got[0].status, 404);
+  EXPECT_EQ(answers.body(0).at("error"), "not_found");
+  for (std::size_t i = 1; i < answers.got.size(); i++) {
+    EXPECT_EQ(answers.got[i].status, 200) << requests[i].method << " " << requests[i].target;
+  }
+  EXPECT_EQ(node.release(), 0u) << "a reply was held twice";
+}
+
+// ---------------------------------------------------------------- node errors
+
+TEST(AdminRouter, NotLeaderIs421WithTheLeaderToFollow) {
+  FakeNode node;
+  node.kv_write_result = ApiError{Status(Errc::not_leader, "node 2 is a follower"), 3,
+                                  "https://10.0.0.3:8443"};
+  const AdminResponse r = route(node, request("PUT", "/v1/kv/k", R"({"value": "v"})"));
+  EXPECT_EQ(r.status, 421);
+  const json::value v = parse(r);
+  EXPECT_EQ(v.at("error"), "not_leader");
+  EXPECT_EQ(v.at("message"), "node 2 is a follower");
+  EXPECT_EQ(v.at("leader"), 3);
+  EXPECT_EQ(v.at("leader_admin"), "https://10.0.0.3:8443");
+}
+
+TEST(AdminRouter, NotLeaderWithTheLeaderUnknownSaysNull) {
+  FakeNode node;
+  node.config_result = ApiError{Status(Errc::not_leader, "no leader (election in progress)")};
+  const AdminResponse r = route(node, request("PUT", "/v1/config", "{}"));
+  EXPECT_EQ(r.status, 421);
+  const json::value v = parse(r);
+  EXPECT_TRUE(v.at("leader").is_null());
+  EXPECT_EQ(v.at("leader_admin"), "");
+}
+
+TEST(AdminRouter, NodeErrorsMapToHttpStatuses) {
+  struct Case {
+    Errc code;
+    int status;
+  };
+  for (const Case c : {Case{Errc::conflict, 409}, Case{Errc::busy, 503},
+                       Case{Errc::not_found, 404}, Case{Errc::invalid_argument, 400},
+                       Case{Errc::io_error, 500}, Case{Errc::corrupt, 500}}) {
+    FakeNode node;
+    const std::string message = std::string("because ") + errc_name(c.code);
+    node.members_result = ApiError{Status(c.code, message)};
+    const AdminResponse r = route(node, request("DELETE", "/v1/members/3"));
+    EXPECT_EQ(r.status, c.status) << errc_name(c.code);
+    EXPECT_EQ(http_status_for(c.code), c.status);
+    const json::value v = parse(r);
+    EXPECT_EQ(v.at("error"), json::value(errc_name(c.code)));
+    EXPECT_EQ(v.at("message"), json::value(message));
+    EXPECT_FALSE(v.as_object().contains("leader")) << "only not_leader names a leader";
+  }
+}
+
+// ---------------------------------------------------------------- bad input: bodies
+
+TEST(AdminRouterRefuses, InvalidJson) {
+  expect_refused(request("PUT", "/v1/kv/k", R"({"value": "v")"), 400, "invalid_argument",
+                 "not valid JSON");
+  expect_refused(request("POST", "/v1/members", "{id: 4}"), 400, "invalid_argument",
+                 "not valid JSON");
+  expect_refused(request("PUT", "/v1/config", "services = 1"), 400, "invalid_argument",
+                 "document: body is not valid JSON");
+  expect_refused(request("POST", "/v1/config/rollback", ""), 400, "invalid_argument",
+                 "not valid JSON");
+  expect_refused(request("POST", "/v1/leader/transfer", "{\"to\": 3} x"), 400,
+                 "invalid_argument", "not valid JSON");
+  expect_refused(request("PUT", "/v1/kv/k", "{\"value\": \"\xff\"}"), 400, "invalid_argument",
+                 "not valid JSON");  // not UTF-8
+}
+
+TEST(AdminRouterRefuses, JsonThatIsNotAnObject) {
+  expect_refused(request("PUT", "/v1/kv/k", R"(["value", "v"])"), 400, "invalid_argument",
+                 "must be a JSON object");
+  expect_refused(request("POST", "/v1/members", "4"), 400, "invalid_argument",
+                 "must be a JSON object");
+  expect_refused(request("PUT", "/v1/config", R"("text")"), 400, "invalid_argument",
+                 "document: body must be a JSON object");
+  expect_refused(request("POST", "/v1/config/rollback", "null"), 400, "invalid_argument",
+                 "must be a JSON object");
+  expect_refused(request("POST", "/v1/leader/transfer", "3"), 400, "invalid_argument",
+                 "must be a JSON object");
+}
+
+TEST(AdminRouterRefuses, UnknownFields) {
+  expect_refused(request("PUT", "/v1/kv/k", R"({"value": "v", "ttl": 5})"), 400,
+                 "invalid_argument", "ttl: unknown field");
+  expect_refused(request("POST", "/v1/members", R"({"id": 4, "address": "h:1", "role": 1})"),
+                 400, "invalid_argument", "role: unknown field");
+  expect_refused(request("POST", "/v1/config/rollback", R"({"version": 2, "force": true})"),
+                 400, "invalid_argument", "force: unknown field");
+  expect_refused(request("POST", "/v1/leader/transfer", R"({"target": 2})"), 400,
+                 "invalid_argument", "target: unknown field");
+}
+
+TEST(AdminRouterRefuses, FieldsOfTheWrongType) {
+  expect_refused(request("PUT", "/v1/kv/k", R"({"value": 5})"), 400, "invalid_argument",
+                 "value: missing or not a string");
+  expect_refused(request("PUT", "/v1/kv/k", R"({"value": "v", "prev_revision": "3"})"), 400,
+                 "invalid_argument", "prev_revision: expected a non-negative whole number");
+  expect_refused(request("PUT", "/v1/kv/k", R"({"value": "v", "prev_revision": 3.5})"), 400,
+                 "invalid_argument", "prev_revision");
+  expect_refused(request("POST", "/v1/members", R"({"id": "4", "address": "h:1"})"), 400,
+                 "invalid_argument", "id: expected a non-negative whole number");
+  expect_refused(request("POST", "/v1/members", R"({"id": 4, "address": 7000})"), 400,
+                 "invalid_argument", "address: missing or not a string");
+  expect_refused(request("POST", "/v1/members", R"({"id": 4, "address": "h:1", "learner": 1})"),
+                 400, "invalid_argument", "learner: expected true or false");
+  expect_refused(request("POST", "/v1/config/rollback", R"({"version": [2]})"), 400,
+                 "invalid_argument", "version: expected a non-negative whole number");
+  expect_refused(request("POST", "/v1/config/rollback", R"({"version": 2, "if_version": true})"),
+                 400, "invalid_argument", "if_version: expected a non-negative whole number");
+  expect_refused(request("POST", "/v1/leader/transfer", R"({"to": "3"})"), 400,
+                 "invalid_argument", "to: expected a non-negative whole number");
+}
+
+TEST(AdminRouterRefuses, MissingFields) {
+  expect_refused(request("PUT", "/v1/kv/k", "{}"), 400, "invalid_argument",
+                 "value: missing or not a string");
+  expect_refused(request("PUT", "/v1/kv/k", R"({"prev_revision": 3})"), 400, "invalid_argument",
+                 "value: missing");
+  expect_refused(request("POST", "/v1/members", R"({"address": "h:1"})"), 400,
+                 "invalid_argument", "id: missing or 0");
+  expect_refused(request("POST", "/v1/members", R"({"id": 0, "address": "h:1"})"), 400,
+                 "invalid_argument", "id: missing or 0");
+  expect_refused(request("POST", "/v1/members", R"({"id": 4})"), 400, "invalid_argument",
+                 "address: missing");
+  expect_refused(request("POST", "/v1/config/rollback", R"({"if_version": 3})"), 400,
+                 "invalid_argument", "version: missing or 0");
+  expect_refused(request("PUT", "/v1/kv/", R"({"value": "v"})"), 400, "invalid_argument",
+                 "key: missing");
+  expect_refused(request("DELETE", "/v1/members/"), 400, "invalid_argument", "method DELETE");
+}
+
+TEST(AdminRouterRefuses, NegativeNumbers) {
+  expect_refused(request("PUT", "/v1/kv/k", R"({"value": "v", "prev_revision": -1})"), 400,
+                 "invalid_argument", "prev_revision: expected a non-negative whole number");
+  expect_refused(request("POST", "/v1/members", R"({"id": -4, "address": "h:1"})"), 400,
+                 "invalid_argument", "id: expected a non-negative whole number");
+  expect_refused(request("POST", "/v1/config/rollback", R"({"version": -2})"), 400,
+                 "invalid_argument", "version: expected a non-negative whole number");
+  expect_refused(request("POST", "/v1/leader/transfer", R"({"to": -1})"), 400,
+                 "invalid_argument", "to: expected a non-negative whole number");
+  expect_refused(request("DELETE", "/v1/members/-3"), 400, "invalid_argument",
+                 "member id: expected a positive number");
+  expect_refused(request("DELETE", "/v1/kv/k?prev_revision=-1"), 400, "invalid_argument",
+                 "prev_revision: expected a revision");
+  expect_refused(request("PUT", "/v1/config", "{}", "-1"), 400, "invalid_argument", "If-Match");
+}
+
+TEST(AdminRouterRefuses, NumbersThatAreNotIdsOrRevisions) {
+  expect_refused(request("DELETE", "/v1/members/0"), 400, "invalid_argument", "member id");
+  expect_refused(request("DELETE", "/v1/members/4x"), 400, "invalid_argument", "member id");
+  expect_refused(request("DELETE", "/v1/members/18446744073709551616"), 400, "invalid_argument",
+                 "member id");  // 2^64
+  expect_refused(request("DELETE", "/v1/kv/k?prev_revision=0"), 400, "invalid_argument",
+                 "prev_revision");
+  expect_refused(request("DELETE", "/v1/kv/k?prev_revision="), 400, "invalid_argument",
+                 "prev_revision");
+  expect_refused(request("DELETE", "/v1/kv/k?revision=3"), 400, "invalid_argument",
+                 "unknown query parameter: revision=3");
+  expect_refused(request("POST", "/v1/config/rollback", R"({"version": 18446744073709551616})"),
+                 400, "invalid_argument", "version");
+}
+
+TEST(AdminRouterRefuses, BadIfMatch) {
+  for (const char* tag : {"abc", "W/\"3\"", "\"3", "3\"", "\"\"", "3 4", "*", "0x3"}) {
+    expect_refused(request("PUT", "/v1/config", "{}", tag), 400, "invalid_argument",
+                   "If-Match: expected a version number");
+  }
+}
+
+TEST(AdminRouterRefuses, BadPercentEscapes) {
+  for (const char* target : {"/v1/kv/a%zz", "/v1/kv/a%4", "/v1/kv/a%", "/v1/kv/%g1",
+                             "/v1/kv/%%41", "/v1/kv/a%4-"}) {
+    expect_refused(request("GET", target), 400, "invalid_argument", "key: missing or badly");
+    expect_refused(request("DELETE", target), 400, "invalid_argument", "key");
+    expect_refused(request("PUT", target, R"({"value": "v"})"), 400, "invalid_argument", "key");
+  }
+  EXPECT_EQ(percent_decode("%41%42c"), std::optional<std::string>("ABc"));
+  EXPECT_EQ(percent_decode("%2f%2F"), std::optional<std::string>("//"));
+  EXPECT_EQ(percent_decode("%"), std::nullopt);
+  EXPECT_EQ(percent_decode("%+1"), std::nullopt);
+  EXPECT_EQ(percent_decode("%-1"), std::nullopt);
+  EXPECT_EQ(percent_decode("%1"), std::nullopt);
+}
+
+// ---------------------------------------------------------------- bad input: routes, sizes
+
+TEST(AdminRouterRefuses, UnknownEndpointsWith404NamingThePath) {
+  for (const char* target : {"/", "/nope", "/v1", "/v1/", "/v1/statusx", "/v2/status",
+                             "/v1/config/nope", "/v1/leader", "/v1/kv", "/healthz/x"}) {
+    expect_refused(request("GET", target), 404, "not_found", target);
+  }
+}
+
+TEST(AdminRouterRefuses, WrongMethodsNamingTheMethod) {
+  struct Case {
+    const char* method;
+    const char* target;
+    int status;
+  };
+  const Case cases[] = {
+      {"POST", "/healthz", 404},         {"DELETE", "/readyz", 404},
+      {"PUT", "/metrics", 404},          {"POST", "/v1/status", 404},
+      {"PUT", "/v1/members", 400},       {"GET", "/v1/members/3", 400},
+      {"POST", "/v1/members/3", 400},    {"DELETE", "/v1/config", 404},
+      {"POST", "/v1/config", 404},       {"GET", "/v1/config/rollback", 404},
+      {"PUT", "/v1/config/history", 404}, {"GET", "/v1/leader/transfer", 404},
+      {"POST", "/v1/lease", 404},        {"POST", "/v1/kv/k", 400},
+      {"PATCH", "/v1/kv/k", 400},
+  };
+  for (const Case& c : cases) {
+    const std::string code = c.status == 404 ? "not_found" : "invalid_argument";
+    expect_refused(request(c.method, c.target, "{}"), c.status, code, c.method);
+  }
+}
+
+TEST(AdminRouterRefuses, OversizedBodyButNotOneAtTheLimit) {
+  const std::string big(AdminLimits::max_body_bytes + 1, ' ');
+  expect_refused(request("PUT", "/v1/config", big), 400, "invalid_argument",
+                 "request body larger than 1 MiB");
+  expect_refused(request("PUT", "/v1/kv/k", big), 400, "invalid_argument", "1 MiB");
+
+  // At the limit: a valid document padded with spaces to exactly max_body_bytes is accepted.
+  FakeNode node;
+  node.config_result = ConfigView{1, "{}"};
+  std::string at_limit = R"({"a": 1})";
+  at_limit.resize(AdminLimits::max_body_bytes, ' ');
+  EXPECT_EQ(route(node, request("PUT", "/v1/config", at_limit)).status, 200);
+  EXPECT_EQ(node.calls.size(), 1u);
+}
+
+TEST(AdminRouterRefuses, OversizedTargetButNotOneAtTheLimit) {
+  const std::string prefix = "/v1/kv/";
+  expect_refused(request("GET", prefix + std::string(AdminLimits::max_target_bytes, 'k')), 400,
+                 "invalid_argument", "request target longer than 4096 bytes");
+
+  FakeNode node;
+  node.kv_get_result = KvEntryView{"k", "v", 1, 1, 1};
+  const std::string key(AdminLimits::max_target_bytes - prefix.size(), 'k');
+  EXPECT_EQ(route(node, request("GET", prefix + key)).status, 200);
+  EXPECT_EQ(node.calls, std::vector<std::string>{"kv_get " + key});
+}
+
+// A JSON document nested `depth` levels deep: objects inside a top-level object.
+std::string nested(std::size_t depth) {
+  std::string s;
+  for (std::size_t i = 0; i < depth; i++) s += "{\"a\":";
+  s += "1";
+  for (std::size_t i = 0; i < depth; i++) s += "}";
+  return s;
+}
+
+TEST(AdminRouterRefuses, JsonNestedTooDeep) {
+  const std::string deep = nested(AdminLimits::max_json_depth + 1);
+  expect_refused(request("PUT", "/v1/config", deep), 400, "invalid_argument",
+                 "not valid JSON");
+  expect_refused(request("POST", "/v1/members", deep), 400, "invalid_argument",
+                 "not valid JSON");
+  // Far deeper than the limit: refused the same way, without exhausting the stack.
+  expect_refused(request("PUT", "/v1/kv/k", std::string(100000, '[')), 400, "invalid_argument",
+                 "not valid JSON");
+
+  FakeNode node;
+  node.config_result = ConfigView{1, "{}"};
+  EXPECT_EQ(route(node, request("PUT", "/v1/config", nested(AdminLimits::max_json_depth)))
+                .status, 200);
+  EXPECT_EQ(node.calls.size(), 1u);
+}
+
+}  // namespace
+}  // namespace anya::transport
