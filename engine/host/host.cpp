@@ -208,6 +208,12 @@ Status Host::transfer_leadership(NodeId target) {
   return s;
 }
 
+Status Host::leader_unreachable() {
+  if (failed()) return failure_;
+  raft_.leader_unreachable(clock_.now_ms());
+  return drain();
+}
+
 Status Host::campaign_now() {
   if (failed()) return failure_;
   raft_.campaign_now(clock_.now_ms());

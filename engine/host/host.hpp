@@ -49,6 +49,7 @@ class Host {
   Status set_healthy(bool healthy);
   Status transfer_leadership(NodeId target);
   Status campaign_now();
+  Status leader_unreachable();
 
   // Leader only: begin a configuration transaction (compare-and-set on `if_version`). Returns
   // the version it will have if every required member accepts it.

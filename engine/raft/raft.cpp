@@ -247,6 +247,12 @@ void Raft::poll(NodeId from, MessageType type, bool granted) {
   }
 }
 
+void Raft::leader_unreachable(std::uint64_t now_ms) {
+  set_now(now_ms);
+  if (role_ == Role::leader || leader_ == kNoNode) return;
+  heard_from_leader_ = false;
+}
+
 void Raft::campaign_now(std::uint64_t now_ms) {
   set_now(now_ms);
   if (role_ == Role::leader) return;

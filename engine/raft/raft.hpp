@@ -118,6 +118,11 @@ class Raft {
   // Start an election now (as if the election timeout fired), e.g. when the leader's
   // connection dropped. With PreVote this is a pre-vote, so a live leader is not disturbed.
   void campaign_now(std::uint64_t now_ms);
+  // The host saw the leader's process go away (its connection reset or closed). Stop honouring
+  // its lease (leader stickiness), so that a candidate may win this node's vote without waiting
+  // out the election timeout. Safety does not depend on the lease; only disruption does, and
+  // PreVote still refuses a candidate whose log is behind.
+  void leader_unreachable(std::uint64_t now_ms);
 
   // Outputs.
   bool has_ready() const;

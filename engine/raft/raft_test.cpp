@@ -146,6 +146,21 @@ TEST(Stickiness, FollowerHearingLeaderIgnoresHigherTermVote) {
   EXPECT_EQ(n.raft.term(), 9u);
 }
 
+TEST(Stickiness, LeaderUnreachableEndsTheLeaseAtOnce) {
+  test::Node n(test::config(1, {1, 2, 3}, true, true));
+  n.step(test::msg(MessageType::heartbeat, 2, 1, 3));
+  n.raft.leader_unreachable(n.now_ms);
+  EXPECT_EQ(n.raft.term(), 3u) << "forgetting the lease changes no durable state";
+  EXPECT_EQ(n.raft.role(), Role::follower);
+  auto r = n.step(test::msg(MessageType::vote, 3, 1, 4));
+  EXPECT_EQ(n.raft.stats().votes_ignored_in_lease, 0u);
+  EXPECT_EQ(n.raft.term(), 4u) << "the vote is considered without waiting an election timeout";
+  // A later heartbeat from a live leader restores stickiness.
+  n.step(test::msg(MessageType::heartbeat, 2, 1, 4));
+  n.step(test::msg(MessageType::vote, 3, 1, 9));
+  EXPECT_EQ(n.raft.stats().votes_ignored_in_lease, 1u);
+}
+
 TEST(Stickiness, TransferVoteIsNotIgnored) {
   test::Node n(test::config(1, {1, 2, 3}, true, true));
   n.step(test::msg(MessageType::heartbeat, 2, 1, 3));

@@ -353,6 +353,13 @@ std::string format_duration_ms(std::uint64_t ms) {
   return std::to_string(ms) + "ms";
 }
 
+std::string format_size_bytes(std::uint64_t bytes) {
+  if (bytes != 0 && bytes % (1ull << 30) == 0) return std::to_string(bytes >> 30) + "GiB";
+  if (bytes != 0 && bytes % (1ull << 20) == 0) return std::to_string(bytes >> 20) + "MiB";
+  if (bytes != 0 && bytes % (1ull << 10) == 0) return std::to_string(bytes >> 10) + "KiB";
+  return std::to_string(bytes) + "B";
+}
+
 std::uint64_t NodeConfig::cluster_id() const {
   std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a 64
   for (unsigned char ch : cluster) {
@@ -470,7 +477,7 @@ std::string render_node_config(const NodeConfig& c, const std::filesystem::path&
       << "\ncheck_quorum = " << (c.check_quorum ? "true" : "false")
       << "\nconfig_txn_deadline = " << quoted(format_duration_ms(c.config_txn_deadline_ms))
       << "\n\n[storage]\nfsync = " << (c.fsync ? "true" : "false")
-      << "\nsegment_size = " << c.segment_bytes
+      << "\nsegment_size = " << quoted(format_size_bytes(c.segment_bytes))
       << "\nsnapshot_entries = " << c.snapshot_entries << "\n\n[discovery]\nmethod = \"static\"\n"
       << "join = " << (c.join ? "true" : "false") << "\nmembers = [";
   for (std::size_t i = 0; i < c.members.size(); i++) {

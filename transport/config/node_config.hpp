@@ -97,5 +97,6 @@ Result<std::uint64_t> parse_duration_ms(std::string_view text);
 // "64MiB", "512KiB", "1GiB", "4096B" or a bare integer of bytes.
 Result<std::uint64_t> parse_size_bytes(std::string_view text);
 std::string format_duration_ms(std::uint64_t ms);
+std::string format_size_bytes(std::uint64_t bytes);
 
 }  // namespace anya::transport

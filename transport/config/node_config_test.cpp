@@ -206,6 +206,9 @@ TEST(Sizes, ParseWithUnits) {
   EXPECT_FALSE(parse_size_bytes("64MB").is_ok());
   EXPECT_FALSE(parse_size_bytes("MiB").is_ok());
   EXPECT_FALSE(parse_size_bytes("99999999999GiB").is_ok());
+  EXPECT_EQ(format_size_bytes(64u << 20), "64MiB");
+  EXPECT_EQ(format_size_bytes(1536), "1536B");
+  EXPECT_EQ(format_size_bytes(3u << 10), "3KiB");
 }
 
 }  // namespace

@@ -37,6 +37,7 @@ Node::Node(asio::io_context& io, NodeConfig config, Logger log, NodeEvents event
     : io_(io), config_(std::move(config)), log_(std::move(log)), events_(std::move(events)),
       metrics_(std::make_unique<NodeMetrics>()),
       tick_timer_(std::make_unique<Timer>(io)), shutdown_timer_(std::make_unique<Timer>(io)),
+      failover_timer_(std::make_unique<Timer>(io)),
       clock_origin_us_(steady_us()) {
   ANYA_ASSERT(validate(config_).is_ok());
 }
@@ -238,10 +239,28 @@ void Node::sync_peers() {
 void Node::on_peer_down(NodeId peer, const std::string& reason) {
   if (host_ == nullptr || fatal_ || stopping_) return;
   const engine::Raft& raft = host_->raft();
-  if (peer != raft.leader() || raft.is_leader() || !raft.promotable()) return;
-  log_.info("link to leader node ", peer, " dropped (", reason, "): starting a pre-vote now");
-  metrics_->fast_failovers->inc();
-  after_host_call(host_->campaign_now());
+  if (peer != raft.leader() || raft.is_leader()) return;
+  // The leader's process is gone (the kernel closed its socket): stop honouring its lease
+  // now, then campaign in turn. Voters go one after another, by rank of id among the voters
+  // left, so two followers that saw the same drop do not split the vote; the first whose log is
+  // up to date wins, and the next one's turn comes only if it did not.
+  after_host_call(host_->leader_unreachable());
+  if (!raft.promotable()) return;
+  std::uint64_t rank = 0;
+  for (NodeId v : raft.membership().voters) {
+    if (v != peer && v < config_.node_id) rank++;
+  }
+  const std::uint64_t step_ms = std::max<std::uint64_t>(config_.heartbeat_interval_ms / 2, 5);
+  log_.info("link to leader node ", peer, " dropped (", reason, "): pre-vote in ",
+            rank * step_ms, " ms");
+  failover_timer_->timer.expires_after(std::chrono::milliseconds(rank * step_ms));
+  failover_timer_->timer.async_wait([this, peer](const boost::system::error_code& ec) {
+    if (ec || fatal_ || stopping_) return;
+    const engine::Raft& r = host_->raft();
+    if (r.is_leader() || (r.leader() != peer && r.leader() != engine::kNoNode)) return;
+    metrics_->fast_failovers->inc();
+    after_host_call(host_->campaign_now());
+  });
 }
 
 // ---- state machine ---------------------------------------------------------------------------
@@ -547,6 +566,7 @@ void Node::continue_shutdown(std::uint64_t give_up_ms, std::function<void()> don
   }
   fail_all_waiters(ApiError{Status(Errc::busy, "the node is shutting down")});
   tick_timer_->timer.cancel();
+  failover_timer_->timer.cancel();
   if (peers_) peers_->stop();
   log_.info("stopped", leading ? " (leadership transfer did not finish in time)" : "");
   asio::post(io_, std::move(done));

@@ -133,6 +133,7 @@ class Node final : public NodeApi,
   struct Timer;
   std::unique_ptr<Timer> tick_timer_;
   std::unique_ptr<Timer> shutdown_timer_;
+  std::unique_ptr<Timer> failover_timer_;
   engine::KvStore kv_;
   std::uint64_t clock_origin_us_ = 0;
 

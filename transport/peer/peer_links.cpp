@@ -144,6 +144,17 @@ struct PeerLinks::Impl {
   void on_established(const std::shared_ptr<Link>& link);
   void on_closed(const std::shared_ptr<Link>& link, const std::string& reason);
   void reject(const std::string& reason) { rejections[reason]++; }
+  // The same refusal repeats on every redial; say it once per kRepeatWarningMs.
+  void warn_limited(const std::string& message) {
+    const std::uint64_t now = steady_ms();
+    auto [it, fresh] = last_warned_ms.emplace(message, now);
+    if (!fresh && now - it->second < kRepeatWarningMs) return;
+    it->second = now;
+    if (last_warned_ms.size() > 1024) last_warned_ms.clear();  // bounded
+    log.warn(message);
+  }
+  static constexpr std::uint64_t kRepeatWarningMs = 10'000;
+  std::map<std::string, std::uint64_t> last_warned_ms;
   void on_frame(Link& link, std::string_view bytes);
 };
 
@@ -161,8 +172,12 @@ void Link::dial(const tcp::resolver::results_type& endpoints, const std::string&
             asio::ssl::stream_base::client, [self, host](beast::error_code ec2) {
               if (ec2) {
                 self->owner_.reject("tls");
-                return self->fail("TLS handshake: " + tls::describe_handshake_failure(
-                                      self->ws_.next_layer().native_handle(), ec2));
+                const std::string why = "TLS handshake with node " +
+                                        std::to_string(self->peer_) + " at " + host + ": " +
+                                        tls::describe_handshake_failure(
+                                            self->ws_.next_layer().native_handle(), ec2);
+                self->owner_.warn_limited("refused link: " + why);
+                return self->fail(why);
               }
               self->on_tls_client_handshake(host);
             });
@@ -173,6 +188,7 @@ void Link::on_tls_client_handshake(const std::string& host) {
   SSL* ssl = ws_.next_layer().native_handle();
   if (Status s = tls::expect_peer(ssl, tls::Identity::node(peer_)); !s) {
     owner_.reject("identity");
+    owner_.warn_limited("refused link to " + host + ": " + s.message());
     return fail(s.message());
   }
   const std::string self_id = std::to_string(owner_.options.self);
@@ -189,6 +205,11 @@ void Link::on_tls_client_handshake(const std::string& host) {
     if (ec) {
       std::string why = "WebSocket upgrade: " + ec.message();
       if (!self->upgrade_response_.body().empty()) why += ": " + self->upgrade_response_.body();
+      // With TLS 1.3 a server that refused our certificate says so only now.
+      why += " (" + tls::describe_handshake_failure(self->ws_.next_layer().native_handle(), ec) +
+             ")";
+      self->owner_.warn_limited("link to node " + std::to_string(self->peer_) + " refused: " +
+                                why);
       return self->fail(why);
     }
     self->note_admin_endpoint(self->upgrade_response_);
@@ -201,18 +222,28 @@ void Link::accept() {
   beast::get_lowest_layer(ws_).expires_after(
       std::chrono::milliseconds(owner_.options.handshake_timeout_ms));
   ws_.next_layer().async_handshake(asio::ssl::stream_base::server, [self](beast::error_code ec) {
+    beast::error_code ignored;
+    const auto remote = beast::get_lowest_layer(self->ws_).socket().remote_endpoint(ignored);
+    const std::string from = remote.address().to_string();
     if (ec) {
       self->owner_.reject("tls");
-      return self->fail("TLS handshake: " + tls::describe_handshake_failure(
-                            self->ws_.next_layer().native_handle(), ec));
+      const std::string why = "TLS handshake from " + from + ": " +
+                              tls::describe_handshake_failure(
+                                  self->ws_.next_layer().native_handle(), ec);
+      self->owner_.warn_limited("refused link: " + why);
+      return self->fail(why);
     }
     Result<tls::Identity> id = tls::peer_identity(self->ws_.next_layer().native_handle());
     if (!id) {
       self->owner_.reject("identity");
+      self->owner_.warn_limited("refused link from " + from + ": peer certificate: " +
+                                id.status().message());
       return self->fail("peer certificate: " + id.status().message());
     }
     if (id->kind != tls::Identity::Kind::node) {
       self->owner_.reject("not_a_node");
+      self->owner_.warn_limited("refused link from " + from + ": " + id->describe() +
+                                " tried to open a peer link; only nodes may");
       return self->fail(id->describe() + " tried to open a peer link; only nodes may");
     }
     self->peer_ = id->node_id;
@@ -260,7 +291,7 @@ void Link::on_upgrade_request() {
 
 void Link::refuse(const std::string& counter, const std::string& reason) {
   owner_.reject(counter);
-  log().warn("refused link: ", reason);
+  owner_.warn_limited("refused link: " + reason);
   refusal_ = http::response<http::string_body>(http::status::forbidden, upgrade_.version());
   refusal_.set(http::field::content_type, "text/plain");
   refusal_.body() = reason;

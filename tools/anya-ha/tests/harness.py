@@ -1,0 +1,200 @@
+"""A real anya-ha cluster on 127.0.0.1 for integration tests and benchmarks: real processes
+(`anya-ha agent`), real TLS with certificates made by `anya-ha dev --prepare`, real disks.
+
+Every wait is bounded; every process started is killed in close(), even when a test fails."""
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+
+def free_base_port(nodes, span=101):
+    """A base port P such that P+1..P+nodes and P+101..P+100+nodes are free right now."""
+    for _ in range(200):
+        base = random.randrange(20000, 50000)
+        ports = [base + i for i in range(1, nodes + 1)] + [base + span - 1 + i
+                                                           for i in range(1, nodes + 1)]
+        ok = True
+        for p in ports:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port range found")
+
+
+class Cluster:
+    def __init__(self, binary, nodes=3, workdir=None, extra_config=None):
+        self.binary = binary
+        self.nodes = nodes
+        self.own_dir = workdir is None
+        self.dir = workdir or tempfile.mkdtemp(prefix="anya-it-")
+        self.base = free_base_port(nodes)
+        self.procs = {}
+        out = subprocess.run([binary, "dev", "--prepare", "--nodes", str(nodes), "--dir", self.dir,
+                              "--base-port", str(self.base)], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError("anya-ha dev --prepare failed: " + out.stderr)
+        if extra_config:
+            for i in range(1, nodes + 1):
+                self.edit_config(i, extra_config)
+        self.ctx = self.client_context(os.path.join(self.dir, "client.crt"),
+                                       os.path.join(self.dir, "client.key"))
+
+    # ---- files ----
+    def config_path(self, i):
+        return os.path.join(self.dir, str(i), "config.toml")
+
+    def edit_config(self, i, replacements):
+        path = self.config_path(i)
+        with open(path) as f:
+            text = f.read()
+        for old, new in replacements.items():
+            if old not in text:
+                raise RuntimeError(f"{path}: no '{old}' to replace")
+            text = text.replace(old, new)
+        with open(path, "w") as f:
+            f.write(text)
+
+    def client_context(self, cert, key, ca=None):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.load_verify_locations(ca or os.path.join(self.dir, "ca.crt"))
+        ctx.load_cert_chain(cert, key)
+        return ctx
+
+    def admin_port(self, i):
+        return self.base + 100 + i
+
+    def log(self, i):
+        with open(os.path.join(self.dir, str(i), "agent.log"), errors="replace") as f:
+            return f.read()
+
+    # ---- processes ----
+    def start(self, i, config=None):
+        assert i not in self.procs or self.procs[i].poll() is not None, f"node {i} running"
+        log = open(os.path.join(self.dir, str(i), "agent.log"), "a")
+        self.procs[i] = subprocess.Popen([self.binary, "agent", "--config",
+                                          config or self.config_path(i)],
+                                         stdout=log, stderr=log)
+        log.close()
+
+    def start_all(self):
+        for i in range(1, self.nodes + 1):
+            self.start(i)
+
+    def alive(self, i):
+        return i in self.procs and self.procs[i].poll() is None
+
+    def live_nodes(self):
+        return [i for i in range(1, self.nodes + 1) if self.alive(i)]
+
+    def kill(self, i, sig=signal.SIGKILL):
+        self.procs[i].send_signal(sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            return self.procs[i].wait(timeout=15)
+        return None
+
+    def close(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                try:
+                    p.send_signal(signal.SIGCONT)
+                    p.kill()
+                except ProcessLookupError:
+                    pass
+                p.wait(timeout=10)
+        if self.own_dir and os.environ.get("ANYA_KEEP_TEST_DIRS") is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- admin API ----
+    def request(self, i, method, path, body=None, timeout=2.0, headers=None, ctx=None):
+        """(status, parsed JSON or text). Raises OSError when the node cannot be reached."""
+        conn = http.client.HTTPSConnection("127.0.0.1", self.admin_port(i), timeout=timeout,
+                                           context=ctx or self.ctx)
+        try:
+            data = None if body is None else (body if isinstance(body, (bytes, str))
+                                              else json.dumps(body))
+            conn.request(method, path, body=data, headers=headers or {})
+            r = conn.getresponse()
+            raw = r.read().decode()
+            try:
+                return r.status, json.loads(raw)
+            except ValueError:
+                return r.status, raw
+        finally:
+            conn.close()
+
+    def status(self, i, timeout=1.0):
+        try:
+            code, body = self.request(i, "GET", "/v1/status", timeout=timeout)
+            return body if code == 200 else None
+        except (OSError, ssl.SSLError, http.client.HTTPException):
+            return None
+
+    def wait_leader(self, timeout=10.0, among=None, exclude=()):
+        """The leader that a majority of the live nodes (or `among`) agree on."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            nodes = among or self.live_nodes()
+            views = {}
+            for i in nodes:
+                st = self.status(i)
+                if st and st["leader"] is not None:
+                    views[i] = (st["leader"], st["term"])
+            counts = {}
+            for leader_term in views.values():
+                counts[leader_term] = counts.get(leader_term, 0) + 1
+            for (leader, term), n in counts.items():
+                if n > len(nodes) // 2 and leader not in exclude and self.alive(leader):
+                    st = self.status(leader)
+                    if st and st["role"] == "leader" and st["term"] == term:
+                        return leader
+            time.sleep(0.02)
+        raise TimeoutError(f"no leader within {timeout}s among {among or self.live_nodes()}")
+
+    def put(self, key, value, via=None, timeout=1.0, prev_revision=None):
+        """Writes through `via` (or any live node), following not_leader hints once.
+        Returns (status, body)."""
+        body = {"value": value}
+        if prev_revision is not None:
+            body["prev_revision"] = prev_revision
+        node = via or self.live_nodes()[0]
+        for _ in range(3):
+            code, reply = self.request(node, "PUT", "/v1/kv/" + key, body, timeout=timeout)
+            if code == 421 and isinstance(reply, dict) and reply.get("leader"):
+                node = reply["leader"]
+                continue
+            return code, reply
+        return code, reply
+
+    def get(self, key, via):
+        return self.request(via, "GET", "/v1/kv/" + key)
+
+    def metric(self, i, name, labels=None):
+        code, text = self.request(i, "GET", "/metrics")
+        assert code == 200
+        total = 0.0
+        found = False
+        for line in text.splitlines():
+            if line.startswith("#") or not line.startswith(name):
+                continue
+            head, _, value = line.rpartition(" ")
+            if head != name and not head.startswith(name + "{"):
+                continue
+            if labels and not all(f'{k}="{v}"' in head for k, v in labels.items()):
+                continue
+            total += float(value)
+            found = True
+        return total if found else None
