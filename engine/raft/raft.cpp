@@ -27,6 +27,9 @@ Status RaftConfig::validate() const {
                 std::to_string(election_timeout_ms) + " < 2 * " +
                 std::to_string(heartbeat_interval_ms) + ")"};
   }
+  if (election_jitter_ms > election_timeout_ms) {
+    return {Errc::invalid_argument, "election_jitter_ms: must be at most election_timeout_ms"};
+  }
   if (max_inflight_appends == 0) {
     return {Errc::invalid_argument, "max_inflight_appends: must be positive"};
   }
@@ -84,6 +87,9 @@ void Raft::init(const RaftConfig& config, std::uint64_t now_ms) {
   cluster_id_ = config.cluster_id;
   heartbeat_interval_ms_ = config.heartbeat_interval_ms;
   election_timeout_ms_ = config.election_timeout_ms;
+  election_jitter_ms_ =
+      config.election_jitter_ms == 0 ? config.election_timeout_ms : config.election_jitter_ms;
+  ANYA_ASSERT(election_jitter_ms_ > 0);
   pre_vote_ = config.pre_vote;
   check_quorum_ = config.check_quorum;
   max_append_bytes_ = config.max_append_bytes;
@@ -109,8 +115,8 @@ Role Raft::role() const {
 }
 
 void Raft::reset_election_timer() {
-  // Randomised in [T, 2T) so that split votes resolve (§5.2).
-  election_deadline_ms_ = now_ms_ + election_timeout_ms_ + rng_.below(election_timeout_ms_);
+  // Randomised in [T, T + jitter) so that split votes resolve (§5.2).
+  election_deadline_ms_ = now_ms_ + election_timeout_ms_ + rng_.below(election_jitter_ms_);
 }
 
 bool Raft::in_lease() const {

@@ -38,8 +38,12 @@ struct RaftConfig {
   std::set<NodeId> learners;  // non-voting members: receive the log, never count or campaign
   std::map<NodeId, std::string> addresses;
   std::uint64_t heartbeat_interval_ms = 50;
-  // The election timeout is drawn uniformly from [election_timeout_ms, 2 * election_timeout_ms).
+  // The election timeout is drawn uniformly from [election_timeout_ms, election_timeout_ms +
+  // election_jitter_ms); 0 jitter means election_timeout_ms, the paper's [T, 2T). A narrower
+  // range detects a dead leader sooner on average; it needs to stay well above a vote's round
+  // trip (network plus fsync) for split votes to stay rare.
   std::uint64_t election_timeout_ms = 300;
+  std::uint64_t election_jitter_ms = 0;
   bool pre_vote = true;
   bool check_quorum = true;
   std::size_t max_inflight_appends = 256;     // per follower, in replicate state
@@ -210,6 +214,7 @@ class Raft {
   std::uint64_t cluster_id_ = 0;
   std::uint64_t heartbeat_interval_ms_ = 0;
   std::uint64_t election_timeout_ms_ = 0;
+  std::uint64_t election_jitter_ms_ = 0;  // Invariant: > 0
   bool pre_vote_ = true;
   bool check_quorum_ = true;
   std::size_t max_append_bytes_ = 0;

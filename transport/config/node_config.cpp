@@ -203,6 +203,11 @@ Status read_document(const toml::table& root, const std::filesystem::path& base,
   TableReader r(**raft, "raft.");
   if (Status s = r.read_duration("heartbeat_interval", c.heartbeat_interval_ms); !s) return s;
   if (Status s = r.read_duration("election_timeout", c.election_timeout_ms); !s) return s;
+  if (r.has("election_jitter")) {
+    std::uint64_t jitter = 0;
+    if (Status s = r.read_duration("election_jitter", jitter); !s) return s;
+    c.election_jitter_ms = jitter;
+  }
   if (Status s = r.read_bool("pre_vote", c.pre_vote); !s) return s;
   if (Status s = r.read_bool("check_quorum", c.check_quorum); !s) return s;
   if (Status s = r.read_duration("config_txn_deadline", c.config_txn_deadline_ms); !s) return s;
@@ -390,6 +395,11 @@ Status validate(const NodeConfig& c) {
     return invalid("raft.election_timeout: must be at least 3 heartbeat intervals (" +
                    format_duration_ms(3 * c.heartbeat_interval_ms) + ")");
   }
+  if (c.election_jitter_ms &&
+      (*c.election_jitter_ms == 0 || *c.election_jitter_ms > c.election_timeout_ms)) {
+    return invalid("raft.election_jitter: must be between 1ms and raft.election_timeout (" +
+                   format_duration_ms(c.election_timeout_ms) + ")");
+  }
   if (c.config_txn_deadline_ms < c.election_timeout_ms) {
     return invalid("raft.config_txn_deadline: must be at least one election timeout (" +
                    format_duration_ms(c.election_timeout_ms) + ")");
@@ -473,6 +483,7 @@ std::string render_node_config(const NodeConfig& c, const std::filesystem::path&
       << "key = " << quoted(relative_to(c.tls_key, dir)) << "\n\n"
       << "[raft]\nheartbeat_interval = " << quoted(format_duration_ms(c.heartbeat_interval_ms))
       << "\nelection_timeout = " << quoted(format_duration_ms(c.election_timeout_ms))
+      << "\nelection_jitter = " << quoted(format_duration_ms(c.effective_election_jitter_ms()))
       << "\npre_vote = " << (c.pre_vote ? "true" : "false")
       << "\ncheck_quorum = " << (c.check_quorum ? "true" : "false")
       << "\nconfig_txn_deadline = " << quoted(format_duration_ms(c.config_txn_deadline_ms))

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,7 +48,15 @@ struct NodeConfig {
   std::filesystem::path tls_key;
 
   std::uint64_t heartbeat_interval_ms = 50;
-  std::uint64_t election_timeout_ms = 300;  // drawn from [this, 2 * this) per election
+  std::uint64_t election_timeout_ms = 300;
+  // Each election waits election_timeout plus a random part of this; unset: a third of the
+  // timeout. Narrower than the paper's [T, 2T) so a stalled leader is replaced sooner; wide
+  // enough that two followers rarely time out within one pre-vote round trip (about 1 ms here),
+  // which is what it takes to split a vote when PreVote is on.
+  std::optional<std::uint64_t> election_jitter_ms;
+  std::uint64_t effective_election_jitter_ms() const {
+    return election_jitter_ms.value_or(std::max<std::uint64_t>(election_timeout_ms / 3, 1));
+  }
   bool pre_vote = true;
   bool check_quorum = true;
   std::uint64_t config_txn_deadline_ms = 5000;

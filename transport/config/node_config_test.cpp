@@ -61,6 +61,7 @@ TEST(NodeConfig, ValidDocumentParsesWithDefaults) {
   EXPECT_EQ(c->peer_advertise, c->peer_listen);  // defaults to listen
   EXPECT_EQ(c->heartbeat_interval_ms, 50u);
   EXPECT_EQ(c->election_timeout_ms, 300u);
+  EXPECT_EQ(c->effective_election_jitter_ms(), 100u);  // a third of the timeout unless set
   EXPECT_EQ(c->segment_bytes, 8u << 20);
   EXPECT_TRUE(c->pre_vote);
   EXPECT_TRUE(c->check_quorum);
@@ -145,6 +146,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"election_timeout", "election_timeout = \"2m\"",
                 "raft.election_timeout: must be at most 60s"},
         BadCase{"election_timeout", "electon_timeout = \"1s\"", "raft.electon_timeout: unknown"},
+        BadCase{"election_timeout", "election_timeout = \"300ms\"\nelection_jitter = \"1s\"",
+                "raft.election_jitter: must be between 1ms and raft.election_timeout"},
+        BadCase{"election_timeout", "election_timeout = \"300ms\"\nelection_jitter = \"0\"",
+                "raft.election_jitter: must be between"},
         BadCase{"fsync", "fsync = \"yes\"", "storage.fsync: expected true or false"},
         BadCase{"segment_size", "segment_size = \"1KiB\"", "storage.segment_size: must be"},
         BadCase{"segment_size", "segment_size = \"8MB\"", "storage.segment_size: .*unit must be"},
