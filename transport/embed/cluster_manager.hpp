@@ -1,0 +1,162 @@
+// The embedding API: run an anya-ha node inside your own C++ program, in the shape the HA
+// subsystem's usage example describes (ClusterConfig, ClusterManager, initialize(),
+// join_cluster(), get_status() with current_leader and nodes, leadership events).
+//
+// It is a thin layer over transport::Agent, the same node `anya-ha agent` runs: the node and its
+// admin HTTPS API run on one background thread the manager owns, and every call here is handed
+// to that thread (Agent::post) and waited for with a bound, so the node itself never locks.
+// Leadership events are copied into a bounded queue on the node thread and delivered to the
+// handlers on a second thread of the manager's, so a handler may call back into the manager
+// (get_status, put) without deadlocking the node. docs/embedding.md describes the threading.
+//
+// ClusterConfig is what a program fills in; to_node_config() turns it into the node's own
+// configuration and validates it, with errors naming the ClusterConfig field ("bind_address:").
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "engine/base/result.hpp"
+#include "transport/config/node_config.hpp"
+#include "transport/log/log.hpp"
+
+namespace anya {
+
+// Static discovery: the voters the cluster starts with, each "ID@HOST:PORT" (the peer address).
+struct StaticDiscovery {
+  std::vector<std::string> nodes;
+};
+// How a node finds the cluster. Only static lists exist today; DNS, Kubernetes and multicast
+// discovery will be further alternatives (DESIGN.md), so callers already write a variant.
+using DiscoveryMethod = std::variant<StaticDiscovery>;
+
+struct ClusterConfig {
+  std::uint64_t node_id = 0;           // required: positive, unique in the cluster
+  std::string cluster = "default";     // peers of another cluster name are refused
+  DiscoveryMethod discovery = StaticDiscovery{};
+  // Peer links listen here (an IP literal and a port). Invariant: never admin_address.
+  std::string bind_address = "0.0.0.0:7800";
+  // What the other members dial. Empty: this node's entry in the static list, else bind_address
+  // (which must then not be 0.0.0.0).
+  std::string advertise_address;
+  // The admin HTTPS API. Empty: the bind host with the bind port + kAdminPortOffset.
+  std::string admin_address;
+  std::chrono::milliseconds heartbeat_interval{50};
+  std::chrono::milliseconds election_timeout{300};  // drawn from [this, 2 * this) per election
+  std::filesystem::path data_dir;      // required: the log, hard state and snapshots
+  std::filesystem::path tls_ca;        // required: PEM files (anya-ha certs, or
+  std::filesystem::path tls_cert;      //   ensure_node_certificates below for tests)
+  std::filesystem::path tls_key;
+  bool fsync = true;                   // false only for tests: a crash may lose acknowledged data
+  // Joining a running cluster: the node starts with no members, and join_cluster() asks one of
+  // join_endpoints (admin API URLs "https://HOST:PORT" of current members) to add it. With no
+  // endpoints, join_cluster() only waits for an operator (`anya-ha ctl members add`).
+  bool join = false;
+  std::vector<std::string> join_endpoints;
+  std::string log_level = "warn";      // error, warn, info, debug (embedders rarely want info)
+  std::shared_ptr<transport::LogSink> log_sink;  // null: stderr
+
+  static constexpr std::uint16_t kAdminPortOffset = 100;
+  static constexpr std::size_t kMaxJoinEndpoints = 16;
+
+  // The node's configuration, validated. Errc::invalid_argument naming the ClusterConfig field.
+  Result<transport::NodeConfig> to_node_config() const;
+};
+
+// One member as this node sees it.
+struct NodeInfo {
+  std::uint64_t id = 0;
+  std::string address;                 // peer address
+  bool voter = false;                  // false: a learner still catching up
+  bool healthy = true;                 // the member's own health report
+  bool reachable = false;              // a peer link to it is up (always true for this node)
+  std::optional<std::chrono::milliseconds> last_seen;  // since last heard, if ever
+};
+
+struct ClusterStatus {
+  std::uint64_t node_id = 0;
+  std::string cluster;
+  std::string role;                    // follower, pre-candidate, candidate, leader, learner
+  std::uint64_t term = 0;
+  std::optional<std::uint64_t> current_leader;
+  bool quorum = false;                 // this node is part of a majority that hears each other
+  bool ready = false;                  // quorum and caught up with the commit index
+  std::uint64_t commit_index = 0;
+  std::uint64_t fencing_token = 0;     // the current leadership's term; 0 if none
+  std::vector<NodeInfo> nodes;
+
+  bool is_leader() const { return current_leader == node_id; }
+};
+
+// The leader this node knows changed.
+struct LeadershipEvent {
+  std::optional<std::uint64_t> leader;  // none: no leader known (an election is running)
+  std::uint64_t term = 0;
+  bool is_leader = false;               // this node leads now
+  bool was_leader = false;              // this node led before this change
+  // Events discarded because the queue was full (kMaxQueuedEvents) since the last delivered one.
+  std::uint64_t missed = 0;
+};
+using LeadershipHandler = std::function<void(const LeadershipEvent&)>;
+
+class ClusterManager {
+ public:
+  static constexpr std::size_t kMaxQueuedEvents = 1024;
+  static constexpr std::size_t kMaxHandlers = 64;
+  // How long a call waits for the node thread to answer (a write also waits for its commit,
+  // which the node bounds at 10 s).
+  static constexpr std::chrono::milliseconds kCallTimeout{5000};
+  static constexpr std::chrono::milliseconds kWriteTimeout{12000};
+  static constexpr std::chrono::milliseconds kDefaultJoinTimeout{10000};
+
+  explicit ClusterManager(ClusterConfig config);
+  // Shuts down gracefully (hands leadership over if leader) when still running.
+  ~ClusterManager();
+  ClusterManager(const ClusterManager&) = delete;
+  ClusterManager& operator=(const ClusterManager&) = delete;
+
+  // Validates the configuration, recovers storage, listens on the peer and admin ports and
+  // starts the node thread. Once only: a second call is Errc::invalid_argument.
+  Status initialize();
+  // Waits until this node is a voting member that knows a leader which is a member too. For a
+  // joining node, first asks join_endpoints to add it. Errc::busy naming what is missing after
+  // `timeout`.
+  Status join_cluster(std::chrono::milliseconds timeout = kDefaultJoinTimeout);
+  // A snapshot of this node's view, taken on the node thread.
+  Result<ClusterStatus> get_status() const;
+  // Handlers run on the manager's event thread, in order, one at a time. They may call
+  // get_status() or put(), but not shutdown() or the destructor (that would wait for itself).
+  // Register before initialize() to see the first election. At most kMaxHandlers.
+  Status on_leadership_change(LeadershipHandler handler);
+
+  // The replicated key-value store. Writes go to the leader only (Errc::not_leader naming the
+  // leader otherwise) and return the write's revision once it is committed and applied.
+  Result<std::uint64_t> put(const std::string& key, const std::string& value);
+  Result<std::string> get(const std::string& key) const;
+
+  // Graceful stop: stop taking writes, hand leadership to a caught-up voter if leader (bounded
+  // by two election timeouts), close links, join the threads. Idempotent.
+  void shutdown();
+
+  // The ports actually listened on (0 before initialize()).
+  std::uint16_t peer_port() const;
+  std::uint16_t admin_port() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// For tests, examples and quick starts, not production (use `anya-ha certs`): makes
+// DIR/ca.crt + DIR/ca.key if missing and DIR/node-ID.crt + .key for `node_id` (valid for
+// 127.0.0.1 and localhost), and fills the three TLS paths of `config`.
+Status ensure_node_certificates(const std::filesystem::path& dir, ClusterConfig& config);
+
+}  // namespace anya
