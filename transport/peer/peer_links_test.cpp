@@ -578,7 +578,8 @@ TEST_F(RawPeerTest, AClaimedNodeIdThatDiffersFromTheCertificateIsRefused) {
   EXPECT_TRUE(node(1).received.empty());
   EXPECT_FALSE(node(1).connected(2));
   EXPECT_FALSE(node(1).connected(3));
-  EXPECT_THAT(node(1).log->text, HasSubstr("certificate is for node 3, but it claims to be node 2"));
+  EXPECT_THAT(node(1).log->text,
+              HasSubstr("certificate is for node 3, but it claims to be node 2"));
 }
 
 }  // namespace
