@@ -45,7 +45,7 @@ bool parse_int(const char* text, int low, int high, int& out) {
 }
 
 bool parse_args(int argc, char** argv, Args& a) {
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) {  // every flag takes one value
     const std::string flag = argv[i];
     const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
     if (flag == "--dir" && value != nullptr) {
@@ -64,7 +64,6 @@ bool parse_args(int argc, char** argv, Args& a) {
       std::cerr << "usage: cluster_example [--dir DIR] [--base-port P] [--seconds S]\n";
       return false;
     }
-    i++;
   }
   return true;
 }
