@@ -20,6 +20,7 @@ using tcp = asio::ip::tcp;
 
 namespace {
 constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
+constexpr std::size_t kMaxDrainBytes = 2 * AdminLimits::max_body_bytes;
 }
 
 class AdminSession;
@@ -87,6 +88,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
                                         : "request headers larger than 16 KiB")});
         r.status = 413;
         self->keep_alive_ = false;
+        self->drain_ = true;
         return self->write(std::move(r));
       }
       if (ec) return self->close();  // EOF, timeout or garbage: nothing to answer
@@ -124,9 +126,29 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     beast::get_lowest_layer(stream_).expires_after(
         std::chrono::milliseconds(server_.options.idle_timeout_ms));
     http::async_write(stream_, *res, [self, res](beast::error_code ec, std::size_t) {
+      if (!ec && self->drain_) return self->drain_then_close();
       if (ec || !self->keep_alive_) return self->close();
       self->read_request();
     });
+  }
+
+  // After refusing a request whose body is still arriving: stop sending and discard what the
+  // client still sends (at most kMaxDrainBytes, within the handshake timeout) before closing,
+  // so it finishes its write and reads the refusal instead of a reset.
+  void drain_then_close() {
+    beast::error_code ignored;
+    beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_send, ignored);
+    beast::get_lowest_layer(stream_).expires_after(
+        std::chrono::milliseconds(server_.options.handshake_timeout_ms));
+    drain_next(0);
+  }
+  void drain_next(std::size_t drained_bytes) {
+    auto self = shared_from_this();
+    beast::get_lowest_layer(stream_).async_read_some(
+        asio::buffer(drain_buffer_), [self, drained_bytes](beast::error_code ec, std::size_t n) {
+          if (ec || drained_bytes + n > kMaxDrainBytes) return self->close();
+          self->drain_next(drained_bytes + n);
+        });
   }
 
   AdminServer::Impl& server_;
@@ -137,6 +159,8 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
   bool keep_alive_ = true;
   unsigned version_ = 11;
   bool closed_ = false;
+  bool drain_ = false;
+  std::array<char, 16 * 1024> drain_buffer_{};
 };
 
 void AdminServer::Impl::accept_next() {

@@ -2,6 +2,8 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -337,7 +339,20 @@ void Link::read_next() {
   auto self = shared_from_this();
   ws_.async_read(buffer_, [self](beast::error_code ec, std::size_t) {
     if (ec) {
-      if (ec == websocket::error::message_too_big) self->owner_.reject("frame_size");
+      if (ec == websocket::error::message_too_big) {
+        self->owner_.reject("frame_size");
+      } else if (ec.category() == asio::error::get_ssl_category() &&
+                 ERR_GET_REASON(static_cast<unsigned long>(ec.value())) ==
+                     SSL_R_APPLICATION_DATA_AFTER_CLOSE_NOTIFY) {
+        // We closed the link for a protocol violation (Beast answers a frame over the limit
+        // this way) while the peer kept sending; Beast reports the teardown's error, not the
+        // violation, so the reason is counted as such.
+        self->owner_.reject("protocol");
+        self->owner_.warn_limited("link to node " + std::to_string(self->peer_) +
+                                  " closed: it broke the WebSocket protocol (such as a frame "
+                                  "over " + std::to_string(engine::Limits::max_frame_bytes) +
+                                  " bytes)");
+      }
       return self->fail(ec == websocket::error::closed ? "closed by peer" : ec.message());
     }
     const auto data = self->buffer_.cdata();
