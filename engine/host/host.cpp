@@ -309,6 +309,13 @@ Result<Index> Host::propose(std::string data, EntryType type) {
   return index;
 }
 
+Result<Index> Host::propose_batch(std::vector<std::string> data) {
+  if (failed()) return failure_;
+  Result<Index> first = raft_.propose_batch(std::move(data), clock_.now_ms());
+  if (Status s = drain(); !s) return s;
+  return first;
+}
+
 Result<Index> Host::propose_conf_change(const ConfChange& change) {
   if (failed()) return failure_;
   Result<Index> index = raft_.propose_conf_change(change, clock_.now_ms());

@@ -53,6 +53,8 @@ class Host {
   Status tick();
   Status receive(const Message& message);
   Result<Index> propose(std::string data, EntryType type = EntryType::normal);
+  // Many entries, one persist-send-apply round (see Raft::propose_batch). Index of the first.
+  Result<Index> propose_batch(std::vector<std::string> data);
   Result<Index> propose_conf_change(const ConfChange& change);
   Status set_healthy(bool healthy);
   Status transfer_leadership(NodeId target);

@@ -344,8 +344,19 @@ void Raft::tick_leader() {
 // ---- proposals and transfer --------------------------------------------------------------
 
 Result<Index> Raft::propose(std::string data, std::uint64_t now_ms, EntryType type) {
+  std::vector<std::string> one;
+  one.push_back(std::move(data));
+  Result<Index> first = propose_batch(std::move(one), now_ms, type);
+  if (!first) return first;
+  ANYA_ASSERT(*first == log_.last_index());
+  return first;
+}
+
+Result<Index> Raft::propose_batch(std::vector<std::string> data, std::uint64_t now_ms,
+                                  EntryType type) {
   set_now(now_ms);
   ANYA_ASSERT(type == EntryType::normal || type == EntryType::config_txn);
+  ANYA_ASSERT(!data.empty());
   if (role_ != Role::leader) {
     return {Errc::not_leader, leader_ == kNoNode
                                   ? "not the leader; no leader is known"
@@ -356,17 +367,24 @@ Result<Index> Raft::propose(std::string data, std::uint64_t now_ms, EntryType ty
     return {Errc::busy, "leadership transfer to node " + std::to_string(transfer_target_) +
                             " in progress"};
   }
-  if (data.size() > Limits::max_entry_data_bytes) {
-    return {Errc::invalid_argument, "entry of " + std::to_string(data.size()) +
-                                        " bytes exceeds the limit of " +
-                                        std::to_string(Limits::max_entry_data_bytes)};
+  for (const std::string& d : data) {
+    if (d.size() > Limits::max_entry_data_bytes) {
+      return {Errc::invalid_argument, "entry of " + std::to_string(d.size()) +
+                                          " bytes exceeds the limit of " +
+                                          std::to_string(Limits::max_entry_data_bytes)};
+    }
   }
-  if (log_.last_index() - log_.committed() >= kMaxUncommittedEntries) {
+  if (log_.last_index() - log_.committed() + data.size() > kMaxUncommittedEntries) {
     return {Errc::busy, "too many uncommitted entries; retry once the cluster catches up"};
   }
-  append_entries({Entry{0, 0, type, std::move(data)}});
+  const Index first = log_.last_index() + 1;
+  std::vector<Entry> entries;
+  entries.reserve(data.size());
+  for (std::string& d : data) entries.push_back(Entry{0, 0, type, std::move(d)});
+  append_entries(std::move(entries));
+  // One broadcast for the whole batch: each follower gets one append, so one fsync, for it.
   broadcast_append();
-  return log_.last_index();
+  return first;
 }
 
 Result<Index> Raft::propose_conf_change(const ConfChange& change, std::uint64_t now_ms) {

@@ -390,3 +390,43 @@ TEST(Config, ValidateNamesTheBadField) {
 
 }  // namespace
 }  // namespace anya::engine
+
+namespace anya::engine {
+namespace {
+
+TEST(ProposeBatch, OneAppendPerFollowerCarriesTheWholeBatch) {
+  test::Node n(test::config(1, {1, 2, 3}));
+  test::elect(n);
+  const Index before = n.raft.log().last_index();
+  // Move both followers to replicate state so appends carry entries optimistically.
+  for (NodeId f : {2, 3}) {
+    Message ok = test::msg(MessageType::append_response, f, 1, n.raft.term());
+    ok.index = before;
+    n.step(ok);
+  }
+  Result<Index> first = n.raft.propose_batch({"a", "b", "c"}, n.now_ms);
+  ASSERT_TRUE(first.is_ok());
+  EXPECT_EQ(*first, before + 1);
+  auto sent = test::of_type(n.drain(), MessageType::append);
+  ASSERT_EQ(sent.size(), 2u) << "one append per follower";
+  for (const Message& m : sent) {
+    ASSERT_EQ(m.entries.size(), 3u);
+    EXPECT_EQ(m.entries[0].index, before + 1);
+    EXPECT_EQ(m.entries[2].data, "c");
+  }
+  EXPECT_EQ(n.raft.log().last_index(), before + 3);
+}
+
+TEST(ProposeBatch, AllOrNothing) {
+  test::Node n(test::config(1, {1, 2, 3}));
+  test::elect(n);
+  const Index before = n.raft.log().last_index();
+  std::vector<std::string> batch = {"ok", std::string(Limits::max_entry_data_bytes + 1, 'x')};
+  Result<Index> r = n.raft.propose_batch(std::move(batch), n.now_ms);
+  EXPECT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), Errc::invalid_argument);
+  EXPECT_EQ(n.raft.log().last_index(), before) << "nothing of a refused batch is appended";
+}
+
+}  // namespace
+}  // namespace anya::engine

@@ -27,9 +27,10 @@ constexpr std::uint64_t kConfigTxnDeadlineMs = 5000;
 Status invalid(std::string message) { return {Errc::invalid_argument, std::move(message)}; }
 
 // TOML field names in the node's messages -> the ClusterConfig fields they came from.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kFieldNames{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 9> kFieldNames{{
     {"raft.heartbeat_interval", "heartbeat_interval"},
     {"raft.election_timeout", "election_timeout"},
+    {"raft.election_jitter", "election_jitter"},
     {"peer.listen", "bind_address"},
     {"peer.advertise", "advertise_address"},
     {"admin.listen", "admin_address"},
@@ -164,6 +165,12 @@ Result<NodeConfig> ClusterConfig::to_node_config() const {
   }
   c.heartbeat_interval_ms = static_cast<std::uint64_t>(heartbeat_interval.count());
   c.election_timeout_ms = static_cast<std::uint64_t>(election_timeout.count());
+  if (election_jitter) {
+    if (election_jitter->count() < 0) {
+      return Status(invalid("election_jitter: must not be negative"));
+    }
+    c.election_jitter_ms = static_cast<std::uint64_t>(election_jitter->count());
+  }
   // Not exposed here: keep the node's default unless a long election timeout needs more.
   c.config_txn_deadline_ms = std::max(kConfigTxnDeadlineMs, c.election_timeout_ms);
   c.fsync = fsync;

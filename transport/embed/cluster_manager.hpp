@@ -49,7 +49,10 @@ struct ClusterConfig {
   // The admin HTTPS API. Empty: the bind host with the bind port + kAdminPortOffset.
   std::string admin_address;
   std::chrono::milliseconds heartbeat_interval{50};
-  std::chrono::milliseconds election_timeout{300};  // drawn from [this, 2 * this) per election
+  std::chrono::milliseconds election_timeout{300};
+  // Each election waits election_timeout plus a random part of this. Unset: the node's default
+  // (a third of election_timeout). Set: 1 ms to election_timeout.
+  std::optional<std::chrono::milliseconds> election_jitter;
   std::filesystem::path data_dir;      // required: the log, hard state and snapshots
   std::filesystem::path tls_ca;        // required: PEM files (anya-ha certs, or
   std::filesystem::path tls_cert;      //   ensure_node_certificates below for tests)

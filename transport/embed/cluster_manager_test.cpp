@@ -165,6 +165,12 @@ TEST(ClusterConfig, DerivesAdvertiseAndAdminAddresses) {
   EXPECT_EQ(nc->heartbeat_interval_ms, 50u);
   EXPECT_EQ(nc->election_timeout_ms, 300u);
   EXPECT_EQ(nc->cluster, "default");
+  EXPECT_FALSE(nc->election_jitter_ms.has_value());  // the node's own default applies
+
+  c.election_jitter = milliseconds(40);
+  nc = c.to_node_config();
+  ASSERT_TRUE(nc.is_ok()) << nc.status().message();
+  EXPECT_EQ(nc->election_jitter_ms, std::optional<std::uint64_t>(40));
 
   c.election_timeout = milliseconds(20000);  // longer than the 5 s transaction deadline
   c.heartbeat_interval = milliseconds(1000);
@@ -205,6 +211,8 @@ TEST(ClusterConfig, ErrorsNameTheField) {
       {"heartbeat_interval:", [](ClusterConfig& c) { c.heartbeat_interval = milliseconds(0); }},
       {"heartbeat_interval:", [](ClusterConfig& c) { c.heartbeat_interval = milliseconds(-5); }},
       {"election_timeout:", [](ClusterConfig& c) { c.election_timeout = milliseconds(100); }},
+      {"election_jitter:", [](ClusterConfig& c) { c.election_jitter = milliseconds(301); }},
+      {"election_jitter:", [](ClusterConfig& c) { c.election_jitter = milliseconds(0); }},
       {"data_dir:", [](ClusterConfig& c) { c.data_dir.clear(); }},
       {"tls_ca:", [](ClusterConfig& c) { c.tls_ca.clear(); }},
       {"tls_key:", [](ClusterConfig& c) { c.tls_key.clear(); }},

@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <limits>
 #include <random>
 
 #include "engine/raft/membership.hpp"
@@ -288,7 +289,9 @@ void Node::on_peer_down(NodeId peer, const std::string& reason) {
 void Node::apply(const Entry& entry) {
   ANYA_ASSERT(entry.type == engine::EntryType::normal);
   engine::KvResult result = kv_.apply(entry.index, entry.data);
-  if (waiters_.count(entry.index) != 0) kv_results_[entry.index] = std::move(result);
+  if (waiters_.count(entry.index) != 0 || entry.index >= capture_results_from_) {
+    kv_results_[entry.index] = std::move(result);
+  }
 }
 
 std::string Node::snapshot() { return kv_.snapshot(); }
@@ -355,13 +358,23 @@ void Node::propose_and_wait(Result<Index> index, std::function<void(const ApiErr
     ApiError e = error_from(index.status());
     return done(&e);
   }
+  propose_and_wait(*index, std::move(done));
+}
+
+void Node::propose_and_wait(Index index, std::function<void(const ApiError*)> done) {
   if (waiters_.size() >= kMaxPendingWrites) {
     // The entry is in the log and will commit; the client just cannot wait for it here.
     ApiError e{Status(Errc::busy, "too many writes waiting to commit; slow down")};
     return done(&e);
   }
-  waiters_[*index] = Waiter{host_->raft().term(), now_ms() + kWriteTimeoutMs, std::move(done)};
-  resolve_waiters();  // a single-node cluster commits at once
+  if (index <= host_->raft().log().applied()) {
+    // Already applied (a single-node cluster commits at once): answer by its term now.
+    waiters_[index] = Waiter{host_->raft().log().term_at(index).value_or(0),
+                             now_ms() + kWriteTimeoutMs, std::move(done)};
+    resolve_waiters();
+    return;
+  }
+  waiters_[index] = Waiter{host_->raft().term(), now_ms() + kWriteTimeoutMs, std::move(done)};
 }
 
 // ---- NodeApi ---------------------------------------------------------------------------------
@@ -439,9 +452,45 @@ void Node::kv_write(KvWrite write, Reply<KvWriteResult> reply) {
   }
   if (Status s = engine::check_command(command); !s) return reply(ApiError{s});
   if (!host_->raft().is_leader()) return reply(not_leader_error());
-  Result<Index> index = host_->propose(engine::encode_command(command));
-  propose_and_wait(std::move(index), [this, reply, at = index.is_ok() ? *index : 0](
-                                         const ApiError* error) {
+  // Writes that arrive together are proposed together (flush_writes, posted once): one fsync
+  // and one append per follower then carry all of them.
+  pending_writes_.push_back({engine::encode_command(command), std::move(reply)});
+  if (pending_writes_.size() >= kMaxWriteBatch) return flush_writes();
+  if (!flush_posted_) {
+    flush_posted_ = true;
+    asio::post(io_, [this] { flush_writes(); });
+  }
+}
+
+void Node::flush_writes() {
+  flush_posted_ = false;
+  if (pending_writes_.empty() || fatal_) return;
+  std::vector<PendingWrite> batch = std::move(pending_writes_);
+  pending_writes_.clear();
+  std::vector<std::string> data;
+  data.reserve(batch.size());
+  for (PendingWrite& w : batch) data.push_back(std::move(w.command));
+  // A single-node cluster applies the batch inside propose_batch, before its waiters exist:
+  // keep the results of whatever applies from here on until they do.
+  capture_results_from_ = host_->raft().log().last_index() + 1;
+  Result<Index> first = host_->propose_batch(std::move(data));
+  capture_results_from_ = std::numeric_limits<Index>::max();
+  after_host_call(first.status());
+  if (!first) {
+    const ApiError e = error_from(first.status());
+    for (PendingWrite& w : batch) w.reply(e);
+    return;
+  }
+  for (std::size_t i = 0; i < batch.size(); i++) {
+    wait_for_write(*first + i, std::move(batch[i].reply));
+  }
+  for (auto it = kv_results_.begin(); it != kv_results_.end();) {
+    it = waiters_.count(it->first) != 0 ? std::next(it) : kv_results_.erase(it);
+  }
+}
+
+void Node::wait_for_write(Index at, Reply<KvWriteResult> reply) {
+  propose_and_wait(at, [this, reply, at](const ApiError* error) {
     if (error != nullptr) return reply(*error);
     auto it = kv_results_.find(at);
     if (it == kv_results_.end()) return reply(KvWriteResult{at});

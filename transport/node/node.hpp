@@ -17,6 +17,7 @@
 #pragma once
 
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -122,6 +123,9 @@ class Node final : public NodeApi,
   std::string admin_of(engine::NodeId node) const;
   // Proposes and registers a waiter; `done` runs once the entry applies or fails.
   void propose_and_wait(Result<engine::Index> index, std::function<void(const ApiError*)> done);
+  void propose_and_wait(engine::Index index, std::function<void(const ApiError*)> done);
+  void flush_writes();
+  void wait_for_write(engine::Index at, Reply<KvWriteResult> reply);
   void try_promotions();
   void continue_shutdown(std::uint64_t give_up_ms, std::function<void()> done);
 
@@ -140,6 +144,14 @@ class Node final : public NodeApi,
   engine::KvStore kv_;
   std::uint64_t clock_origin_us_ = 0;
 
+  struct PendingWrite {
+    std::string command;
+    Reply<KvWriteResult> reply;
+  };
+  static constexpr std::size_t kMaxWriteBatch = 1024;
+  std::vector<PendingWrite> pending_writes_;  // not yet proposed; see flush_writes
+  bool flush_posted_ = false;
+  engine::Index capture_results_from_ = std::numeric_limits<engine::Index>::max();
   std::map<engine::Index, Waiter> waiters_;
   std::map<engine::Index, engine::KvResult> kv_results_;  // for waiters only
   std::map<std::uint64_t, ConfigWaiter> config_waiters_;  // by version
