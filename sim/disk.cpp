@@ -77,6 +77,7 @@ Status SimDisk::save_snapshot(const engine::SnapshotMeta& meta, std::string_view
 }
 
 Status SimDisk::compact(engine::Index index) {
+  if (before_compact) before_compact();
   std::string payload;
   put_u64(payload, index);
   add_record(kRecordCompact, payload);

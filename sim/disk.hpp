@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,10 @@ class SimDisk : public engine::StoragePort {
   std::uint64_t durable_bytes() const { return durable_.size(); }
   std::uint64_t syncs() const { return syncs_; }
   std::uint64_t snapshots_saved() const { return snapshots_saved_; }
+  // Called by compact() before anything else: the simulator observes the node's log once more,
+  // so the checker has seen every entry before it is compacted away (a one-voter leader can
+  // append, commit and compact entries within one event).
+  std::function<void()> before_compact;
   std::uint64_t torn_records_dropped() const { return torn_dropped_; }
   // Entries appended (index of the first) since the last call: for incremental checking.
   engine::Index take_changed_from();

@@ -43,7 +43,11 @@ std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
 // The ports of one simulated node, and what the simulator tracks about it.
 struct Simulation::Node : engine::NetworkPort, engine::StateMachinePort, engine::ClockPort,
                           FaultHooks, engine::ConfigValidator {
-  Node(Simulation& sim, NodeId id) : sim(sim), id(id) {}
+  Node(Simulation& sim, NodeId id) : sim(sim), id(id) {
+    disk.before_compact = [this] {
+      if (host) this->sim.checker_observe(this->id);
+    };
+  }
 
   void send(const Message& m) override { sim.send_from(id, m); }
   // The simulated state machine: a running digest of every normal entry applied, so two
@@ -1253,15 +1257,20 @@ void Simulation::check_scenario_proofs() {
 
 // ---- checking ----------------------------------------------------------------------------
 
+void Simulation::checker_observe(NodeId id) {
+  Node& n = *nodes_.at(id);
+  const engine::Raft& r = n.host->raft();
+  checker_.observe(engine::NodeView{id, r.term(), r.role(), r.log().committed(),
+                                    r.log().first_index(), r.log().entries(),
+                                    n.disk.take_changed_from(), r.persisted_hard_state().term,
+                                    r.persisted_hard_state().commit, r.log().snapshot_term()});
+  if (!checker_.ok()) violation(checker_.violations().front().to_string(), id);
+}
+
 void Simulation::observe(NodeId id) {
   Node& n = *nodes_.at(id);
   const engine::Raft& r = n.host->raft();
-  const Index changed_from = n.disk.take_changed_from();
-  checker_.observe(engine::NodeView{id, r.term(), r.role(), r.log().committed(),
-                                    r.log().first_index(), r.log().entries(), changed_from,
-                                    r.persisted_hard_state().term,
-                                    r.persisted_hard_state().commit,
-                                    r.log().snapshot_term()});
+  checker_observe(id);
   result_.stats.max_term = std::max(result_.stats.max_term, r.term());
   result_.stats.max_commit = std::max(result_.stats.max_commit, r.log().committed());
   if (r.leader() != n.last_leader && r.leader() != engine::kNoNode && r.leader() == id) {
@@ -1283,7 +1292,6 @@ void Simulation::observe(NodeId id) {
   n.last_role = r.role();
   n.last_term = r.term();
   n.last_commit = r.log().committed();
-  if (!checker_.ok()) violation(checker_.violations().front().to_string(), id);
   check_outage(id);
 }
 

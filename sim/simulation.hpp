@@ -161,6 +161,9 @@ class Simulation {
 
   // Checking.
   void observe(engine::NodeId id);
+  // The invariant checker's part of observe() alone (also from inside an event, see
+  // SimDisk::before_compact).
+  void checker_observe(engine::NodeId id);
   void violation(const std::string& what, engine::NodeId node);
 
   SimOptions options_;
