@@ -60,6 +60,11 @@ Message seed_message(MessageType type) {
     m.unhealthy = true;
     m.payload = "vip 10.0.0.5 unreachable";
   }
+  if (type == MessageType::snapshot) {  // index/log_term: the snapshot's; payload: its envelope
+    m.index = 12;
+    m.log_term = 3;
+    m.payload = std::string("\x02\0\0\0\x01\0state", 11);
+  }
   return m;
 }
 

@@ -69,14 +69,16 @@ Message draw_message() {
   m.context = *gen_u64();
   const int count = *rc::gen::inRange(0, kMaxEntries + 1);
   m.entries = *rc::gen::container<std::vector<Entry>>(static_cast<std::size_t>(count), gen_entry());
-  // The codec carries a payload for any type; only config_ack uses one today, and empty is its
-  // common value (an accepting ack), so draw it often.
+  // The codec carries a payload for any type; config_ack and snapshot use one, and empty is the
+  // common value of the first (an accepting ack), so draw it often. (The larger snapshot limit
+  // is an edge tested in codec_test.)
   m.payload = *rc::gen::weightedOneOf<std::string>({
       {1, rc::gen::just(std::string())},
       {2, gen_bytes()},
   });
   RC_ASSERT(check_message_limits(m).is_ok());  // the generator only makes valid messages
   RC_CLASSIFY(m.type == MessageType::config_ack, "config_ack");
+  RC_CLASSIFY(m.type == MessageType::snapshot, "snapshot");
   RC_CLASSIFY(std::any_of(m.entries.begin(), m.entries.end(),
                           [](const Entry& e) { return e.type == EntryType::config_txn; }),
               "config_txn entry");

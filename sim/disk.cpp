@@ -14,6 +14,9 @@ namespace {
 // pass for a torn (short) record: only a record cut short by a crash is ever dropped.
 constexpr std::uint8_t kRecordEntries = 1;     // payload: first index u64, count u32, entries
 constexpr std::uint8_t kRecordHardState = 2;   // payload: a hard state frame (codec)
+// payload: index u64, term u64, membership length u32, membership (engine encoding), data
+constexpr std::uint8_t kRecordSnapshot = 3;
+constexpr std::uint8_t kRecordCompact = 4;     // payload: index u64
 constexpr std::size_t kRecordHeaderBytes = 12;
 
 void put_u32(std::string& out, std::uint32_t v) {
@@ -55,6 +58,29 @@ Status SimDisk::append(const std::vector<engine::Entry>& entries) {
   }
   add_record(kRecordEntries, payload);
   changed_from_ = std::min(changed_from_, entries.front().index);
+  return {};
+}
+
+Status SimDisk::save_snapshot(const engine::SnapshotMeta& meta, std::string_view data) {
+  std::string payload;
+  put_u64(payload, meta.index);
+  put_u64(payload, meta.term);
+  const std::string members = engine::encode_membership(meta.membership);
+  put_u32(payload, static_cast<std::uint32_t>(members.size()));
+  payload += members;
+  payload.append(data);
+  add_record(kRecordSnapshot, payload);
+  snapshots_saved_++;
+  // An installed snapshot may replace the log: the checker rehashes from there.
+  changed_from_ = std::min(changed_from_, meta.index + 1);
+  return {};
+}
+
+Status SimDisk::compact(engine::Index index) {
+  if (before_compact) before_compact();
+  std::string payload;
+  put_u64(payload, index);
+  add_record(kRecordCompact, payload);
   return {};
 }
 
@@ -104,8 +130,62 @@ engine::Index SimDisk::take_changed_from() {
   return from;
 }
 
+namespace {
+// One intact record onto the state being loaded. `base`: entries[k].index == base + 1 + k.
+void replay_record(engine::RestoredState& state, engine::Index& base, std::uint8_t type,
+                   std::string_view body) {
+  auto& entries = state.entries;
+  if (type == kRecordHardState) {
+    Result<engine::HardState> hs = engine::decode_hard_state(body);
+    ANYA_ASSERT(hs.is_ok());  // we wrote it and its checksum holds
+    state.hard_state = *hs;
+  } else if (type == kRecordEntries) {
+    const engine::Index first = get_le(body, 0, 8);
+    const std::uint32_t count = static_cast<std::uint32_t>(get_le(body, 8, 4));
+    ANYA_ASSERT(first > base && first <= base + entries.size() + 1);
+    entries.resize(first - 1 - base);
+    std::size_t at = 12;
+    for (std::uint32_t i = 0; i < count; i++) {
+      const std::size_t size = get_le(body, at, 4);
+      Result<engine::Entry> e = engine::decode_entry(body.substr(at + 4, size));
+      ANYA_ASSERT(e.is_ok());
+      entries.push_back(std::move(e).value());
+      at += 4 + size;
+    }
+  } else if (type == kRecordSnapshot) {
+    engine::Snapshot snap;
+    snap.meta.index = get_le(body, 0, 8);
+    snap.meta.term = get_le(body, 8, 8);
+    const std::size_t members = get_le(body, 16, 4);
+    Result<engine::Membership> m = engine::decode_membership(body.substr(20, members));
+    ANYA_ASSERT(m.is_ok());
+    snap.meta.membership = std::move(m).value();
+    snap.data = std::string(body.substr(20 + members));
+    // StoragePort::save_snapshot: entries that do not continue the snapshot go.
+    const engine::Index s = snap.meta.index;
+    const bool continues = s <= base || (s <= base + entries.size() &&
+                                         entries[s - base - 1].term == snap.meta.term);
+    if (!continues) {
+      entries.clear();
+      base = s;
+    }
+    state.snapshot = std::move(snap);
+  } else {
+    ANYA_ASSERT(type == kRecordCompact);
+    const engine::Index through = get_le(body, 0, 8);
+    ANYA_ASSERT(state.snapshot && through <= state.snapshot->meta.index);
+    if (through > base) {
+      const std::size_t n = std::min<std::size_t>(through - base, entries.size());
+      entries.erase(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(n));
+      base += n;
+    }
+  }
+}
+}  // namespace
+
 Result<engine::RestoredState> SimDisk::load() {
   engine::RestoredState state;
+  engine::Index base = 0;
   std::size_t start = 0;
   for (std::size_t r = 0; r < durable_ends_.size(); r++) {
     const std::size_t end = durable_ends_[r];
@@ -137,25 +217,7 @@ Result<engine::RestoredState> SimDisk::load() {
     std::string_view body = rec.substr(kRecordHeaderBytes);
     const std::uint8_t type = static_cast<std::uint8_t>(body[0]);
     body.remove_prefix(1);
-    if (type == kRecordHardState) {
-      Result<engine::HardState> hs = engine::decode_hard_state(body);
-      ANYA_ASSERT(hs.is_ok());  // we wrote it and its checksum holds
-      state.hard_state = *hs;
-    } else {
-      ANYA_ASSERT(type == kRecordEntries);
-      const engine::Index first = get_le(body, 0, 8);
-      const std::uint32_t count = static_cast<std::uint32_t>(get_le(body, 8, 4));
-      ANYA_ASSERT(first >= 1 && first <= state.entries.size() + 1);
-      state.entries.resize(first - 1);
-      std::size_t at = 12;
-      for (std::uint32_t i = 0; i < count; i++) {
-        const std::size_t size = get_le(body, at, 4);
-        Result<engine::Entry> e = engine::decode_entry(body.substr(at + 4, size));
-        ANYA_ASSERT(e.is_ok());
-        state.entries.push_back(std::move(e).value());
-        at += 4 + size;
-      }
-    }
+    replay_record(state, base, type, body);
     start = end;
   }
   changed_from_ = 1;

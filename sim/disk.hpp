@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@ class SimDisk : public engine::StoragePort {
   Status save_hard_state(const engine::HardState& state) override;
   Status sync() override;
   Result<engine::RestoredState> load() override;
+  // A snapshot is a record like the others: pending until synced, lost (or torn) in a crash.
+  Status save_snapshot(const engine::SnapshotMeta& meta, std::string_view data) override;
+  // A record too: on load, entries up to `index` are dropped.
+  Status compact(engine::Index index) override;
 
   // The process died: pending bytes are lost, except that with probability torn_ppm a random
   // prefix of them reaches the disk (possibly cutting the last record in half).
@@ -35,6 +40,11 @@ class SimDisk : public engine::StoragePort {
 
   std::uint64_t durable_bytes() const { return durable_.size(); }
   std::uint64_t syncs() const { return syncs_; }
+  std::uint64_t snapshots_saved() const { return snapshots_saved_; }
+  // Called by compact() before anything else: the simulator observes the node's log once more,
+  // so the checker has seen every entry before it is compacted away (a one-voter leader can
+  // append, commit and compact entries within one event).
+  std::function<void()> before_compact;
   std::uint64_t torn_records_dropped() const { return torn_dropped_; }
   // Entries appended (index of the first) since the last call: for incremental checking.
   engine::Index take_changed_from();
@@ -49,6 +59,7 @@ class SimDisk : public engine::StoragePort {
   bool fail_next_sync_ = false;
   std::uint64_t syncs_ = 0;
   std::uint64_t torn_dropped_ = 0;
+  std::uint64_t snapshots_saved_ = 0;
   engine::Index changed_from_ = 1;
 };
 

@@ -17,6 +17,9 @@ std::string SimOptions::describe() const {
   if (learners > 0) s += " learners=" + n(learners);
   if (config_every_ms > 0) s += " config/" + n(config_every_ms) + "ms";
   if (config_race_every_ms > 0) s += " cas-race/" + n(config_race_every_ms) + "ms";
+  if (snapshot_entries > 0) {
+    s += " snapshot/" + n(snapshot_entries) + " keep=" + n(snapshot_keep_entries);
+  }
   if (!faults_on) return s + " faults=off";
   s += " loss=" + n(link.loss_ppm) + "ppm dup=" + n(link.duplicate_ppm) +
        "ppm reorder=" + n(link.reorder_ppm) + "ppm";
@@ -49,6 +52,17 @@ SimOptions swarm_options(std::uint64_t seed) {
   o.link.capacity = static_cast<std::uint32_t>(rng.between(8, 1024));
   o.propose_every_ms = rng.between(5, 100);
   o.safety_ms = rng.between(5'000, 20'000);
+  {
+    // Snapshots from a stream of their own, so the draws above and below stay as they were.
+    Prng snap(seed ^ 0x54a95407ULL);
+    if (snap.chance(1, 2)) {
+      // Small intervals in most of these seeds: compaction and installs happen all the time.
+      o.snapshot_entries = snap.chance(3, 4) ? snap.between(5, 50) : snap.between(100, 500);
+      // At least one: the checker must see each entry in some log before it is compacted
+      // (a one-node leader appends, commits and could compact an entry in one event).
+      o.snapshot_keep_entries = snap.chance(1, 3) ? 1 : snap.between(1, 30);
+    }
+  }
   o.faults_on = !rng.chance(1, 8);
   if (!o.faults_on) return o;
   o.link.loss_ppm = rng.chance(1, 2) ? 0 : static_cast<std::uint32_t>(rng.between(0, 200'000));

@@ -67,6 +67,9 @@ enum class ScriptAction {
   // (param: ms until they restart). Nothing may commit until a voter majority is back, however
   // many learners are live. Retried every 100 ms while there is no leader.
   crash_voter_majority,
+  // Cut one follower (a live non-leader, drawn) off from everyone (param: ms until heal),
+  // while the leader goes on committing and compacting past it.
+  isolate_follower,
 };
 
 struct ScriptStep {
@@ -100,6 +103,14 @@ struct SimOptions {
   std::uint64_t safety_ms = 20'000;    // faults on
   std::uint64_t liveness_ms = 15'000;  // all healed: a leader and progress are required within
   std::uint64_t propose_every_ms = 20; // client proposals, to whoever it thinks leads
+  // Every node snapshots its state every this many applied entries (0: never) and compacts its
+  // log to snapshot_keep_entries below the snapshot (RaftConfig fields of the same names). Keep
+  // at least 1 when snapshotting: the checker hashes entries as it sees them, and a one-node
+  // leader could append, commit and compact an entry within a single event.
+  std::uint64_t snapshot_entries = 0;
+  std::uint64_t snapshot_keep_entries = 0;
+  // The run fails unless at least this many snapshots were installed from a leader.
+  std::uint64_t min_snapshots_installed = 0;
   bool faults_on = true;               // false: a clean run (some swarm seeds)
   std::vector<ScriptStep> script;      // named scenarios: scripted faults
 

@@ -43,6 +43,9 @@ const std::vector<ScenarioInfo>& scenario_catalogue() {
       {"config-race", "two clients write the configuration expecting the same version at the "
                       "same moment, over and over: exactly one wins, the other is refused "
                       "with the winner's version; crashes, partitions, loss"},
+      {"snapshot-catch-up", "snapshots every 10 to 30 entries; a follower is cut off for 3 s "
+                            "while the leader compacts far past it, then healed: it must catch "
+                            "up by installing a snapshot; crashes restart nodes from theirs"},
       {"many-learners", "5 or 7 voters and 16 to 20 learners joining under crashes, pauses "
                         "and partitions; a majority of the voters goes down three times "
                         "while the learners live, and nothing may commit"},
@@ -185,6 +188,17 @@ std::optional<SimOptions> scenario_options(const std::string& name, std::uint64_
     o.faults.partition_every_ms = 3000;
     o.faults.partition_max_ms = 1500;
     every(o, 5000, 4000, ScriptAction::crash_voter_majority, 1500);
+  } else if (name == "snapshot-catch-up") {
+    o.propose_every_ms = 5;
+    o.snapshot_entries = 10 + seed % 21;
+    o.snapshot_keep_entries = 1 + seed % 8;
+    o.min_snapshots_installed = 1;
+    o.link.loss_ppm = 10'000;
+    o.faults.crash_every_ms = 3000;
+    o.faults.down_min_ms = 50;
+    o.faults.down_max_ms = 1500;
+    o.faults.torn_write_ppm = 300'000;
+    every(o, 1500, 4500, ScriptAction::isolate_follower, 3000);
   } else if (name == "leader-churn") {
     o.propose_every_ms = 10;
     o.faults.crash_every_ms = 400;

@@ -306,6 +306,11 @@ constexpr RegressionSeed kRegressionSeeds[] = {
                    "yet, whose log the cluster needed: no leader ever"},
     {"swarm", 1452, "the simulator let a disk failure leave a configuration without a live "
                     "majority (an impossible liveness demand)"},
+    {"swarm", 4488, "a one-voter leader appended, committed and compacted entries within one "
+                    "event: the checker never saw them and called the snapshot unsafe (the "
+                    "simulator now observes a node as it compacts)"},
+    {"swarm", 289, "a node committed and compacted in one step: the checker judged the base "
+                   "before recording the commit"},
 };
 
 TEST(Regression, SeedsThatFoundBugsStayClean) {

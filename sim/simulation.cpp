@@ -21,6 +21,17 @@ constexpr std::uint64_t kRaceStart = 2;  // EventKind::config_race param: begin 
 // How far back from a leader's last entry to look for the COMMIT it has just proposed.
 constexpr Index kCommitSearchEntries = 16;
 
+constexpr std::uint64_t kDigestBasis = 0xcbf29ce484222325ULL;
+constexpr std::size_t kSimSnapshotBytes = 16;  // index u64, digest u64
+
+std::uint64_t fnv1a(std::uint64_t h, std::string_view bytes) {
+  for (const char c : bytes) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
 // Folds a word into the rolling event hash (a multiply-xorshift mixer: fast, order-sensitive).
 std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
   h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
@@ -32,10 +43,52 @@ std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
 // The ports of one simulated node, and what the simulator tracks about it.
 struct Simulation::Node : engine::NetworkPort, engine::StateMachinePort, engine::ClockPort,
                           FaultHooks, engine::ConfigValidator {
-  Node(Simulation& sim, NodeId id) : sim(sim), id(id) {}
+  Node(Simulation& sim, NodeId id) : sim(sim), id(id) {
+    disk.before_compact = [this] {
+      if (host) this->sim.checker_observe(this->id);
+    };
+  }
 
   void send(const Message& m) override { sim.send_from(id, m); }
-  void apply(const Entry& e) override { sim.on_apply(id, e); }
+  // The simulated state machine: a running digest of every normal entry applied, so two
+  // replicas that applied the same prefix hold the same state, and a snapshot is 16 bytes.
+  void apply(const Entry& e) override {
+    sm_digest = mix(sm_digest, e.index);
+    sm_digest = mix(sm_digest, e.term);
+    sm_digest = mix(sm_digest, fnv1a(kDigestBasis, e.data));
+    sm_index = e.index;
+    sim.check_digest(id, e.index, sm_digest, "applied");
+    sim.on_apply(id, e);
+  }
+  std::string snapshot() override {
+    std::string out;
+    for (std::uint64_t v : {sm_index, sm_digest}) {
+      for (int i = 0; i < 8; i++) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    }
+    return out;
+  }
+  Status restore(std::string_view data) override {
+    if (data.size() != kSimSnapshotBytes) {
+      return {Errc::malformed, "sim state machine: snapshot of " + std::to_string(data.size()) +
+                                   " bytes, expected " + std::to_string(kSimSnapshotBytes)};
+    }
+    std::uint64_t v[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+      for (int i = 0; i < 8; i++) {
+        v[k] |= static_cast<std::uint64_t>(static_cast<unsigned char>(data[8 * k + i])) << (8 * i);
+      }
+    }
+    sm_index = v[0];
+    sm_digest = v[1];
+    // Null while Host::open runs: a restart from the disk; otherwise installed from a leader.
+    if (host) {
+      sim.result_.stats.snapshots_installed++;
+    } else {
+      sim.result_.stats.snapshots_restored++;
+    }
+    if (sm_index > 0) sim.check_digest(id, sm_index, sm_digest, "restored a snapshot at");
+    return {};
+  }
   std::uint64_t now_ms() override {
     last_local_ms = std::max(last_local_ms, clock.local_ms(sim.now_us_));
     return last_local_ms;
@@ -75,6 +128,8 @@ struct Simulation::Node : engine::NetworkPort, engine::StateMachinePort, engine:
   std::set<NodeId> last_voters;  // its latest configuration, as last observed
   std::uint64_t last_config_version = 0;  // active configuration version, this process
   std::uint64_t last_staged_version = 0;  // staged (prepared) version at the last observation
+  engine::Index sm_index = 0;             // the last normal entry in the state machine
+  std::uint64_t sm_digest = kDigestBasis;
 };
 
 Simulation::Simulation(SimOptions options)
@@ -179,9 +234,12 @@ RunResult Simulation::run() {
   result_.stats.sim_time_us = now_us_;
   result_.stats.messages_dropped = network_.dropped();
   result_.stats.acked = acked_.size();
+  std::uint64_t saved = 0;
   for (const auto& [id, n] : nodes_) {
     result_.stats.torn_records += n->disk.torn_records_dropped();
+    saved += n->disk.snapshots_saved();
   }
+  result_.stats.snapshots_taken = saved - std::min(saved, result_.stats.snapshots_installed);
   if (timeline_) timeline_->finish(now_us_);
   return result_;
 }
@@ -298,11 +356,15 @@ void Simulation::start_node(NodeId id) {
   for (NodeId v = 1; id <= options_.nodes && v <= options_.nodes; v++) config.voters.insert(v);
   config.heartbeat_interval_ms = options_.heartbeat_ms;
   config.election_timeout_ms = options_.election_timeout_ms;
+  config.snapshot_entries = options_.snapshot_entries;
+  config.snapshot_keep_entries = options_.snapshot_keep_entries;
   config.random_seed = rng_.next();
   config.fault_hooks = options_.faults.fault_hook_ppm > 0 ? &n : nullptr;
   engine::ConfigOptions config_options;
   config_options.validator = &n;
   config_options.txn_deadline_ms = 10 * options_.election_timeout_ms;
+  n.sm_index = 0;  // a new process: empty until restored from a snapshot or replayed
+  n.sm_digest = kDigestBasis;
   auto host = engine::Host::open(config, n.disk, n, n, n, config_options);
   if (!host) {
     // The disk failed its checksums: the node refuses to start, as it must.
@@ -374,6 +436,16 @@ void Simulation::send_from(NodeId from, const Message& m) {
   if (nodes_.count(m.to) == 0) return;
   for (std::uint64_t at : network_.route(from, m.to, now_us_, rng_, faults_on_)) {
     schedule(at, Event{EventKind::deliver, m.to, 0, m});
+  }
+}
+
+void Simulation::check_digest(NodeId id, Index index, std::uint64_t digest, const char* how) {
+  auto [it, inserted] = digest_at_.emplace(index, digest);
+  if (!inserted && it->second != digest) {
+    violation("state machine agreement: node " + std::to_string(id) + " " + how + " index " +
+                  std::to_string(index) + " holding another state than the first node that "
+                  "applied it",
+              id);
   }
 }
 
@@ -510,6 +582,27 @@ void Simulation::run_script_step(const ScriptStep& step) {
                  "scripted crash of the leader");
       schedule(now_us_ + step.param * kMs, Event{EventKind::restart, leader, 0, {}});
       return;
+    case ScriptAction::isolate_follower: {
+      std::vector<NodeId> followers;
+      for (NodeId other = 1; other <= max_id(); other++) {
+        if (other != leader && up(other)) followers.push_back(other);
+      }
+      if (leader == engine::kNoNode || followers.empty()) return;
+      const NodeId f = followers[rng_.below(followers.size())];
+      Partition p;
+      p.kind = PartitionKind::isolate_one;
+      for (NodeId other = 1; other <= max_id(); other++) {
+        if (other == f) continue;
+        p.blocked.insert({f, other});
+        p.blocked.insert({other, f});
+      }
+      p.describe = "isolate follower " + std::to_string(f);
+      network_.set_partition(std::move(p));
+      partition_started_us_ = now_us_;
+      result_.stats.partitions++;
+      schedule(now_us_ + step.param * kMs, Event{EventKind::heal, 0, 0, {}});
+      return;
+    }
     case ScriptAction::isolate_leader:
       if (leader == engine::kNoNode || max_id() < 2) return;
       {
@@ -648,6 +741,9 @@ void Simulation::check_liveness() {
     // Every write acknowledged to the client, during faults or after, is still there.
     const auto& log = nodes_.at(leader)->host->raft().log();
     for (const auto& [index, data] : acked_) {
+      // Compacted away: folded into the state every node agrees on (check_digest), and the
+      // ack was given when this data was applied at this index.
+      if (index < log.first_index()) continue;
       if (index > log.last_index() || log.at(index).data != data) {
         violation("acknowledged write lost: index " + std::to_string(index) + " (" + data +
                       ") is not in the final leader's log",
@@ -1133,6 +1229,11 @@ bool Simulation::learners_reported_ok(NodeId leader) {
 // A scenario that scripts a situation must show it happened, or the run proves nothing.
 void Simulation::check_scenario_proofs() {
   const RunStats& s = result_.stats;
+  if (s.snapshots_installed < options_.min_snapshots_installed) {
+    violation("scenario: " + std::to_string(s.snapshots_installed) + " snapshots installed, " +
+                  "expected at least " + std::to_string(options_.min_snapshots_installed),
+              engine::kNoNode);
+  }
   if (config_crash_arms_[1] > 0 && s.config_crashes_in_prepare == 0) {
     violation("scenario: no leader was ever crashed with its PREPARE uncommitted",
               engine::kNoNode);
@@ -1156,14 +1257,20 @@ void Simulation::check_scenario_proofs() {
 
 // ---- checking ----------------------------------------------------------------------------
 
+void Simulation::checker_observe(NodeId id) {
+  Node& n = *nodes_.at(id);
+  const engine::Raft& r = n.host->raft();
+  checker_.observe(engine::NodeView{id, r.term(), r.role(), r.log().committed(),
+                                    r.log().first_index(), r.log().entries(),
+                                    n.disk.take_changed_from(), r.persisted_hard_state().term,
+                                    r.persisted_hard_state().commit, r.log().snapshot_term()});
+  if (!checker_.ok()) violation(checker_.violations().front().to_string(), id);
+}
+
 void Simulation::observe(NodeId id) {
   Node& n = *nodes_.at(id);
   const engine::Raft& r = n.host->raft();
-  const Index changed_from = n.disk.take_changed_from();
-  checker_.observe(engine::NodeView{id, r.term(), r.role(), r.log().committed(),
-                                    r.log().first_index(), r.log().entries(), changed_from,
-                                    r.persisted_hard_state().term,
-                                    r.persisted_hard_state().commit});
+  checker_observe(id);
   result_.stats.max_term = std::max(result_.stats.max_term, r.term());
   result_.stats.max_commit = std::max(result_.stats.max_commit, r.log().committed());
   if (r.leader() != n.last_leader && r.leader() != engine::kNoNode && r.leader() == id) {
@@ -1185,7 +1292,6 @@ void Simulation::observe(NodeId id) {
   n.last_role = r.role();
   n.last_term = r.term();
   n.last_commit = r.log().committed();
-  if (!checker_.ok()) violation(checker_.violations().front().to_string(), id);
   check_outage(id);
 }
 

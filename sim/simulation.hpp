@@ -69,6 +69,9 @@ struct RunStats {
   engine::Term max_term = 0;
   engine::Index max_commit = 0;
   std::uint64_t liveness_recovery_ms = 0;  // heal -> leader and new commit everywhere
+  std::uint64_t snapshots_taken = 0;      // by hosts, every snapshot_entries applied entries
+  std::uint64_t snapshots_installed = 0;  // from a leader, by followers
+  std::uint64_t snapshots_restored = 0;   // on restart, from the disk
 };
 
 struct RunResult {
@@ -144,6 +147,9 @@ class Simulation {
   engine::NodeId believed_leader() const;
   void send_from(engine::NodeId from, const engine::Message& m);
   void on_apply(engine::NodeId id, const engine::Entry& e);
+  // The state machine's digest after applying index `index` must be the same on every node.
+  void check_digest(engine::NodeId id, engine::Index index, std::uint64_t digest,
+                    const char* how);
 
   // Faults and phases.
   void schedule_fault(FaultKind kind, bool first);
@@ -155,6 +161,9 @@ class Simulation {
 
   // Checking.
   void observe(engine::NodeId id);
+  // The invariant checker's part of observe() alone (also from inside an event, see
+  // SimDisk::before_compact).
+  void checker_observe(engine::NodeId id);
   void violation(const std::string& what, engine::NodeId node);
 
   SimOptions options_;
@@ -191,6 +200,10 @@ class Simulation {
   // them (possibly before propose() even returns, as in a one-node cluster). Data is unique.
   std::map<std::string, engine::NodeId> pending_;
   std::map<engine::Index, std::string> acked_;  // index -> data, acknowledged to the client
+  // State machine agreement: the digest of the applied state after each index that changed it
+  // (normal entries), as first seen on any node. Every node, whether it applied the entries or
+  // restored a snapshot, must hold the same digest there.
+  std::map<engine::Index, std::uint64_t> digest_at_;
   std::unique_ptr<Timeline> timeline_;
   RunResult result_;
   // Configuration 2PC checking: what each version was, which were aborted, per-node high marks.

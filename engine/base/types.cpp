@@ -14,6 +14,7 @@ const char* message_type_name(MessageType type) {
     case MessageType::heartbeat_response: return "heartbeat_response";
     case MessageType::timeout_now: return "timeout_now";
     case MessageType::config_ack: return "config_ack";
+    case MessageType::snapshot: return "snapshot";
   }
   return "unknown";
 }

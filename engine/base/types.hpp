@@ -20,11 +20,16 @@ struct Limits {
   static constexpr std::size_t max_entry_data_bytes = 1u << 20;      // 1 MiB per entry
   static constexpr std::size_t max_entries_per_message = 4096;
   static constexpr std::size_t max_frame_bytes = 8u << 20;            // 8 MiB per frame
+  // A snapshot message carries the whole snapshot (membership and state) in its payload, in one
+  // frame: no chunking. A leader whose snapshot is larger refuses to send it, counts it
+  // (RaftStats::snapshots_too_large) and leaves the follower in probe; it retries later.
+  static constexpr std::size_t max_snapshot_payload_bytes = max_frame_bytes - 64 * 1024;
   // Terms grow by one per election; 2^62 is out of reach of any real cluster, so a term above
   // it can only be hostile or corrupt. Refusing it keeps term + 1 from ever wrapping around.
   static constexpr std::uint64_t max_term = std::uint64_t{1} << 62;
 };
 static_assert(Limits::max_entry_data_bytes < Limits::max_frame_bytes);
+static_assert(Limits::max_entry_data_bytes < Limits::max_snapshot_payload_bytes);
 
 enum class EntryType : std::uint8_t {
   normal = 0,         // an application command
@@ -54,9 +59,13 @@ enum class MessageType : std::uint8_t {
   heartbeat_response = 8,
   timeout_now = 9,         // leadership transfer: campaign at once, skipping PreVote
   config_ack = 10,         // a member's verdict on a prepared configuration (engine/config)
+  // InstallSnapshot: index/log_term = the snapshot's last index and its term; payload = the
+  // snapshot envelope (membership at that index, then the host's state; see raft.hpp). The
+  // answer is an append_response whose index is the snapshot index (or the follower's commit).
+  snapshot = 11,
 };
 inline constexpr std::uint8_t kMinMessageType = 1;
-inline constexpr std::uint8_t kMaxMessageType = 10;
+inline constexpr std::uint8_t kMaxMessageType = 11;
 
 const char* message_type_name(MessageType type);
 
@@ -79,7 +88,8 @@ struct Message {
   std::uint64_t context = 0;   // heartbeat round number, echoed in heartbeat_response
   std::vector<Entry> entries;
   // config_ack: the member's reason for rejecting (empty when accepted). At most
-  // Limits::max_entry_data_bytes.
+  // Limits::max_entry_data_bytes. snapshot: the snapshot envelope, at most
+  // Limits::max_snapshot_payload_bytes.
   std::string payload;
 
   friend bool operator==(const Message&, const Message&) = default;

@@ -19,6 +19,15 @@ static_assert(kMessageFixedBytes + Limits::max_entries_per_message * kEntryFixed
               kMaxFramePayloadBytes);
 // Likewise a message with no entries and the largest payload must fit, or that limit is a lie too.
 static_assert(kMessageFixedBytes + Limits::max_entry_data_bytes <= kMaxFramePayloadBytes);
+static_assert(kMessageFixedBytes + Limits::max_snapshot_payload_bytes <= kMaxFramePayloadBytes);
+static_assert(Limits::max_snapshot_payload_bytes <= kMaxU32);
+
+// A snapshot message carries the whole snapshot in its payload; every other type at most an
+// entry's worth (a config_ack reason).
+std::size_t payload_limit(MessageType type) {
+  return type == MessageType::snapshot ? Limits::max_snapshot_payload_bytes
+                                       : Limits::max_entry_data_bytes;
+}
 
 constexpr std::uint8_t kFlagReject = 1u << 0;
 constexpr std::uint8_t kFlagTransfer = 1u << 1;
@@ -384,10 +393,11 @@ Status check_message_limits(const Message& message) {
                         std::to_string(Limits::max_entry_data_bytes));
     }
   }
-  if (message.payload.size() > Limits::max_entry_data_bytes) {
+  if (message.payload.size() > payload_limit(message.type)) {
     return Status(Errc::invalid_argument,
                   "message payload length " + std::to_string(message.payload.size()) +
-                      " exceeds limit " + std::to_string(Limits::max_entry_data_bytes));
+                      " exceeds limit " + std::to_string(payload_limit(message.type)) +
+                      " for a " + message_type_name(message.type) + " message");
   }
   const std::size_t size = encoded_message_size(message);
   if (size > Limits::max_frame_bytes) {
@@ -438,7 +448,7 @@ Result<Message> decode_message(std::string_view frame) {
   read_message_fields(r, message);
   read_entries(r, message.entries);
   message.payload = read_sized_bytes(r, "message payload length", "message payload",
-                                     Limits::max_entry_data_bytes);
+                                     payload_limit(message.type));
   r.expect_end("message payload");
   if (!r.ok()) return r.status();
   // Decode accepts exactly what encode produces; both sides of the boundary hold the limits.

@@ -19,7 +19,8 @@
 //   entry count u32 (<= Limits::max_entries_per_message),
 //   then per entry: term u64, index u64, type u8 (<= kMaxEntryType),
 //     data length u32 (<= Limits::max_entry_data_bytes), data bytes;
-//   then Message::payload: length u32 (<= Limits::max_entry_data_bytes), bytes.
+//   then Message::payload: length u32 (<= Limits::max_entry_data_bytes, or
+//   Limits::max_snapshot_payload_bytes for a snapshot message), bytes.
 //   With no entries and an empty payload that is kMessageFixedBytes; the fixed fields of a message
 //   start at frame offset 10 (type), 11 (flags), 12 (cluster_id) and 20 (from).
 // Hard state payload: term u64, vote u64, commit u64.
@@ -67,7 +68,7 @@ inline constexpr std::size_t kHardStateBytes = 3 * 8;
 
 // OK if `message` can be encoded: a known type, known entry types, at most
 // Limits::max_entries_per_message entries of at most Limits::max_entry_data_bytes each, a payload
-// of at most Limits::max_entry_data_bytes, and a frame (entries and payload included) of at most
+// of at most Limits::max_entry_data_bytes (Limits::max_snapshot_payload_bytes for a snapshot), and a frame (entries and payload included) of at most
 // Limits::max_frame_bytes. Otherwise Errc::invalid_argument saying which limit.
 Status check_message_limits(const Message& message);
 

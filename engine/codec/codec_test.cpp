@@ -53,6 +53,7 @@ Message sample_message(MessageType type) {
     m.reject = true;
     m.payload = std::string("port 5432 in use\0\xff", 18);
   }
+  if (type == MessageType::snapshot) m.payload = std::string("membership\0state\xff", 17);
   return m;
 }
 
@@ -430,6 +431,40 @@ TEST(CodecRejects, MessagePayloadLengthOverTheLimit) {
                {"message payload length 4294967295 exceeds limit 1048576"});
 }
 
+TEST(CodecRoundTrip, SnapshotPayloadMayExceedTheEntryLimit) {
+  Message m = sample_message(MessageType::snapshot);
+  m.payload.assign(Limits::max_snapshot_payload_bytes, '\x5a');
+  ASSERT_TRUE(check_message_limits(m).is_ok());
+  const std::string frame = encode_message(m);
+  EXPECT_LE(frame.size(), Limits::max_frame_bytes);
+  const Result<Message> decoded = decode_message(frame);
+  ASSERT_TRUE(decoded.is_ok()) << decoded.status().to_string();
+  EXPECT_EQ(*decoded, m);
+}
+
+TEST(CodecRejects, SnapshotPayloadOverItsLimit) {
+  Message m = sample_message(MessageType::snapshot);
+  m.payload.assign(Limits::max_snapshot_payload_bytes + 1, 'x');
+  const Status s = check_message_limits(m);
+  EXPECT_EQ(s.code(), Errc::invalid_argument);
+  EXPECT_NE(s.message().find("for a snapshot message"), std::string::npos) << s.message();
+  // On the wire: the declared length is refused before the bytes are looked at.
+  std::string frame = encode_message(sample_message(MessageType::snapshot));
+  set_u32(frame, kBarePayloadLengthOffset, Limits::max_snapshot_payload_bytes + 1);
+  reseal(frame);
+  expect_error(decode_message(frame), Errc::malformed,
+               {"message payload length " + std::to_string(Limits::max_snapshot_payload_bytes + 1) +
+                " exceeds limit " + std::to_string(Limits::max_snapshot_payload_bytes)});
+}
+
+TEST(CodecRejects, LargePayloadOnlyForSnapshots) {
+  Message m = sample_message(MessageType::config_ack);
+  m.payload.assign(Limits::max_entry_data_bytes + 1, 'x');
+  EXPECT_EQ(check_message_limits(m).code(), Errc::invalid_argument);
+  m.type = MessageType::snapshot;
+  EXPECT_TRUE(check_message_limits(m).is_ok());
+}
+
 TEST(CodecRejects, MessagePayloadLengthOverTheBytesPresent) {
   std::string frame = encode_message(sample_message(MessageType::config_ack));  // 18-byte payload
   set_u32(frame, kBarePayloadLengthOffset, 500);
@@ -520,7 +555,7 @@ TEST(CheckMessageLimits, NamesTheLimitExceeded) {
 
   m = sample_message(MessageType::heartbeat);
   m.type = static_cast<MessageType>(kMaxMessageType + 1);
-  EXPECT_NE(check_message_limits(m).message().find("unknown message type 11"), std::string::npos);
+  EXPECT_NE(check_message_limits(m).message().find("unknown message type 12"), std::string::npos);
 
   m = sample_message(MessageType::append);
   m.entries[3].type = static_cast<EntryType>(kMaxEntryType + 1);

@@ -191,6 +191,16 @@ class ConfigState {
   Index last_index() const { return last_index_; }
   const ConfigStateCounters& counters() const { return counters_; }
 
+  // The whole state, for snapshots (engine/host): a node restored from it holds what one that
+  // applied the same log prefix holds. Layout (little-endian): format u8 (1) | highest version
+  // seen u64 | last index u64 | the five counters u64 | history count u32 (<= capacity), each:
+  // version u64, index u64, document (u32 length, bytes) | staged u8 (0/1), if 1: version u64,
+  // index u64, locally valid u8, document, required count u32 and ids u64, local reason.
+  std::string encode() const;
+  // Strict: Errc::malformed naming the field and byte offset, for truncation, trailing bytes,
+  // limits, or a state breaking the invariants below.
+  static Result<ConfigState> decode(std::string_view bytes);
+
  private:
   ConfigEffects apply_prepare(Index index, const ConfigRecord& record,
                               ConfigValidator& validator, NodeId self);

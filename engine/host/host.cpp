@@ -1,5 +1,7 @@
 #include "engine/host/host.hpp"
 
+#include <algorithm>
+
 #include "engine/base/mutants.hpp"
 
 namespace anya::engine {
@@ -11,6 +13,39 @@ constexpr int kMaxBatchesPerDrain = 10000;
 }  // namespace
 
 namespace {
+constexpr std::uint8_t kHostSnapshotFormat = 1;
+
+// What storage handed back must make a log: entries contiguous after the snapshot (if any),
+// the commit index within them.
+Status check_restored(const RestoredState& restored) {
+  const Index base = restored.snapshot ? restored.snapshot->meta.index : 0;
+  Index expected = 0;  // the next index, once past the snapshot
+  for (const Entry& e : restored.entries) {
+    if (e.index <= base) continue;
+    if (expected == 0 && e.index != base + 1) {
+      return Status(Errc::corrupt, "stored entries resume at index " + std::to_string(e.index) +
+                                       " after a snapshot at index " + std::to_string(base));
+    }
+    if (expected != 0 && e.index != expected) {
+      return Status(Errc::corrupt, "stored entry " + std::to_string(e.index) + " follows entry " +
+                                       std::to_string(expected - 1));
+    }
+    expected = e.index + 1;
+  }
+  if (!restored.snapshot && !restored.entries.empty() && restored.entries.front().index != 1) {
+    return Status(Errc::corrupt, "stored entries start at index " +
+                                     std::to_string(restored.entries.front().index) +
+                                     " without a snapshot");
+  }
+  const Index last = expected == 0 ? base : expected - 1;
+  if (restored.hard_state.commit > last) {
+    return Status(Errc::corrupt, "hard state commit " +
+                                     std::to_string(restored.hard_state.commit) +
+                                     " is beyond the last stored entry " + std::to_string(last));
+  }
+  return {};
+}
+
 // Accepts every document: the default when the host supplies no validator.
 class AcceptAll : public ConfigValidator {
  public:
@@ -25,15 +60,14 @@ Result<std::unique_ptr<Host>> Host::open(const RaftConfig& config, StoragePort& 
   if (Status valid = config.validate(); !valid) return valid;
   Result<RestoredState> restored = storage.load();
   if (!restored) return restored.status();
-  if (restored->hard_state.commit > restored->entries.size()) {
-    return Status(Errc::corrupt, "hard state commit " +
-                                     std::to_string(restored->hard_state.commit) +
-                                     " is beyond the last stored entry " +
-                                     std::to_string(restored->entries.size()));
-  }
+  if (Status s = check_restored(*restored); !s) return s;
   if (config_options.validator == nullptr) config_options.validator = &g_accept_all;
-  return std::unique_ptr<Host>(
+  std::unique_ptr<Host> host(
       new Host(config, *restored, storage, network, state_machine, clock, config_options));
+  if (restored->snapshot) {
+    if (Status s = host->restore_snapshot(*restored->snapshot); !s) return s;
+  }
+  return host;
 }
 
 Host::Host(const RaftConfig& config, const RestoredState& restored, StoragePort& storage,
@@ -47,7 +81,97 @@ Host::Host(const RaftConfig& config, const RestoredState& restored, StoragePort&
       hooks_(config.fault_hooks),
       cluster_id_(config.cluster_id),
       config_options_(config_options),
-      coordinator_(config_options.txn_deadline_ms) {}
+      coordinator_(config_options.txn_deadline_ms),
+      snapshot_entries_(config.snapshot_entries),
+      snapshot_keep_entries_(config.snapshot_keep_entries) {}
+
+std::string encode_host_snapshot(const ConfigState& config, std::string_view state_machine) {
+  const std::string c = config.encode();
+  ANYA_ASSERT(c.size() <= 0xffffffffu);
+  std::string out;
+  out.reserve(1 + 4 + c.size() + state_machine.size());
+  out.push_back(static_cast<char>(kHostSnapshotFormat));
+  for (int i = 0; i < 4; i++) out.push_back(static_cast<char>((c.size() >> (8 * i)) & 0xff));
+  out += c;
+  out.append(state_machine);
+  return out;
+}
+
+Result<HostSnapshot> decode_host_snapshot(std::string_view data) {
+  if (data.size() < 5) {
+    return Status(Errc::malformed, "host snapshot: " + std::to_string(data.size()) +
+                                       " bytes, shorter than its 5-byte header");
+  }
+  if (static_cast<std::uint8_t>(data[0]) != kHostSnapshotFormat) {
+    return Status(Errc::unsupported, "host snapshot: unknown format " +
+                                         std::to_string(static_cast<std::uint8_t>(data[0])) +
+                                         " at byte offset 0");
+  }
+  std::size_t length = 0;
+  for (int i = 0; i < 4; i++) {
+    length |= static_cast<std::size_t>(static_cast<unsigned char>(data[1 + i])) << (8 * i);
+  }
+  if (length > data.size() - 5) {
+    return Status(Errc::malformed, "host snapshot: configuration state length " +
+                                       std::to_string(length) + " exceeds the " +
+                                       std::to_string(data.size() - 5) +
+                                       " bytes remaining at byte offset 1");
+  }
+  Result<ConfigState> config = ConfigState::decode(data.substr(5, length));
+  if (!config) return Status(Errc::malformed, "host snapshot: " + config.status().message());
+  return HostSnapshot{std::move(config).value(), data.substr(5 + length)};
+}
+
+Status Host::restore_snapshot(const Snapshot& snapshot) {
+  Result<HostSnapshot> decoded = decode_host_snapshot(snapshot.data);
+  if (!decoded) return decoded.status();
+  if (Status s = state_machine_.restore(decoded->state_machine); !s) {
+    return Status(s.code(), "state machine refused the snapshot at index " +
+                                std::to_string(snapshot.meta.index) + ": " + s.message());
+  }
+  config_state_ = std::move(decoded->config);
+  last_snapshot_index_ = snapshot.meta.index;
+  snapshots_restored_++;
+  // A PREPARE staged by the snapshot was acked by the replica that made it, not by this one:
+  // answer it, as replaying the log would have.
+  const std::optional<StagedConfig>& staged = config_state_.staged();
+  if (staged && !raft_.is_leader() && raft_.leader() != kNoNode &&
+      std::find(staged->required.begin(), staged->required.end(), raft_.id()) !=
+          staged->required.end()) {
+    Message m;
+    m.type = MessageType::config_ack;
+    m.cluster_id = cluster_id_;
+    m.from = raft_.id();
+    m.to = raft_.leader();
+    m.term = raft_.term();
+    m.index = staged->version;
+    m.reject = !staged->locally_valid;
+    m.payload = staged->local_reason;
+    network_.send(m);
+  }
+  return {};
+}
+
+Status Host::maybe_snapshot() {
+  const Index applied = raft_.log().applied();
+  if (snapshot_entries_ == 0 || applied < last_snapshot_index_ + snapshot_entries_) return {};
+  const Snapshot& snapshot =
+      raft_.record_snapshot(applied, encode_host_snapshot(config_state_,
+                                                          state_machine_.snapshot()));
+  if (Status s = storage_.save_snapshot(snapshot.meta, snapshot.data); !s) return s;
+  // Durable before any entry it covers is dropped.
+  if (Status s = storage_.sync(); !s) return s;
+  last_snapshot_index_ = applied;
+  snapshots_taken_++;
+  if (applied <= snapshot_keep_entries_) return {};
+  const Index through = applied - snapshot_keep_entries_;
+  if (through <= raft_.log().snapshot_index()) return {};
+  // Storage first: until Raft drops them too, the entries stay readable (the simulator's
+  // checker looks at the log once more when storage compacts).
+  if (Status s = storage_.compact(through); !s) return s;
+  raft_.compact(through);
+  return {};
+}
 
 Status Host::tick() {
   if (failed()) return failure_;
@@ -228,8 +352,14 @@ Status Host::campaign_now() {
 }
 
 Status Host::persist(const Ready& ready) {
-  if (ready.entries.empty() && !ready.hard_state) return {};
+  if (ready.entries.empty() && !ready.hard_state && !ready.snapshot) return {};
   if (ANYA_FAULT(hooks_, storage_fails)) return {Errc::io_error, "injected storage failure"};
+  // An installed snapshot first: the entries that follow continue it.
+  if (ready.snapshot) {
+    if (Status s = storage_.save_snapshot(ready.snapshot->meta, ready.snapshot->data); !s) {
+      return s;
+    }
+  }
   // Entries before the hard state: a commit index must never point past durable entries.
   if (!ready.entries.empty()) {
     if (Status s = storage_.append(ready.entries); !s) return s;
@@ -256,9 +386,20 @@ Status Host::drain() {
       return failure_;
     }
     for (const Message& m : ready.messages) network_.send(m);
+    if (ready.snapshot) {
+      if (Status s = restore_snapshot(*ready.snapshot); !s) {
+        failure_ = Status(s.code(), "installing the leader's snapshot failed, node stopped: " +
+                                        s.message());
+        return failure_;
+      }
+    }
     for (const Entry& e : ready.committed_entries) apply(e);
     raft_.advance(ready);
     batches_processed_++;
+    if (Status s = maybe_snapshot(); !s) {
+      failure_ = Status(s.code(), "storage failed, node stopped: " + s.message());
+      return failure_;
+    }
   }
   return {};
 }

@@ -6,6 +6,14 @@
 // Messages leave only after the state they depend on (term, vote, entries) is durable, and only
 // committed, durable entries are applied. Production and the simulator run this same code.
 // A storage failure is fail-stop: the host refuses all further input, like a crashed process.
+//
+// Snapshots: every RaftConfig::snapshot_entries applied entries the host takes a snapshot (its
+// configuration-document state and StateMachinePort::snapshot(), in one envelope, see
+// encode_host_snapshot), hands it to Raft (which sends it to followers that need compacted
+// entries), saves and syncs it, then compacts the log in Raft and in storage up to
+// RaftConfig::snapshot_keep_entries below it. A snapshot installed from the leader arrives in
+// Ready::snapshot: persisted first, then both states are restored from it. On start, the states
+// are restored from the stored snapshot, then the entries after it are applied.
 #pragma once
 
 #include <cstdint>
@@ -65,6 +73,8 @@ class Host {
   bool failed() const { return !failure_.is_ok(); }
   const Status& failure() const { return failure_; }
   std::uint64_t batches_processed() const { return batches_processed_; }
+  std::uint64_t snapshots_taken() const { return snapshots_taken_; }
+  std::uint64_t snapshots_restored() const { return snapshots_restored_; }
 
  private:
   Host(const RaftConfig& config, const RestoredState& restored, StoragePort& storage,
@@ -73,6 +83,10 @@ class Host {
   // Process every pending batch in the order above.
   Status drain();
   Status persist(const Ready& ready);
+  // Restore both states from a snapshot's data (start, or installed from the leader).
+  Status restore_snapshot(const Snapshot& snapshot);
+  // Every snapshot_entries applied entries: snapshot, save, sync, compact.
+  Status maybe_snapshot();
   void apply(const Entry& entry);
   void on_config_ack(const Message& m);
   // Leader: propose what the coordinator decided; everyone: forget it when not leading.
@@ -93,6 +107,20 @@ class Host {
   bool was_leader_ = false;
   Status failure_;
   std::uint64_t batches_processed_ = 0;
+  std::uint64_t snapshot_entries_;     // 0: never
+  std::uint64_t snapshot_keep_entries_;
+  Index last_snapshot_index_ = 0;      // of the latest snapshot taken, restored or installed
+  std::uint64_t snapshots_taken_ = 0;
+  std::uint64_t snapshots_restored_ = 0;
 };
+
+// The host's snapshot data: format u8 (1) | configuration state length u32 | ConfigState
+// encoding | the state machine's snapshot (the rest).
+std::string encode_host_snapshot(const ConfigState& config, std::string_view state_machine);
+struct HostSnapshot {
+  ConfigState config;
+  std::string_view state_machine;  // points into the decoded bytes
+};
+Result<HostSnapshot> decode_host_snapshot(std::string_view data);
 
 }  // namespace anya::engine

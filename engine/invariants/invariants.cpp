@@ -37,7 +37,7 @@ void InvariantChecker::fail(std::string invariant, std::string detail) {
 
 void InvariantChecker::observe(const NodeView& view) {
   ANYA_ASSERT(view.id != kNoNode);
-  ANYA_ASSERT(view.first_index == 1);  // no compaction yet
+  ANYA_ASSERT(view.first_index >= 1);
   observations_++;
   PerNode& node = nodes_[view.id];
   check_leader_commit_rule(view, node);
@@ -72,6 +72,7 @@ void InvariantChecker::on_restart(NodeId id, Term durable_term, Index durable_co
   }
   n.verified_commit = std::min(n.verified_commit, durable_commit);
   n.prefix.clear();  // the log is reloaded from disk: rehash it all
+  n.terms.clear();
   leaders_.erase(id);
 }
 
@@ -101,17 +102,59 @@ void InvariantChecker::check_election_safety(const NodeView& view) {
   }
 }
 
+bool InvariantChecker::check_snapshot_base(const NodeView& view, PerNode& node) {
+  const Index base = view.first_index - 1;
+  if (base == 0) return true;
+  auto it = committed_.find(base);
+  const bool own = node.prefix.size() >= base && node.terms[base - 1] == view.snapshot_term;
+  if (it == committed_.end() && own && view.commit >= base) {
+    // Committed and compacted in one step: this node's own log up to the base, already hashed,
+    // is what check_commits now records as committed.
+    return true;
+  }
+  if (it == committed_.end()) {
+    fail("snapshot safety", "node " + std::to_string(view.id) + " holds a log compacted up to "
+                            "index " + std::to_string(base) + ", which no node was seen "
+                            "committing (highest " + std::to_string(highest_committed()) + ")");
+    return false;
+  }
+  if (it->second.term != view.snapshot_term) {
+    fail("snapshot safety", "node " + std::to_string(view.id) + " holds a snapshot at index " +
+                                std::to_string(base) + " of term " +
+                                std::to_string(view.snapshot_term) + " but that index was "
+                                "committed with term " + std::to_string(it->second.term));
+    return false;
+  }
+  if (node.prefix.size() >= base && node.prefix[base - 1] == it->second.prefix_hash) return true;
+  // Replaced by a snapshot, or reloaded after a restart: below the base the log is the
+  // committed history (committed_ holds every index up to the highest commit).
+  node.prefix.resize(base);
+  node.terms.resize(base);
+  for (Index i = 1; i <= base; i++) {
+    node.prefix[i - 1] = committed_.at(i).prefix_hash;
+    node.terms[i - 1] = committed_.at(i).term;
+  }
+  node.verified_commit = std::min(node.verified_commit, base);
+  return true;
+}
+
 void InvariantChecker::check_log_matching(const NodeView& view, PerNode& node) {
-  const std::size_t size = view.entries.size();
-  const std::size_t start = std::min<std::size_t>(
-      {view.changed_from == 0 ? 0 : view.changed_from - 1, node.prefix.size(), size});
-  node.prefix.resize(start);
-  std::uint64_t h = start == 0 ? kFnvBasis : node.prefix[start - 1];
-  for (std::size_t k = start; k < size; k++) {
-    const Entry& e = view.entries[k];
+  const Index first = view.first_index;
+  const Index last = first - 1 + view.entries.size();
+  if (!check_snapshot_base(view, node)) return;
+  // Recompute from the first changed index, but nothing below the log's first index.
+  Index from = std::min<Index>({view.changed_from == 0 ? 1 : view.changed_from,
+                                node.prefix.size() + 1, last + 1});
+  from = std::max(from, first);
+  node.prefix.resize(from - 1);
+  node.terms.resize(from - 1);
+  std::uint64_t h = from == 1 ? kFnvBasis : node.prefix[from - 2];
+  for (Index i = from; i <= last; i++) {
+    const Entry& e = view.entries[i - first];
     const std::uint64_t eh = entry_hash(e);
     h = fnv1a(h, &eh, sizeof eh);
     node.prefix.push_back(h);
+    node.terms.push_back(e.term);
     auto [it, inserted] = prefix_hash_.emplace(std::make_pair(e.index, e.term), h);
     if (!inserted && it->second != h) {
       fail("log matching", "node " + std::to_string(view.id) + " holds entry " +
@@ -120,19 +163,21 @@ void InvariantChecker::check_log_matching(const NodeView& view, PerNode& node) {
     }
   }
   // A rewritten entry at or below what this node already had committed breaks the history.
-  if (start < node.verified_commit) node.verified_commit = std::min<Index>(start, size);
+  if (from - 1 < node.verified_commit) node.verified_commit = from - 1;
 }
 
 void InvariantChecker::check_commits(const NodeView& view, PerNode& node) {
-  if (view.commit > view.entries.size()) {
+  const Index last = view.first_index - 1 + view.entries.size();
+  if (view.commit > last) {
     fail("commit within log", "node " + std::to_string(view.id) + " commit " +
                                   std::to_string(view.commit) + " beyond its last index " +
-                                  std::to_string(view.entries.size()));
+                                  std::to_string(last));
     return;
   }
+  if (node.prefix.size() < view.commit) return;  // an unsafe snapshot base, reported
   for (Index i = node.verified_commit + 1; i <= view.commit; i++) {
     const std::uint64_t hash = node.prefix[i - 1];
-    const Term term = view.entries[i - 1].term;
+    const Term term = node.terms[i - 1];
     auto [it, inserted] = committed_.emplace(i, Committed{term, hash, view.term, view.id});
     if (inserted) {
       check_leaders_hold(i, it->second);
@@ -182,8 +227,9 @@ void InvariantChecker::check_leader_commit_rule(const NodeView& view, const PerN
   const bool same_leadership =
       view.role == Role::leader && node.role == Role::leader && node.role_term == view.term;
   if (!same_leadership || view.commit <= node.last_commit) return;
-  if (view.commit > view.entries.size()) return;  // reported by check_commits
-  const Term term = view.entries[view.commit - 1].term;
+  if (view.commit > view.first_index - 1 + view.entries.size()) return;  // check_commits
+  if (view.commit < view.first_index) return;  // compacted: committed by an earlier leadership
+  const Term term = view.entries[view.commit - view.first_index].term;
   if (term != view.term) {
     fail("leader commit rule", "leader " + std::to_string(view.id) + " of term " +
                                    std::to_string(view.term) + " advanced its commit to index " +

@@ -10,6 +10,10 @@
 //                        durable state is required to survive)
 //   leader commit rule   a leader advances its commit index only to an entry of its own term
 //                        (§5.4.2: older entries commit only indirectly, Figure 8)
+//   snapshot safety      a log that starts after a snapshot (compacted, or installed from the
+//                        leader) starts after an entry of the global commit history: its index
+//                        was seen committed, with the same term. The compacted prefix is then
+//                        taken to be that history, and the entries after it hash on from there.
 //
 // Depends on engine/base only, so it can judge any implementation that exposes a NodeView.
 #pragma once
@@ -31,7 +35,7 @@ struct NodeView {
   Term term = 0;
   Role role = Role::follower;
   Index commit = 0;
-  Index first_index = 1;          // index of entries[0]
+  Index first_index = 1;          // index of entries[0]; > 1 once the log is compacted
   std::span<const Entry> entries;  // the node's whole log from first_index
   // Entries below this index are unchanged since this node's previous observation, so the
   // checker need not rehash them. 1 (the default) rechecks the whole log.
@@ -39,6 +43,7 @@ struct NodeView {
   // What the node has made durable (0 if unknown): must never go back, even across restarts.
   Term durable_term = 0;
   Index durable_commit = 0;
+  Term snapshot_term = 0;  // term of the entry at first_index - 1 (0 if first_index is 1)
 };
 
 struct Violation {
@@ -78,6 +83,7 @@ class InvariantChecker {
     Index durable_commit = 0;
     // prefix[i - 1] = hash of this node's log prefix ending at index i.
     std::vector<std::uint64_t> prefix;
+    std::vector<Term> terms;  // terms[i - 1] = term of this node's entry i (same length)
   };
 
   void fail(std::string invariant, std::string detail);
@@ -88,6 +94,8 @@ class InvariantChecker {
   void check_leader_completeness(const NodeView& view, const PerNode& node);
   void check_leaders_hold(Index index, const Committed& c);
   void check_leader_commit_rule(const NodeView& view, const PerNode& node);
+  // First index whose prefix hash must be recomputed; false if the snapshot base is unsafe.
+  bool check_snapshot_base(const NodeView& view, PerNode& node);
   static std::uint64_t entry_hash(const Entry& e);
 
   std::map<NodeId, PerNode> nodes_;

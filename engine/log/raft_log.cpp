@@ -7,7 +7,16 @@
 namespace anya::engine {
 
 void RaftLog::restore(std::vector<Entry> entries, Index committed) {
+  restore(0, 0, std::move(entries), committed);
+}
+
+void RaftLog::restore(Index snapshot_index, Term snapshot_term, std::vector<Entry> entries,
+                      Index committed) {
   ANYA_ASSERT(entries_.empty());
+  ANYA_ASSERT(snapshot_index_ == 0);
+  ANYA_ASSERT(committed >= snapshot_index);
+  snapshot_index_ = snapshot_index;
+  snapshot_term_ = snapshot_term;
   entries_ = std::move(entries);
   for (std::size_t k = 0; k < entries_.size(); k++) {
     ANYA_ASSERT(entries_[k].index == snapshot_index_ + 1 + k);
@@ -17,6 +26,31 @@ void RaftLog::restore(std::vector<Entry> entries, Index committed) {
   committed_ = committed;
   applied_ = snapshot_index_;
   check_invariants_full();
+}
+
+void RaftLog::compact(Index index) {
+  ANYA_ASSERT(index >= snapshot_index_);
+  ANYA_ASSERT(index <= applied_);
+  ANYA_ASSERT(index <= stable_index_);
+  if (index == snapshot_index_) return;
+  const Term term = at(index).term;
+  entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(
+                                                          index - snapshot_index_));
+  snapshot_index_ = index;
+  snapshot_term_ = term;
+  check_invariants();
+}
+
+void RaftLog::restore_snapshot(Index index, Term term) {
+  ANYA_ASSERT(index > committed_);
+  ANYA_ASSERT(!match_term(index, term));
+  entries_.clear();
+  snapshot_index_ = index;
+  snapshot_term_ = term;
+  stable_index_ = index;
+  committed_ = index;
+  applied_ = index;
+  check_invariants();
 }
 
 Term RaftLog::last_term() const {

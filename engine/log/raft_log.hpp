@@ -1,6 +1,11 @@
 // The replicated log as one node holds it: entries (all in memory), how far they are durable
 // (stable), committed and applied. Knows nothing of roles, peers or messages.
 //
+// Compaction: entries up to snapshot_index have been folded into a snapshot of the state
+// machine and dropped; only their last (snapshot_index, snapshot_term) is remembered, so that
+// term_at(snapshot_index) still answers (an append right after it can be matched). Below it,
+// term_at is nullopt and a leader must send a snapshot instead of entries.
+//
 // Invariants (checked by check_invariants() and by assertions at each mutation):
 //   snapshot_index <= applied <= committed <= last_index
 //   snapshot_index <= stable_index <= last_index
@@ -23,6 +28,20 @@ class RaftLog {
 
   // Restart from durable state: every entry given is stable; `committed` comes from the hard state.
   void restore(std::vector<Entry> entries, Index committed);
+  // Restart from a snapshot covering (snapshot_index, snapshot_term) and the entries after it
+  // (entries[0].index == snapshot_index + 1). Applied starts at the snapshot.
+  void restore(Index snapshot_index, Term snapshot_term, std::vector<Entry> entries,
+               Index committed);
+
+  // Drop the entries up to `index`, which a snapshot covers: snapshot_index <= index <=
+  // min(applied, stable) (asserted). term_at(index) keeps working.
+  void compact(Index index);
+  // A snapshot from the leader, newer than our commit index (asserted) and not matched by our
+  // log (asserted: a matching log only needs commit_to). Every entry goes: the log is empty,
+  // continuing at index + 1, and committed = applied = stable = index.
+  void restore_snapshot(Index index, Term term);
+  Index snapshot_index() const { return snapshot_index_; }
+  Term snapshot_term() const { return snapshot_term_; }
 
   Index first_index() const { return snapshot_index_ + 1; }
   Index last_index() const { return snapshot_index_ + entries_.size(); }

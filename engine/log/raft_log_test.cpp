@@ -114,5 +114,68 @@ TEST(RaftLog, SliceRespectsByteAndCountLimitsButReturnsAtLeastOne) {
   EXPECT_EQ(log.slice(2, 2, 100, 100).size(), 0u);
 }
 
+// ---- compaction and snapshots ----
+
+TEST(RaftLogCompaction, CompactDropsEntriesAndKeepsTheLastTerm) {
+  RaftLog log = log_of({{1, 1}, {2, 1}, {3, 2}, {4, 2}});
+  log.commit_to(4);
+  log.applied_to(3);
+  log.compact(2);
+  EXPECT_EQ(log.first_index(), 3u);
+  EXPECT_EQ(log.last_index(), 4u);
+  EXPECT_EQ(log.term_at(2), std::optional<Term>(1));  // the compaction point still answers
+  EXPECT_EQ(log.term_at(1), std::nullopt);            // below it: gone
+  EXPECT_EQ(log.term_at(3), std::optional<Term>(2));
+  EXPECT_EQ(log.entries().size(), 2u);
+  EXPECT_TRUE(log.match_term(2, 1));
+  EXPECT_FALSE(log.match_term(1, 1));
+  log.compact(3);
+  EXPECT_EQ(log.snapshot_index(), 3u);
+  EXPECT_EQ(log.snapshot_term(), 2u);
+  log.check_invariants_full();
+}
+
+TEST(RaftLogCompaction, CompactEverythingLeavesAnEmptyLogThatStillMatches) {
+  RaftLog log = log_of({{1, 1}, {2, 3}});
+  log.commit_to(2);
+  log.applied_to(2);
+  log.compact(2);
+  EXPECT_TRUE(log.entries().empty());
+  EXPECT_EQ(log.last_index(), 2u);
+  EXPECT_EQ(log.last_term(), 3u);
+  // An append right after the compaction point is matched against the remembered term.
+  EXPECT_TRUE(log.maybe_append(2, 3, 3, make({{3, 3}})).has_value());
+  EXPECT_FALSE(log.maybe_append(1, 1, 3, make({{2, 3}})).has_value()) << "below: unknown";
+  EXPECT_EQ(log.last_index(), 3u);
+}
+
+TEST(RaftLogCompaction, RestoreFromASnapshotAndTheEntriesAfterIt) {
+  RaftLog log;
+  log.restore(10, 4, make({{11, 4}, {12, 5}}), 11);
+  EXPECT_EQ(log.first_index(), 11u);
+  EXPECT_EQ(log.applied(), 10u);
+  EXPECT_EQ(log.committed(), 11u);
+  EXPECT_EQ(log.stable_index(), 12u);
+  EXPECT_EQ(log.term_at(10), std::optional<Term>(4));
+  auto next = log.next_committed_entries(100);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].index, 11u);
+}
+
+TEST(RaftLogCompaction, RestoreSnapshotDropsAnUnmatchedLog) {
+  RaftLog log = log_of({{1, 1}, {2, 1}, {3, 2}});
+  log.commit_to(1);
+  log.restore_snapshot(5, 3);
+  EXPECT_TRUE(log.entries().empty());
+  EXPECT_EQ(log.last_index(), 5u);
+  EXPECT_EQ(log.last_term(), 3u);
+  EXPECT_EQ(log.committed(), 5u);
+  EXPECT_EQ(log.applied(), 5u);
+  EXPECT_EQ(log.stable_index(), 5u);
+  EXPECT_FALSE(log.has_unstable());
+  EXPECT_TRUE(log.maybe_append(5, 3, 6, make({{6, 3}})).has_value());
+  EXPECT_EQ(log.committed(), 6u);
+}
+
 }  // namespace
 }  // namespace anya::engine

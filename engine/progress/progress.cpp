@@ -22,12 +22,18 @@ void Inflights::free_first() {
 }
 
 const char* progress_state_name(ProgressState state) {
-  return state == ProgressState::probe ? "probe" : "replicate";
+  switch (state) {
+    case ProgressState::probe: return "probe";
+    case ProgressState::replicate: return "replicate";
+    case ProgressState::snapshot: return "snapshot";
+  }
+  return "unknown";
 }
 
 void Progress::become_probe() {
   state = ProgressState::probe;
   next = match + 1;
+  pending_snapshot = 0;
   probe_sent = false;
   inflights.reset();
 }
@@ -35,6 +41,17 @@ void Progress::become_probe() {
 void Progress::become_replicate() {
   state = ProgressState::replicate;
   next = match + 1;
+  probe_sent = false;
+  pending_snapshot = 0;
+  inflights.reset();
+}
+
+void Progress::become_snapshot(Index index, std::uint64_t now_ms) {
+  ANYA_ASSERT(index > match);
+  state = ProgressState::snapshot;
+  pending_snapshot = index;
+  snapshot_sent_ms = now_ms;
+  next = index + 1;
   probe_sent = false;
   inflights.reset();
 }
@@ -57,6 +74,8 @@ void Progress::optimistic_update(Index last_index) {
 }
 
 bool Progress::maybe_decrease_to(Index rejected, Index hint) {
+  // Waiting for a snapshot: only its answer (or the timeout) moves the follower on.
+  if (state == ProgressState::snapshot) return false;
   if (state == ProgressState::replicate) {
     // Appends already acknowledged cannot be rejected; anything at or below match is stale.
     if (rejected <= match) return false;
@@ -72,7 +91,12 @@ bool Progress::maybe_decrease_to(Index rejected, Index hint) {
 }
 
 bool Progress::is_paused() const {
-  return state == ProgressState::probe ? probe_sent : inflights.full();
+  switch (state) {
+    case ProgressState::probe: return probe_sent;
+    case ProgressState::replicate: return inflights.full();
+    case ProgressState::snapshot: return true;
+  }
+  return true;
 }
 
 std::string Progress::describe() const {

@@ -35,6 +35,9 @@ class Inflights {
 enum class ProgressState {
   probe,      // unsure where the follower's log matches: one append at a time
   replicate,  // matching: stream appends optimistically, bounded by the inflight window
+  // The follower needs entries the leader has compacted away: a snapshot was sent. Paused until
+  // the follower answers (or the leader's timeout gives up on it), like etcd's StateSnapshot.
+  snapshot,
 };
 const char* progress_state_name(ProgressState state);
 
@@ -45,12 +48,16 @@ struct Progress {
   Index next = 1;   // next index to send
   ProgressState state = ProgressState::probe;
   bool probe_sent = false;     // probe: an append is out; wait for an answer or a heartbeat ack
+  Index pending_snapshot = 0;  // snapshot state: the index of the snapshot sent
+  std::uint64_t snapshot_sent_ms = 0;  // snapshot state: when it was sent
   std::uint64_t last_active_ms = 0;  // when the follower last answered (CheckQuorum)
   bool healthy = true;               // as the follower last reported (health-gated leadership)
   Inflights inflights;
 
   void become_probe();
   void become_replicate();
+  // A snapshot covering up to `index` was sent at `now_ms`.
+  void become_snapshot(Index index, std::uint64_t now_ms);
   // A successful append response up to `index`. Returns false if it told us nothing new.
   bool maybe_update(Index index);
   // After sending entries up to `last_index` in replicate state.

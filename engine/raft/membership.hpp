@@ -62,4 +62,10 @@ struct ConfChangeRecord {
 std::string encode_conf_change(const ConfChangeRecord& record);
 Result<ConfChangeRecord> decode_conf_change(std::string_view bytes);
 
+// A membership alone (snapshots): voter count u16, learner count u16, then the members as above.
+// Unlike a change's result it may hold no voter (a joining node that has not learnt its
+// configuration yet). Strict: Errc::malformed naming the field and byte offset.
+std::string encode_membership(const Membership& membership);
+Result<Membership> decode_membership(std::string_view bytes);
+
 }  // namespace anya::engine

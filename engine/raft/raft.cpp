@@ -11,8 +11,10 @@ namespace {
 // followers cannot grow its log without limit.
 constexpr Index kMaxUncommittedEntries = 65536;
 
+// Messages only a leader sends: they make the receiver a follower of the sender.
 bool is_append_like(MessageType type) {
-  return type == MessageType::append || type == MessageType::heartbeat;
+  return type == MessageType::append || type == MessageType::heartbeat ||
+         type == MessageType::snapshot;
 }
 }  // namespace
 
@@ -34,6 +36,10 @@ Status RaftConfig::validate() const {
     return {Errc::invalid_argument, "max_inflight_appends: must be positive"};
   }
   if (max_apply_batch == 0) return {Errc::invalid_argument, "max_apply_batch: must be positive"};
+  if (snapshot_keep_entries > kMaxSnapshotKeepEntries) {
+    return {Errc::invalid_argument, "snapshot_keep_entries: must be at most " +
+                                        std::to_string(kMaxSnapshotKeepEntries)};
+  }
   if (max_append_bytes == 0 || max_append_bytes > Limits::max_frame_bytes / 2) {
     // One append carries up to max_append_bytes plus one more entry; it must fit a frame.
     return {Errc::invalid_argument, "max_append_bytes: must be 1 to " +
@@ -75,7 +81,19 @@ Raft::Raft(const RaftConfig& config, const RestoredState& restored, std::uint64_
     : tracker_(config.max_inflight_appends), rng_(node_seed(config)) {
   term_ = restored.hard_state.term;
   vote_ = restored.hard_state.vote;
-  log_.restore(restored.entries, restored.hard_state.commit);
+  if (restored.snapshot) {
+    const SnapshotMeta& meta = restored.snapshot->meta;
+    std::vector<Entry> after;
+    for (const Entry& e : restored.entries) {
+      if (e.index > meta.index) after.push_back(e);
+    }
+    // The snapshot may have reached the disk before the hard state that commits it.
+    log_.restore(meta.index, meta.term, std::move(after),
+                 std::max(restored.hard_state.commit, meta.index));
+    snapshot_ = restored.snapshot;
+  } else {
+    log_.restore(restored.entries, restored.hard_state.commit);
+  }
   persisted_hard_state_ = restored.hard_state;
   init(config, now_ms);
 }
@@ -97,8 +115,13 @@ void Raft::init(const RaftConfig& config, std::uint64_t now_ms) {
   hooks_ = config.fault_hooks;
   now_ms_ = now_ms;
   Membership bootstrap{config.voters, config.learners, config.addresses};
-  membership_history_.assign(1, {0, bootstrap});
-  tracker_.reset_config(JointConfig(MajorityConfig(bootstrap.voters)), bootstrap.learners,
+  // A snapshot's membership replaces the bootstrap one: the log after it starts from there.
+  if (snapshot_) {
+    membership_history_.assign(1, {snapshot_->meta.index, snapshot_->meta.membership});
+  } else {
+    membership_history_.assign(1, {0, bootstrap});
+  }
+  tracker_.reset_config(JointConfig(MajorityConfig(membership().voters)), membership().learners,
                         log_.last_index() + 1);
   refresh_membership(log_.first_index());
   become_follower(term_, kNoNode);
@@ -640,10 +663,13 @@ void Raft::step_follower(const Message& m) {
   switch (m.type) {
     case MessageType::append:
     case MessageType::heartbeat:
+    case MessageType::snapshot:
       set_leader(m.from);
       if (!ANYA_FAULT(hooks_, skip_election_reset)) reset_election_timer();
       if (m.type == MessageType::append) {
         handle_append(m);
+      } else if (m.type == MessageType::snapshot) {
+        handle_snapshot(m);
       } else {
         handle_heartbeat(m);
       }
@@ -666,6 +692,7 @@ void Raft::step_candidate(const Message& m) {
   switch (m.type) {
     case MessageType::append:
     case MessageType::heartbeat:
+    case MessageType::snapshot:
       // §5.2: a candidate that hears a leader of its term returns to follower.
       become_follower(term_, m.from);
       step_follower(m);
@@ -727,6 +754,51 @@ void Raft::handle_append(const Message& m) {
   send(std::move(reply));
 }
 
+void Raft::handle_snapshot(const Message& m) {
+  // A leader of term T snapshots only committed entries of terms <= T.
+  if (m.index == 0 || m.log_term == 0 || m.log_term > m.term) {
+    stats_.invalid_messages++;
+    return;
+  }
+  Message reply;
+  reply.type = MessageType::append_response;
+  reply.to = m.from;
+  reply.term = term_;
+  if (m.index <= log_.committed()) {
+    // Older than what we have committed (a late duplicate, or a leader that thought us further
+    // behind): installing it would move the state machine back. Say how far we are.
+    stats_.snapshots_stale++;
+    reply.index = log_.committed();
+    send(std::move(reply));
+    return;
+  }
+  if (log_.match_term(m.index, m.log_term)) {
+    // Our log holds the snapshot's last entry, hence (log matching) everything it covers: the
+    // entries will be applied from the log; only the commit index moves.
+    log_.commit_to(m.index);
+    reply.index = m.index;
+    send(std::move(reply));
+    return;
+  }
+  Result<Snapshot> snapshot = decode_snapshot_envelope(m.payload);
+  if (!snapshot) {
+    stats_.invalid_messages++;
+    return;
+  }
+  snapshot->meta.index = m.index;
+  snapshot->meta.term = m.log_term;
+  log_.restore_snapshot(m.index, m.log_term);
+  membership_history_.assign(1, {m.index, snapshot->meta.membership});
+  tracker_.reset_config(JointConfig(MajorityConfig(membership().voters)), membership().learners,
+                        log_.last_index() + 1);
+  snapshot_ = *snapshot;
+  pending_install_ = std::move(snapshot).value();
+  stats_.snapshots_installed++;
+  // Leaves only once the snapshot is durable (Ready::snapshot is persisted first).
+  reply.index = m.index;
+  send(std::move(reply));
+}
+
 void Raft::handle_heartbeat(const Message& m) {
   // The leader sends min(match, commit), which is within our matching prefix.
   log_.commit_to(std::min(m.commit, log_.last_index()));
@@ -764,6 +836,10 @@ void Raft::handle_append_response(const Message& m) {
   if (!pr.maybe_update(m.index)) return;
   if (pr.state == ProgressState::probe) {
     pr.become_replicate();
+  } else if (pr.state == ProgressState::snapshot) {
+    // Installed (or found further along than we thought): feed it from the log once the log
+    // reaches back to it; otherwise the snapshot's own answer, or the timeout, moves it on.
+    if (pr.match >= log_.snapshot_index()) pr.become_replicate();
   } else {
     pr.inflights.free_le(m.index);
   }
@@ -790,6 +866,12 @@ void Raft::handle_heartbeat_response(const Message& m) {
   pr.healthy = !m.unhealthy;
   pr.probe_sent = false;
   if (pr.state == ProgressState::replicate && pr.inflights.full()) pr.inflights.free_first();
+  // A snapshot unanswered for an election timeout from a follower that answers heartbeats was
+  // lost (or refused): probe again, which sends it again if still needed.
+  if (pr.state == ProgressState::snapshot &&
+      now_ms_ - pr.snapshot_sent_ms >= election_timeout_ms_) {
+    pr.become_probe();
+  }
   if (pr.match < log_.last_index()) send_append(m.from, true);
 }
 
@@ -813,7 +895,10 @@ bool Raft::send_append(NodeId to, bool send_if_empty) {
   ANYA_ASSERT(pr.next <= log_.last_index() + 1);
   const Index prev = pr.next - 1;
   const std::optional<Term> prev_term = log_.term_at(prev);
-  ANYA_ASSERT(prev_term.has_value());  // no compaction yet: every index is available
+  if (!prev_term) {
+    ANYA_ASSERT(prev < log_.snapshot_index());  // compacted away: only a snapshot will do
+    return send_snapshot(to);
+  }
   std::vector<Entry> entries =
       log_.slice(pr.next, log_.last_index() + 1, tiny ? 0 : max_append_bytes_,
                  tiny ? 1 : Limits::max_entries_per_message);
@@ -835,6 +920,61 @@ bool Raft::send_append(NodeId to, bool send_if_empty) {
   m.entries = std::move(entries);
   send(std::move(m));
   return true;
+}
+
+bool Raft::send_snapshot(NodeId to) {
+  Progress& pr = tracker_.at(to);
+  ANYA_ASSERT(snapshot_.has_value());  // the log is compacted only up to a snapshot
+  const Snapshot& s = *snapshot_;
+  ANYA_ASSERT(s.meta.index >= log_.snapshot_index());
+  ANYA_ASSERT(s.meta.index > pr.match);
+  if (snapshot_envelope_size(s.meta.membership, s.data.size()) >
+      Limits::max_snapshot_payload_bytes) {
+    stats_.snapshots_too_large++;  // no chunking: the follower stays in probe, retried later
+    return false;
+  }
+  Message m;
+  m.type = MessageType::snapshot;
+  m.to = to;
+  m.term = term_;
+  m.index = s.meta.index;
+  m.log_term = s.meta.term;
+  m.commit = log_.committed();
+  m.payload = encode_snapshot_envelope(s.meta.membership, s.data);
+  pr.become_snapshot(s.meta.index, now_ms_);
+  stats_.snapshots_sent++;
+  send(std::move(m));
+  return true;
+}
+
+Membership Raft::membership_at(Index index) const {
+  for (auto it = membership_history_.rbegin(); it != membership_history_.rend(); ++it) {
+    if (it->first <= index) return it->second;
+  }
+  ANYA_ASSERT(false);  // [0] is at or below every index the log still holds
+  return {};
+}
+
+const Snapshot& Raft::record_snapshot(Index index, std::string data) {
+  ANYA_ASSERT(index <= log_.applied());
+  ANYA_ASSERT(index >= log_.snapshot_index());
+  ANYA_ASSERT(!snapshot_ || index > snapshot_->meta.index);
+  const std::optional<Term> term = log_.term_at(index);
+  ANYA_ASSERT(term.has_value());
+  snapshot_ = Snapshot{SnapshotMeta{index, *term, membership_at(index)}, std::move(data)};
+  return *snapshot_;
+}
+
+void Raft::compact(Index index) {
+  ANYA_ASSERT(snapshot_.has_value());
+  ANYA_ASSERT(index <= snapshot_->meta.index);
+  if (index <= log_.snapshot_index()) return;
+  log_.compact(index);
+  // Keep the membership in effect at the compaction point as the new base.
+  while (membership_history_.size() >= 2 && membership_history_[1].first <= index) {
+    membership_history_.erase(membership_history_.begin());
+  }
+  ANYA_ASSERT(membership_history_.front().first <= index);
 }
 
 void Raft::send_heartbeat(NodeId to) {
@@ -893,12 +1033,14 @@ bool Raft::maybe_commit() {
 
 bool Raft::has_ready() const {
   return !outbox_.empty() || log_.has_unstable() || hard_state() != persisted_hard_state_ ||
-         log_.has_next_committed();
+         log_.has_next_committed() || pending_install_.has_value();
 }
 
 Ready Raft::ready() {
   ANYA_ASSERT(!ready_outstanding_);  // one batch at a time: advance() before the next
   Ready rd;
+  rd.snapshot = std::move(pending_install_);
+  pending_install_.reset();
   if (hard_state() != persisted_hard_state_) rd.hard_state = hard_state();
   rd.entries = log_.unstable_entries();
   rd.messages = std::move(outbox_);

@@ -25,6 +25,7 @@
 #include "engine/log/raft_log.hpp"
 #include "engine/progress/progress.hpp"
 #include "engine/raft/membership.hpp"
+#include "engine/raft/snapshot.hpp"
 
 namespace anya::engine {
 
@@ -49,6 +50,12 @@ struct RaftConfig {
   std::size_t max_inflight_appends = 256;     // per follower, in replicate state
   std::size_t max_append_bytes = 1u << 20;    // data bytes per append message (soft limit)
   std::size_t max_apply_batch = 1024;         // committed entries handed out per Ready
+  // Used by the host (engine/host), not by Raft itself: take a snapshot of the state machine
+  // every `snapshot_entries` applied entries (0: never), then compact the log up to
+  // `snapshot_keep_entries` entries below it, so that a follower a little behind still catches
+  // up from the log rather than from a whole snapshot. At most kMaxSnapshotKeepEntries.
+  std::uint64_t snapshot_entries = 0;
+  std::uint64_t snapshot_keep_entries = 256;
   std::uint64_t random_seed = 1;
   // Simulator fault hooks (see base/fault_hooks.hpp); null in production. Not owned.
   FaultHooks* fault_hooks = nullptr;
@@ -56,20 +63,29 @@ struct RaftConfig {
   Status validate() const;
 };
 
+inline constexpr std::uint64_t kMaxSnapshotKeepEntries = 1u << 20;
+
 // Durable state handed back on restart.
 struct RestoredState {
   HardState hard_state;
-  std::vector<Entry> entries;  // contiguous from index 1
+  // Contiguous; from index 1 without a snapshot, else from at most snapshot index + 1 (entries
+  // at or below the snapshot's index may remain from before compaction; they are ignored).
+  std::vector<Entry> entries;
+  std::optional<Snapshot> snapshot;  // the latest saved, if any
 };
 
 struct Ready {
+  // A snapshot installed from the leader: persist it before the entries (the log continues
+  // after it) and restore the state machine from it before applying anything.
+  std::optional<Snapshot> snapshot;
   std::optional<HardState> hard_state;   // persist if set
   std::vector<Entry> entries;            // persist, replacing any stored entry at their indexes
   std::vector<Message> messages;         // send only once the above is durable
   std::vector<Entry> committed_entries;  // apply in order; all are committed and durable
 
   bool empty() const {
-    return !hard_state && entries.empty() && messages.empty() && committed_entries.empty();
+    return !snapshot && !hard_state && entries.empty() && messages.empty() &&
+           committed_entries.empty();
   }
 };
 
@@ -87,6 +103,12 @@ struct RaftStats {
   std::uint64_t foreign_cluster_messages = 0;  // cluster id mismatch
   std::uint64_t invalid_conf_changes = 0;  // config_change entries that did not decode or apply
   std::uint64_t health_transfers = 0;   // leadership handed away because this node is unhealthy
+  std::uint64_t snapshots_sent = 0;     // leader: to followers that needed compacted entries
+  // Leader: a snapshot larger than Limits::max_snapshot_payload_bytes was not sent (the follower
+  // stays in probe and is retried); raise the limit or shrink the state.
+  std::uint64_t snapshots_too_large = 0;
+  std::uint64_t snapshots_installed = 0;  // follower: the log was replaced by a leader's snapshot
+  std::uint64_t snapshots_stale = 0;      // follower: at or below our commit index, ignored
 };
 
 // One member as this node sees it, for operators (GET /v1/status).
@@ -132,6 +154,15 @@ class Raft {
   // out the election timeout. Safety does not depend on the lease; only disruption does, and
   // PreVote still refuses a candidate whose log is behind.
   void leader_unreachable(std::uint64_t now_ms);
+
+  // Snapshots and compaction (the host's decisions). The host made a snapshot of its state as
+  // of `index` (<= applied, above the previous snapshot): keep it to send to followers that
+  // need compacted entries, and return it with its meta (term, membership at `index`) to store.
+  const Snapshot& record_snapshot(Index index, std::string data);
+  // Drop log entries up to `index` (<= the recorded snapshot's index, and durable).
+  void compact(Index index);
+  // The latest snapshot recorded, installed or restored; nullopt if none.
+  const std::optional<Snapshot>& snapshot() const { return snapshot_; }
 
   // Outputs.
   bool has_ready() const;
@@ -194,6 +225,7 @@ class Raft {
   void handle_heartbeat(const Message& m);
   void handle_append_response(const Message& m);
   void handle_heartbeat_response(const Message& m);
+  void handle_snapshot(const Message& m);
 
   void tick_election();
   void tick_leader();
@@ -202,6 +234,8 @@ class Raft {
 
   void send(Message m);
   bool send_append(NodeId to, bool send_if_empty);
+  bool send_snapshot(NodeId to);
+  Membership membership_at(Index index) const;
   void send_heartbeat(NodeId to);
   void broadcast_append();
   void broadcast_heartbeat();
@@ -231,8 +265,14 @@ class Raft {
   NodeId vote_ = kNoNode;
   RaftLog log_;
 
-  // Membership by log index; [0] is the bootstrap configuration. Derived from the log.
+  // Membership by log index; [0] is the bootstrap configuration, or the one in effect at the
+  // compaction point (from the snapshot, or kept when the log was compacted). Derived from the
+  // log. Invariant: [0].first <= log_.snapshot_index() whenever the log is compacted.
   std::vector<std::pair<Index, Membership>> membership_history_;
+  // The latest snapshot (recorded by the host, installed or restored). Invariant: its index >=
+  // log_.snapshot_index(), so every compacted entry is covered by it.
+  std::optional<Snapshot> snapshot_;
+  std::optional<Snapshot> pending_install_;  // installed, not yet handed out in a Ready
   bool healthy_ = true;
 
   // Volatile.

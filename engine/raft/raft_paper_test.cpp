@@ -255,7 +255,7 @@ TEST(Paper_5_3, FollowerLearnsCommitFromLeader) {
 }
 
 TEST(Paper_5_3, FollowerRejectsAppendWhosePreviousEntryDoesNotMatch) {
-  Node n(config(2, kThree), RestoredState{{1, kNoNode, 0}, entries_with_terms({1})});
+  Node n(config(2, kThree), RestoredState{{1, kNoNode, 0}, entries_with_terms({1}), {}});
   Message a = msg(MessageType::append, 1, 2, 2);
   a.index = 1;
   a.log_term = 2;  // we hold index 1 with term 1
@@ -268,7 +268,7 @@ TEST(Paper_5_3, FollowerRejectsAppendWhosePreviousEntryDoesNotMatch) {
 }
 
 TEST(Paper_5_3, FollowerDeletesConflictingEntriesAndAppendsNewOnes) {
-  Node n(config(2, kThree), RestoredState{{2, kNoNode, 1}, entries_with_terms({1, 1, 2})});
+  Node n(config(2, kThree), RestoredState{{2, kNoNode, 1}, entries_with_terms({1, 1, 2}), {}});
   Message a = msg(MessageType::append, 1, 2, 3);
   a.index = 1;
   a.log_term = 1;
@@ -294,7 +294,7 @@ TEST(Paper_5_3, RepeatedAppendIsIdempotent) {
 }
 
 TEST(Paper_5_3, LeaderRetriesWithEarlierIndexAfterRejection) {
-  Node n(config(1, kThree), RestoredState{{1, kNoNode, 0}, entries_with_terms({1, 1, 1})});
+  Node n(config(1, kThree), RestoredState{{1, kNoNode, 0}, entries_with_terms({1, 1, 1}), {}});
   auto sent = elect(n);
   auto to2 = of_type(sent, MessageType::append);
   ASSERT_FALSE(to2.empty());
@@ -313,7 +313,7 @@ TEST(Paper_5_3, LeaderRetriesWithEarlierIndexAfterRejection) {
 
 TEST(Paper_5_3, FastBackOffSkipsAConflictingTermInOneRoundTrip) {
   // The follower holds many entries of a term the leader never saw: one reject suffices.
-  Node n(config(1, kThree), RestoredState{{5, kNoNode, 0}, entries_with_terms({1, 1, 4, 4})});
+  Node n(config(1, kThree), RestoredState{{5, kNoNode, 0}, entries_with_terms({1, 1, 4, 4}), {}});
   auto sent = elect(n);
   Message no = msg(MessageType::append_response, 2, 1, n.raft.term());
   no.reject = true;
@@ -355,7 +355,7 @@ TEST(Paper_5_3, FollowerResponseIsSentOnlyAfterEntriesArePersisted) {
 // ---- §5.4 Safety ---------------------------------------------------------------------------
 
 TEST(Paper_5_4_1, VoterRejectsCandidateWithOlderLastTerm) {
-  Node n(config(1, kThree), RestoredState{{2, kNoNode, 0}, entries_with_terms({1, 2})});
+  Node n(config(1, kThree), RestoredState{{2, kNoNode, 0}, entries_with_terms({1, 2}), {}});
   Message v = msg(MessageType::vote, 2, 1, 3);
   v.index = 5;
   v.log_term = 1;
@@ -365,7 +365,7 @@ TEST(Paper_5_4_1, VoterRejectsCandidateWithOlderLastTerm) {
 }
 
 TEST(Paper_5_4_1, VoterRejectsCandidateWithShorterLogOfSameTerm) {
-  Node n(config(1, kThree), RestoredState{{2, kNoNode, 0}, entries_with_terms({1, 2, 2})});
+  Node n(config(1, kThree), RestoredState{{2, kNoNode, 0}, entries_with_terms({1, 2, 2}), {}});
   Message v = msg(MessageType::vote, 2, 1, 3);
   v.index = 2;
   v.log_term = 2;
@@ -376,7 +376,7 @@ TEST(Paper_5_4_1, VoterRejectsCandidateWithShorterLogOfSameTerm) {
 }
 
 TEST(Paper_5_4_1, VoterGrantsCandidateAtLeastAsUpToDate) {
-  Node n(config(1, kThree), RestoredState{{2, kNoNode, 0}, entries_with_terms({1, 2, 2})});
+  Node n(config(1, kThree), RestoredState{{2, kNoNode, 0}, entries_with_terms({1, 2, 2}), {}});
   Message v = msg(MessageType::vote, 2, 1, 3);
   v.index = 1;
   v.log_term = 3;
@@ -389,7 +389,7 @@ TEST(Paper_5_4_1, VoterGrantsCandidateAtLeastAsUpToDate) {
 
 TEST(Paper_5_4_2, LeaderDoesNotCommitOldTermEntryByCountingReplicas) {
   // Figure 8: index 2 holds an entry of term 2, replicated on a majority by a leader of term 4.
-  Node n(config(1, kThree), RestoredState{{3, kNoNode, 1}, entries_with_terms({1, 2})});
+  Node n(config(1, kThree), RestoredState{{3, kNoNode, 1}, entries_with_terms({1, 2}), {}});
   auto sent = elect(n);
   ASSERT_EQ(n.raft.term(), 4u);
   Message r = msg(MessageType::append_response, 2, 1, 4);
@@ -399,7 +399,7 @@ TEST(Paper_5_4_2, LeaderDoesNotCommitOldTermEntryByCountingReplicas) {
 }
 
 TEST(Paper_5_4_2, OldTermEntryCommitsWithTheFirstEntryOfTheCurrentTerm) {
-  Node n(config(1, kThree), RestoredState{{3, kNoNode, 1}, entries_with_terms({1, 2})});
+  Node n(config(1, kThree), RestoredState{{3, kNoNode, 1}, entries_with_terms({1, 2}), {}});
   elect(n);
   Message r = msg(MessageType::append_response, 2, 1, 4);
   r.index = 3;  // the new leader's no-op of term 4
@@ -409,7 +409,7 @@ TEST(Paper_5_4_2, OldTermEntryCommitsWithTheFirstEntryOfTheCurrentTerm) {
 }
 
 TEST(Paper_5_4_2, NewLeaderAppendsAnEntryOfItsTerm) {
-  Node n(config(1, kThree), RestoredState{{3, kNoNode, 0}, entries_with_terms({1, 2})});
+  Node n(config(1, kThree), RestoredState{{3, kNoNode, 0}, entries_with_terms({1, 2}), {}});
   elect(n);
   EXPECT_EQ(n.raft.log().last_index(), 3u);
   EXPECT_EQ(n.raft.log().at(3).term, n.raft.term());
@@ -418,8 +418,8 @@ TEST(Paper_5_4_2, NewLeaderAppendsAnEntryOfItsTerm) {
 
 TEST(Paper_5_4_3, CommittedEntryIsInEveryLaterLeaderLog) {
   // Node 1 committed index 1 with node 2. Node 3 never got it and cannot win against 1 or 2.
-  Node n2(config(2, kThree), RestoredState{{1, kNoNode, 1}, entries_with_terms({1})});
-  Node n3(config(3, kThree), RestoredState{{1, kNoNode, 0}, {}});
+  Node n2(config(2, kThree), RestoredState{{1, kNoNode, 1}, entries_with_terms({1}), {}});
+  Node n3(config(3, kThree), RestoredState{{1, kNoNode, 0}, {}, {}});
   auto sent = n3.fire_election_timer();
   auto req = of_type(sent, MessageType::vote);
   ASSERT_FALSE(req.empty());

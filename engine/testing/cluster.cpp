@@ -35,6 +35,8 @@ RaftConfig Cluster::config_for(NodeId id) const {
   c.pre_vote = options_.pre_vote;
   c.check_quorum = options_.check_quorum;
   c.random_seed = options_.seed * 1000003 + id;
+  c.snapshot_entries = options_.snapshot_entries;
+  c.snapshot_keep_entries = options_.snapshot_keep_entries;
   return c;
 }
 
@@ -93,8 +95,10 @@ void Cluster::observe_all() {
   for (const auto& [id, n] : nodes_) {
     if (n.host == nullptr) continue;
     const Raft& r = n.host->raft();
-    checker_.observe(NodeView{id, r.term(), r.role(), r.log().committed(), r.log().first_index(),
-                              r.log().entries()});
+    NodeView view{id, r.term(), r.role(), r.log().committed(), r.log().first_index(),
+                  r.log().entries()};
+    view.snapshot_term = r.log().snapshot_term();
+    checker_.observe(view);
   }
 }
 

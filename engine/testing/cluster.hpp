@@ -32,6 +32,9 @@ struct ClusterOptions {
   // Each node's configuration validator (null: accept everything).
   std::function<Status(NodeId, std::uint64_t, std::string_view)> validator;
   std::uint64_t config_deadline_ms = 2000;
+  // RaftConfig::snapshot_entries and snapshot_keep_entries of every node (0: no snapshots).
+  std::uint64_t snapshot_entries = 0;
+  std::uint64_t snapshot_keep_entries = 256;
 };
 
 class Cluster {

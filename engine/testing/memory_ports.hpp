@@ -18,6 +18,8 @@ class MemoryStorage : public StoragePort {
   Status save_hard_state(const HardState& state) override;
   Status sync() override;
   Result<RestoredState> load() override;
+  Status save_snapshot(const SnapshotMeta& meta, std::string_view data) override;
+  Status compact(Index index) override;
 
   // A crash: whatever was staged but not synced is lost.
   void drop_unsynced();
@@ -29,9 +31,14 @@ class MemoryStorage : public StoragePort {
  private:
   RestoredState staged_;
   RestoredState durable_;
+  // Entries before entries[0] (compacted, or replaced by a snapshot): entries[k].index ==
+  // base + 1 + k.
+  Index staged_base_ = 0;
+  Index durable_base_ = 0;
   // Entries of staged_ from this index on may differ from durable_; sync() copies only those,
   // so a sync costs what was written since the last one, not the whole log.
   Index dirty_from_ = 1;
+  bool entries_reset_ = false;  // a snapshot replaced the staged log: sync() copies all of it
   std::uint64_t syncs_ = 0;
 };
 
@@ -58,15 +65,20 @@ class CallbackNetwork : public NetworkPort {
   std::function<void(const Message&)> deliver_;
 };
 
-// Records applied entries in order.
+// Records applied entries in order. Its snapshot is every entry applied so far, so a replica
+// restored from one holds exactly what a replica that applied the same prefix holds.
 class AppliedLog : public StateMachinePort {
  public:
   void apply(const Entry& entry) override;
+  std::string snapshot() override;
+  Status restore(std::string_view data) override;
   const std::vector<Entry>& applied() const { return applied_; }
   void clear() { applied_.clear(); }
+  std::uint64_t restores() const { return restores_; }
 
  private:
   std::vector<Entry> applied_;
+  std::uint64_t restores_ = 0;
 };
 
 }  // namespace anya::engine::testing

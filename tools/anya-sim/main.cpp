@@ -147,6 +147,10 @@ void print_result(const SimOptions& o, const RunResult& r, double wall_s) {
               static_cast<unsigned long long>(s.config_writes),
               static_cast<unsigned long long>(s.config_activated),
               static_cast<unsigned long long>(s.config_aborted));
+  std::printf("snapshots: %llu taken, %llu installed from a leader, %llu restored on restart\n",
+              static_cast<unsigned long long>(s.snapshots_taken),
+              static_cast<unsigned long long>(s.snapshots_installed),
+              static_cast<unsigned long long>(s.snapshots_restored));
   if (!s.config_converge_ms.empty()) {
     std::vector<std::uint64_t> v = s.config_converge_ms;
     std::sort(v.begin(), v.end());

@@ -28,6 +28,9 @@ struct Node::Timer {
 };
 
 namespace {
+// Log entries kept below each snapshot (at most snapshot_entries).
+constexpr std::uint64_t kKeepEntries = 512;
+
 std::uint64_t steady_us() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now().time_since_epoch()).count());
@@ -105,6 +108,10 @@ Status Node::start(const std::string& admin_endpoint) {
   rc.pre_vote = config_.pre_vote;
   rc.check_quorum = config_.check_quorum;
   rc.random_seed = std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32);
+  // A snapshot every storage.snapshot_entries applied entries; the log keeps the last
+  // kKeepEntries of them, so a follower a little behind catches up without a snapshot.
+  rc.snapshot_entries = config_.snapshot_entries;
+  rc.snapshot_keep_entries = std::min<std::uint64_t>(kKeepEntries, config_.snapshot_entries);
   engine::ConfigOptions co;
   co.txn_deadline_ms = config_.config_txn_deadline_ms;
   co.observer = this;
@@ -212,6 +219,13 @@ void Node::resolve_waiters() {
     const std::optional<engine::Term> term = log.term_at(index);
     if (term && *term == w.term) {
       w.done(nullptr);
+    } else if (!term) {
+      // Compacted into a snapshot (installed from a new leader) before this node saw whether
+      // its entry survived: the write may or may not have taken effect.
+      ApiError e{Status(Errc::busy, "the outcome of the write is unknown (the log was "
+                                    "replaced by the leader's snapshot); read the key to check"),
+                 host_->raft().leader(), admin_of(host_->raft().leader())};
+      w.done(&e);
     } else {
       ApiError e{Status(Errc::not_leader, "leadership changed before the write committed; "
                                           "it did not take effect"),
@@ -278,6 +292,18 @@ void Node::apply(const Entry& entry) {
   if (waiters_.count(entry.index) != 0 || entry.index >= capture_results_from_) {
     kv_results_[entry.index] = std::move(result);
   }
+}
+
+std::string Node::snapshot() { return kv_.snapshot(); }
+
+Status Node::restore(std::string_view data) {
+  Result<engine::KvStore> restored = engine::KvStore::restore(data, kv_.limits());
+  if (!restored) return restored.status();
+  kv_ = std::move(restored).value();
+  // Results of writes a snapshot covers are not known here; their waiters learn the outcome
+  // from the log's terms (resolve_waiters).
+  kv_results_.clear();
+  return {};
 }
 
 void Node::on_config_effects(const engine::ConfigEffects& effects) {

@@ -164,6 +164,17 @@ Result<Record> SegmentReader::decode(std::uint64_t offset, std::string_view payl
     record.commit = le::get(payload, 1, 8);
     return record;
   }
+  if (kind == static_cast<std::uint8_t>(RecordKind::snapshot)) {
+    if (payload.size() != kSnapshotRecordPayloadBytes) {
+      return corrupt(offset, "snapshot record of " + std::to_string(payload.size()) +
+                                 " bytes, expected " +
+                                 std::to_string(kSnapshotRecordPayloadBytes));
+    }
+    record.kind = RecordKind::snapshot;
+    record.commit = le::get(payload, 1, 8);
+    record.term = le::get(payload, 9, 8);
+    return record;
+  }
   return corrupt(offset, "unknown record kind " + std::to_string(kind));
 }
 
@@ -258,6 +269,14 @@ void append_commit_record(engine::Index commit, std::string& out) {
   std::string payload(1, static_cast<char>(RecordKind::commit));
   le::put_u64(payload, commit);
   ANYA_ASSERT(payload.size() == kCommitRecordPayloadBytes);
+  append_record(payload, out);
+}
+
+void append_snapshot_record(engine::Index index, engine::Term term, std::string& out) {
+  std::string payload(1, static_cast<char>(RecordKind::snapshot));
+  le::put_u64(payload, index);
+  le::put_u64(payload, term);
+  ANYA_ASSERT(payload.size() == kSnapshotRecordPayloadBytes);
   append_record(payload, out);
 }
 

@@ -10,6 +10,9 @@
 //                      payload: kind u8, then
 //                        kind 1 (entry):  engine::encode_entry bytes
 //                        kind 2 (commit): commit index u64
+//                        kind 3 (snapshot): index u64, term u64 of a snapshot saved (the
+//                                 snapshot itself is in its own file, snapshot.hpp): on replay,
+//                                 entries that do not continue (index, term) are dropped
 //
 // Records are only ever appended. A later entry record at index i replaces every earlier one at
 // index >= i (conflict truncation is replayed, never done in place), so a reader must visit
@@ -46,12 +49,14 @@ inline constexpr std::size_t kRecordHeaderBytes = 4 + 4;  // length, checksum
 inline constexpr std::size_t kMaxRecordBytes =
     1 + engine::kEntryFixedBytes + engine::Limits::max_entry_data_bytes;
 inline constexpr std::size_t kCommitRecordPayloadBytes = 1 + 8;
+inline constexpr std::size_t kSnapshotRecordPayloadBytes = 1 + 8 + 8;
 static_assert(kSegmentMagic.size() == 4);
 static_assert(kMaxRecordBytes < (std::uint64_t{1} << 32));  // fits the u32 length field
 
 enum class RecordKind : std::uint8_t {
   entry = 1,
   commit = 2,
+  snapshot = 3,
 };
 
 // "wal-0000000000000001.seg" and back; nullopt for any other name (other files are ignored).
@@ -62,6 +67,7 @@ std::string encode_segment_header(std::uint64_t sequence);
 // Append one record to `out`. The entry must be encodable (engine::encode_entry asserts it).
 void append_entry_record(const engine::Entry& entry, std::string& out);
 void append_commit_record(engine::Index commit, std::string& out);
+void append_snapshot_record(engine::Index index, engine::Term term, std::string& out);
 std::size_t entry_record_bytes(const engine::Entry& entry);
 
 // One valid record, as the reader hands it over.
@@ -69,7 +75,8 @@ struct Record {
   RecordKind kind = RecordKind::entry;
   std::uint64_t offset = 0;  // byte offset of the record's length field in the file
   engine::Entry entry;       // kind entry
-  engine::Index commit = 0;  // kind commit
+  engine::Index commit = 0;  // kind commit; kind snapshot: its index
+  engine::Term term = 0;     // kind snapshot
 };
 // Called for each valid record in order; an error stops the scan and is returned as is.
 using RecordVisitor = std::function<Status(const Record&)>;

@@ -10,6 +10,7 @@
 
 #include "engine/codec/codec.hpp"
 #include "transport/wal/segment.hpp"
+#include "transport/wal/snapshot.hpp"
 
 namespace anya::transport {
 namespace {
@@ -74,6 +75,17 @@ Result<std::vector<std::uint64_t>> list_segments(const std::filesystem::path& di
   return sequences;
 }
 
+// StoragePort::save_snapshot's rule: stored entries that do not continue a snapshot at
+// (index, term) go. Entries all after the index (compacted up to it) do continue it.
+void continue_snapshot(std::vector<Entry>& entries, Index index, engine::Term term) {
+  if (entries.empty()) return;
+  const Index first = entries.front().index;
+  const Index last = entries.back().index;
+  if (first == index + 1) return;
+  const bool holds = index >= first && index <= last && entries[index - first].term == term;
+  if (!holds) entries.clear();
+}
+
 // Applies one entry record: a later entry at index i replaces every entry at index >= i.
 Status replay_entry(Replay& replay, Entry entry, const std::filesystem::path& path,
                     std::uint64_t offset) {
@@ -112,6 +124,11 @@ Result<Replay> replay_directory(const std::filesystem::path& dir) {
     auto scan = scan_segment(segment.path, segment.sequence, last, [&](const Record& record) {
       if (record.kind == RecordKind::commit) {
         replay.raw_commit = record.commit;
+        return Status{};
+      }
+      if (record.kind == RecordKind::snapshot) {
+        segment.max_index = std::max(segment.max_index, record.commit);
+        continue_snapshot(replay.entries, record.commit, record.term);
         return Status{};
       }
       segment.max_index = std::max(segment.max_index, record.entry.index);
@@ -354,6 +371,7 @@ Status Wal::write_staged() {
     Segment& segment = segments_.back();
     segment.max_index = std::max(segment.max_index, record.entry_index);
     if (record.entry_index == 0) written_commit_ = record.commit;
+    if (record.snapshot) ANYA_ASSERT(record.entry_index != 0);
     record_begin = record.end;
   }
   ANYA_ASSERT(record_begin == staged_bytes_.size());
@@ -413,11 +431,45 @@ Result<engine::RestoredState> Wal::load() {
   if (!replay) return replay.status();
   auto hard_state = read_hard_state(options_.dir);
   if (!hard_state) return hard_state.status();
+  auto snapshot = load_snapshot(options_.dir);
+  if (!snapshot) return snapshot.status();
   engine::RestoredState restored;
   if (*hard_state) restored.hard_state = **hard_state;
-  restored.hard_state.commit = replay->commit;
   restored.entries = std::move(replay->entries);
+  Index last = restored.entries.empty() ? 0 : restored.entries.back().index;
+  if (*snapshot) {
+    const auto& [meta, envelope] = **snapshot;
+    Result<engine::Snapshot> decoded = engine::decode_snapshot_envelope(envelope);
+    if (!decoded) {
+      return Status(Errc::corrupt, (options_.dir / "snapshot").string() + ": " +
+                                       decoded.status().message());
+    }
+    decoded->meta.index = meta.index;
+    decoded->meta.term = meta.term;
+    // The snapshot file is durable before its record: after a crash between the two, the
+    // entries it replaced may still be there.
+    continue_snapshot(restored.entries, meta.index, meta.term);
+    restored.snapshot = std::move(decoded).value();
+    last = std::max(meta.index, restored.entries.empty() ? 0 : restored.entries.back().index);
+  }
+  restored.hard_state.commit = std::min(replay->raw_commit, last);
   return restored;
+}
+
+Status Wal::save_snapshot(const engine::SnapshotMeta& meta, std::string_view data) {
+  if (Status s = check_usable(); !s) return s;
+  const std::string envelope = engine::encode_snapshot_envelope(meta.membership, data);
+  if (Status s = transport::save_snapshot(options_.dir, SnapshotMeta{meta.index, meta.term},
+                                          envelope, options_.fsync);
+      !s) {
+    if (s.code() != Errc::invalid_argument) failed_ = s;
+    return s;
+  }
+  append_snapshot_record(meta.index, meta.term, staged_bytes_);
+  staged_records_.push_back(StagedRecord{staged_bytes_.size(), meta.index, 0, true});
+  // After a replacing snapshot the log continues at meta.index + 1.
+  staged_last_index_ = std::max(staged_last_index_, meta.index);
+  return {};
 }
 
 Status Wal::compact(Index through) {

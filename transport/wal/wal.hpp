@@ -4,6 +4,9 @@
 // Layout of the directory (other files are left alone):
 //   wal-<sequence>.seg  segment files of checksummed records, format in segment.hpp. Entries and
 //                       the commit index go here, in the order they are synced.
+//   snapshot            the latest snapshot (snapshot.hpp), its data the engine's snapshot
+//                       envelope (membership, then the host's data). Written durably by
+//                       save_snapshot(), which also stages a snapshot record in the segments.
 //   hardstate           term and vote, as an engine codec hard-state frame (its commit field is
 //                       written as 0 and ignored: the commit index lives in the segments, where it
 //                       costs no extra fsync). Replaced atomically, and only when term or vote
@@ -85,15 +88,20 @@ class Wal : public engine::StoragePort {
   // Writes what is staged, fsyncs the segments written (and the directory when a segment was
   // created or removed), then replaces the hard-state file if term or vote changed.
   Status sync() override;
-  // What is on disk: entries from the first retained index, the commit index clamped to them.
+  // What is on disk: the snapshot, entries from the first retained index that continue it, the
+  // commit index clamped to them (or to the snapshot).
   Result<engine::RestoredState> load() override;
+  // Writes the snapshot file durably (atomic replace), then stages a snapshot record: on replay,
+  // stored entries that do not continue (meta.index, meta.term) are dropped
+  // (engine::StoragePort::save_snapshot). Data over kMaxSnapshotBytes: invalid_argument.
+  Status save_snapshot(const engine::SnapshotMeta& meta, std::string_view data) override;
 
   const RecoveryReport& recovery() const { return report_; }
 
   // Log compaction after a snapshot covering everything up to `through`: deletes the oldest
   // segment files while all their entries are <= through, never the one being written. load()
   // then returns entries from the first retained index; the caller drops those <= through.
-  Status compact(engine::Index through);
+  Status compact(engine::Index through) override;
 
   // Total bytes of the segment files (what a bounded log measures).
   std::uint64_t size_bytes() const;
@@ -111,6 +119,7 @@ class Wal : public engine::StoragePort {
     std::size_t end = 0;
     engine::Index entry_index = 0;  // 0 for a commit record
     engine::Index commit = 0;       // for a commit record
+    bool snapshot = false;          // a snapshot record (its index in entry_index)
   };
 
   explicit Wal(WalOptions options) : options_(std::move(options)) {}

@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "engine/codec/crc32c.hpp"
+#include "engine/host/host.hpp"
+#include "engine/kv/kv.hpp"
 #include "engine/testing/memory_ports.hpp"
 #include "transport/wal/segment.hpp"
 #include "transport/wal/snapshot.hpp"
@@ -806,6 +808,137 @@ RC_GTEST_PROP(WalProperty, MatchesTheInMemoryModel, ()) {
     RC_ASSERT(loaded->hard_state.vote == expected.hard_state.vote);
     RC_ASSERT(loaded->hard_state.commit == std::min(expected.hard_state.commit, expected_last));
   }
+}
+
+// ---- snapshots through the StoragePort ----
+
+engine::SnapshotMeta meta_at(Index index, engine::Term term) {
+  engine::SnapshotMeta meta{index, term, {}};
+  meta.membership.voters = {1, 2, 3};
+  return meta;
+}
+
+TEST(WalSnapshot, LoadReturnsTheSnapshotAndTheEntriesThatContinueIt) {
+  TempDir dir;
+  auto wal = open_ok(options_for(dir.path(), Wal::kMinSegmentBytes));
+  ASSERT_TRUE(wal);
+  ASSERT_TRUE(wal->append(make_entries(1, 40, 2, 500)).is_ok());  // several segments
+  ASSERT_TRUE(wal->save_hard_state(HardState{2, 1, 40}).is_ok());
+  ASSERT_TRUE(wal->sync().is_ok());
+  ASSERT_TRUE(wal->save_snapshot(meta_at(30, 2), "image").is_ok());
+  ASSERT_TRUE(wal->sync().is_ok());
+  const std::uint64_t before = wal->size_bytes();
+  ASSERT_TRUE(wal->compact(25).is_ok());
+  EXPECT_LT(wal->size_bytes(), before) << "whole segments at or below 25 are gone";
+  wal.reset();
+  wal = open_ok(options_for(dir.path(), Wal::kMinSegmentBytes));
+  ASSERT_TRUE(wal);
+  const auto state = load_ok(*wal);
+  ASSERT_TRUE(state.snapshot.has_value());
+  EXPECT_EQ(state.snapshot->meta, meta_at(30, 2));
+  EXPECT_EQ(state.snapshot->data, "image");
+  ASSERT_FALSE(state.entries.empty());
+  EXPECT_LE(state.entries.front().index, 31u);
+  EXPECT_EQ(state.entries.back().index, 40u);
+  EXPECT_EQ(state.hard_state.commit, 40u);
+}
+
+TEST(WalSnapshot, AnInstalledSnapshotDropsTheEntriesThatDoNotContinueIt) {
+  TempDir dir;
+  auto wal = open_ok(options_for(dir.path()));
+  ASSERT_TRUE(wal);
+  ASSERT_TRUE(wal->append(make_entries(1, 8, 1)).is_ok());  // a stale log of term 1
+  ASSERT_TRUE(wal->save_hard_state(HardState{1, 0, 3}).is_ok());
+  ASSERT_TRUE(wal->sync().is_ok());
+  // The leader's snapshot at (20, 3): nothing here continues it; the log resumes at 21.
+  ASSERT_TRUE(wal->save_snapshot(meta_at(20, 3), "leader").is_ok());
+  ASSERT_TRUE(wal->append(make_entries(21, 22, 3)).is_ok());
+  ASSERT_TRUE(wal->save_hard_state(HardState{3, 0, 21}).is_ok());
+  ASSERT_TRUE(wal->sync().is_ok());
+  wal.reset();
+  wal = open_ok(options_for(dir.path()));
+  ASSERT_TRUE(wal);
+  const auto state = load_ok(*wal);
+  ASSERT_TRUE(state.snapshot.has_value());
+  EXPECT_EQ(state.snapshot->meta.index, 20u);
+  ASSERT_EQ(state.entries.size(), 2u);
+  EXPECT_EQ(state.entries.front().index, 21u);
+  EXPECT_EQ(state.hard_state.commit, 21u);
+}
+
+TEST(WalSnapshot, ACrashBeforeTheSnapshotRecordStillDropsTheReplacedLog) {
+  TempDir dir;
+  {
+    auto wal = open_ok(options_for(dir.path()));
+    ASSERT_TRUE(wal);
+    ASSERT_TRUE(wal->append(make_entries(1, 8, 1)).is_ok());
+    ASSERT_TRUE(wal->sync().is_ok());
+    // The snapshot file is durable at once; its record is staged, never synced: a crash.
+    ASSERT_TRUE(wal->save_snapshot(meta_at(20, 3), "leader").is_ok());
+  }
+  auto wal = open_ok(options_for(dir.path()));
+  ASSERT_TRUE(wal);
+  const auto state = load_ok(*wal);
+  ASSERT_TRUE(state.snapshot.has_value());
+  EXPECT_TRUE(state.entries.empty()) << "entries 1..8 of term 1 do not continue (20, 3)";
+}
+
+// A one-node engine over the WAL with the node's KV store as its state machine.
+class KvMachine : public engine::StateMachinePort {
+ public:
+  void apply(const Entry& e) override { (void)kv.apply(e.index, e.data); }
+  std::string snapshot() override { return kv.snapshot(); }
+  Status restore(std::string_view data) override {
+    auto r = engine::KvStore::restore(data);
+    if (!r) return r.status();
+    kv = std::move(r).value();
+    return {};
+  }
+  engine::KvStore kv;
+};
+
+TEST(WalSnapshot, ANodeRestartedAfterCompactionRestoresItsKvFromTheSnapshotAndTheTail) {
+  TempDir dir;
+  engine::RaftConfig config;
+  config.id = 1;
+  config.voters = {1};
+  config.snapshot_entries = 20;
+  config.snapshot_keep_entries = 5;
+  engine::testing::ManualClock clock;
+  engine::testing::CallbackNetwork net([](const engine::Message&) {});
+  std::string expected;
+  {
+    auto wal = open_ok(options_for(dir.path(), Wal::kMinSegmentBytes));
+    ASSERT_TRUE(wal);
+    KvMachine sm;
+    auto host = engine::Host::open(config, *wal, net, sm, clock);
+    ASSERT_TRUE(host.is_ok()) << host.status().to_string();
+    for (std::uint64_t t = 1; !(*host)->raft().is_leader() && t < 10000; t++) {
+      clock.set(t);
+      ASSERT_TRUE((*host)->tick().is_ok());
+    }
+    ASSERT_TRUE((*host)->raft().is_leader());
+    for (int i = 0; i < 107; i++) {
+      const std::string key = "k" + std::to_string(i % 13);
+      auto at = (*host)->propose(engine::encode_command(
+          engine::KvCommand::put(key, "v" + std::to_string(i))));
+      ASSERT_TRUE(at.is_ok()) << at.status().to_string();
+    }
+    EXPECT_GE((*host)->snapshots_taken(), 5u);
+    EXPECT_GT((*host)->raft().log().first_index(), 50u) << "the log was compacted";
+    expected = sm.kv.snapshot();
+  }
+  auto wal = open_ok(options_for(dir.path(), Wal::kMinSegmentBytes));
+  ASSERT_TRUE(wal);
+  EXPECT_GT(wal->recovery().first_index, 1u) << "old segments were removed";
+  KvMachine sm;
+  auto host = engine::Host::open(config, *wal, net, sm, clock);
+  ASSERT_TRUE(host.is_ok()) << host.status().to_string();
+  EXPECT_EQ((*host)->snapshots_restored(), 1u);
+  ASSERT_TRUE((*host)->tick().is_ok());  // applies the tail after the snapshot
+  EXPECT_EQ(sm.kv.snapshot(), expected);
+  ASSERT_NE(sm.kv.get("k3"), nullptr);
+  EXPECT_EQ(sm.kv.get("k3")->value, "v94");  // the last of i = 3, 16, ..., 94
 }
 
 }  // namespace
