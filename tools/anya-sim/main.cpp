@@ -151,6 +151,18 @@ void print_result(const SimOptions& o, const RunResult& r, double wall_s) {
               static_cast<unsigned long long>(s.snapshots_taken),
               static_cast<unsigned long long>(s.snapshots_installed),
               static_cast<unsigned long long>(s.snapshots_restored));
+  const auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+  if (s.config_crashes_in_prepare + s.config_crashes_in_commit + s.config_races > 0) {
+    std::printf("forced: %llu leader crashes during PREPARE, %llu during COMMIT; %llu config "
+                "races (%llu won, %llu refused with the current version)\n",
+                u(s.config_crashes_in_prepare), u(s.config_crashes_in_commit), u(s.config_races),
+                u(s.config_race_wins), u(s.config_race_conflicts));
+  }
+  if (s.quorum_outages > 0 || s.learners_reported > 0) {
+    std::printf("learners: %llu voter-majority outages (%llu live learners during them, no "
+                "commit), %llu learners reported caught up by the leader\n",
+                u(s.quorum_outages), u(s.outage_live_learners), u(s.learners_reported));
+  }
   if (!s.config_converge_ms.empty()) {
     std::vector<std::uint64_t> v = s.config_converge_ms;
     std::sort(v.begin(), v.end());
