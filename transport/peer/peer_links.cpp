@@ -69,6 +69,9 @@ class Link : public std::enable_shared_from_this<Link> {
   // Acceptor: TLS handshake, identity, upgrade request checks, WebSocket accept.
   void accept();
   void enqueue(std::string frame, MessageType type);
+  // Hands over the messages not yet being written, so a link that replaces this one sends
+  // them instead of losing them.
+  void move_unsent_to(Link& other);
   void close(const std::string& reason);
 
  private:
@@ -392,6 +395,19 @@ void Link::enqueue(std::string frame, MessageType type) {
   write_next();
 }
 
+void Link::move_unsent_to(Link& other) {
+  const std::size_t keep = writing_ ? 1 : 0;  // the frame on the wire stays with this link
+  while (queue_.size() > keep) {
+    Outgoing o = std::move(queue_.back());
+    queue_.pop_back();
+    queued_bytes_ -= o.frame.size();
+    other.queued_bytes_ += o.frame.size();
+    other.queue_.push_front(std::move(o));
+  }
+  ANYA_ASSERT(queue_.size() == keep);
+  other.write_next();
+}
+
 void Link::write_next() {
   if (!open_ || writing_ || queue_.empty()) return;
   writing_ = true;
@@ -515,6 +531,7 @@ void PeerLinks::Impl::on_established(const std::shared_ptr<Link>& link) {
     }
     std::shared_ptr<Link> replaced = old->second;
     active.erase(old);  // before close(): a replaced link does not report the peer down
+    replaced->move_unsent_to(*link);
     replaced->close("replaced by a newer link");
   }
   active[peer] = link;

@@ -6,7 +6,8 @@
 // back-off), so a joining node or one that knows the other first can always connect. When two
 // links come up at once, each side keeps the one the lower id dialled and closes the other: a
 // deterministic tie-break both sides reach alone. A newer preferred link replaces an older one
-// (the peer restarted before we saw the old socket die).
+// (the peer restarted before we saw the old socket die); what the replaced link had not yet
+// written moves to the new one, so replacing a link loses nothing.
 //
 // Refusals, each logged with the reason and counted: a certificate that does not chain to the CA
 // or names no node (TLS handshake), a dialled node whose certificate names another node, a
