@@ -3,6 +3,8 @@
 #include <boost/json.hpp>
 
 #include <charconv>
+#include <cmath>
+#include <cstdio>
 
 namespace anya::transport {
 
@@ -10,6 +12,66 @@ namespace json = boost::json;
 using engine::NodeId;
 
 namespace {
+
+// Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF): JSON text must be UTF-8.
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) { i++; continue; }
+    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
+    else return false;
+    if (i + n >= s.size()) return false;  // the sequence runs past the end
+    for (std::size_t k = 1; k <= n; k++) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+// Text for a JSON string: as is when it is UTF-8, else every byte past ASCII as \xNN, so a
+// message quoting a client's bytes never makes the answer invalid JSON.
+std::string json_safe(std::string_view s) {
+  if (valid_utf8(s)) return std::string(s);
+  std::string out;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x80) {
+      out += ch;
+    } else {
+      char buf[5];
+      std::snprintf(buf, sizeof buf, "\\x%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+// False if `v` holds a number JSON cannot carry back (one that overflowed to infinity).
+bool all_numbers_finite(const json::value& v) {
+  if (v.is_double()) return std::isfinite(v.as_double());
+  if (v.is_array()) {
+    for (const json::value& e : v.as_array()) {
+      if (!all_numbers_finite(e)) return false;
+    }
+  }
+  if (v.is_object()) {
+    for (const auto& kv : v.as_object()) {
+      if (!all_numbers_finite(kv.value())) return false;
+    }
+  }
+  return true;
+}
 
 AdminResponse json_response(int status, const json::value& v) {
   return AdminResponse{status, "application/json", json::serialize(v) + "\n"};
@@ -38,6 +100,10 @@ std::optional<json::object> parse_object(const std::string& body, std::string& e
   }
   if (!v.is_object()) {
     error = "body must be a JSON object";
+    return std::nullopt;
+  }
+  if (!all_numbers_finite(v)) {
+    error = "body holds a number too large to represent";
     return std::nullopt;
   }
   return v.as_object();
@@ -125,6 +191,7 @@ void route_kv(const AdminRequest& req, std::string_view path, std::string_view q
               NodeApi& node, const std::function<void(AdminResponse)>& respond) {
   std::optional<std::string> key = percent_decode(path);
   if (!key || key->empty()) return respond(bad_request("key: missing or badly escaped"));
+  if (!valid_utf8(*key)) return respond(bad_request("key: not valid UTF-8"));
   auto write_done = replying<KvWriteResult>(respond, [](const KvWriteResult& w) {
     return json_response(200, json::object{{"revision", w.revision}});
   });
@@ -319,7 +386,7 @@ AdminResponse error_response(const ApiError& error) {
   ANYA_ASSERT(!error.status.is_ok());
   json::object o;
   o["error"] = errc_name(error.status.code());
-  o["message"] = error.status.message();
+  o["message"] = json_safe(error.status.message());
   if (error.status.code() == Errc::not_leader) {
     if (error.leader == engine::kNoNode) o["leader"] = nullptr;
     else o["leader"] = error.leader;

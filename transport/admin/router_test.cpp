@@ -823,3 +823,39 @@ TEST(AdminRouterRefuses, JsonNestedTooDeep) {
 
 }  // namespace
 }  // namespace anya::transport
+
+namespace anya::transport {
+namespace {
+
+// Found by the admin_router fuzz target: bytes that are not UTF-8, in a key or quoted back in a
+// message, made the JSON answer invalid.
+TEST(AdminRouterFuzzFindings, KeyThatIsNotUtf8IsRefused) {
+  expect_refused(request("GET", "/v1/kv/%C3%28"), 400, "invalid_argument", "key: not valid UTF-8");
+  expect_refused(request("PUT", "/v1/kv/%FF", "{\"value\":\"x\"}"), 400, "invalid_argument",
+                 "UTF-8");
+}
+
+TEST(AdminRouterFuzzFindings, MessagesQuotingNonUtf8BytesStayValidJson) {
+  FakeNode node;
+  const AdminResponse r = route(node, request("GET", std::string("/v1/\xd1\x92\x9a\x92", 8)));
+  EXPECT_EQ(r.status, 404);
+  const json::value v = parse(r);  // parse() fails the test if the body is not JSON
+  ASSERT_TRUE(v.is_object()) << r.body;
+  EXPECT_THAT(std::string(v.at("message").as_string()), HasSubstr("\\x9A"));
+}
+
+}  // namespace
+}  // namespace anya::transport
+
+namespace anya::transport {
+namespace {
+
+// Found by the admin_router fuzz target: a number that overflows to infinity was accepted in a
+// configuration document and could not be written back as JSON.
+TEST(AdminRouterFuzzFindings, NumberTooLargeToRepresentIsRefused) {
+  expect_refused(request("PUT", "/v1/config", "{\"fee\":5E2222222}"), 400, "invalid_argument",
+                 "number too large");
+}
+
+}  // namespace
+}  // namespace anya::transport

@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -454,11 +455,22 @@ Result<NodeConfig> load_node_config(const std::filesystem::path& file) {
 }
 
 namespace {
+// A TOML basic string: quotes, backslashes and control characters escaped, so any path or
+// name (even one with a carriage return in it) renders to a file that parses back the same.
 std::string quoted(const std::string& s) {
   std::string out = "\"";
   for (char ch : s) {
-    if (ch == '"' || ch == '\\') out += '\\';
-    out += ch;
+    const auto c = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20 || c == 0x7F) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04X", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
   }
   return out + "\"";
 }

@@ -218,3 +218,21 @@ TEST(Sizes, ParseWithUnits) {
 
 }  // namespace
 }  // namespace anya::transport
+
+namespace anya::transport {
+namespace {
+
+// Found by the node_config fuzz target: a path holding a control character rendered to TOML
+// that did not parse back.
+TEST(NodeConfig, RenderEscapesControlCharactersInPaths) {
+  Result<NodeConfig> c = parse_node_config(kValid, kFile);
+  ASSERT_TRUE(c.is_ok());
+  c->tls_cert = "/etc/anya-ha/odd\rname\t.crt";
+  const std::string text = render_node_config(*c, "/etc/anya-ha");
+  Result<NodeConfig> back = parse_node_config(text, kFile);
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string() << "\n" << text;
+  EXPECT_EQ(back->tls_cert, c->tls_cert);
+}
+
+}  // namespace
+}  // namespace anya::transport
