@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "engine/codec/crc32c.hpp"
+#include "engine/base/le_bytes.hpp"
 
 namespace anya::engine {
 namespace {
@@ -156,10 +157,7 @@ class Reader {
   std::uint64_t take_le(std::size_t width, const char* field) {
     ANYA_ASSERT(width >= 1 && width <= 8);
     if (!need(width, field)) return 0;
-    std::uint64_t value = 0;
-    for (std::size_t i = 0; i < width; ++i) {
-      value |= std::uint64_t{static_cast<std::uint8_t>(bytes_[pos_ + i])} << (8 * i);
-    }
+    const std::uint64_t value = le::get(bytes_, pos_, width);
     pos_ += width;
     return value;
   }

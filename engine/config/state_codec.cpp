@@ -2,6 +2,7 @@
 #include <limits>
 
 #include "engine/config/config.hpp"
+#include "engine/base/le_bytes.hpp"
 
 namespace anya::engine {
 
@@ -23,10 +24,7 @@ class Reader {
   explicit Reader(std::string_view b) : b_(b) {}
   std::uint64_t get(int bytes, const char* field) {
     if (!need(static_cast<std::size_t>(bytes), field)) return 0;
-    std::uint64_t v = 0;
-    for (int i = 0; i < bytes; i++) {
-      v |= static_cast<std::uint64_t>(static_cast<unsigned char>(b_[at_ + i])) << (8 * i);
-    }
+    const std::uint64_t v = le::get(b_, at_, static_cast<std::size_t>(bytes));
     at_ += static_cast<std::size_t>(bytes);
     return v;
   }

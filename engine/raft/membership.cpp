@@ -1,5 +1,7 @@
 #include "engine/raft/membership.hpp"
 
+#include "engine/base/le_bytes.hpp"
+
 namespace anya::engine {
 
 const char* conf_change_op_name(ConfChangeOp op) {
@@ -31,10 +33,7 @@ class Reader {
       fail(std::string(field) + " truncated");
       return 0;
     }
-    std::uint64_t v = 0;
-    for (int i = 0; i < bytes; i++) {
-      v |= static_cast<std::uint64_t>(static_cast<unsigned char>(b_[at_ + i])) << (8 * i);
-    }
+    const std::uint64_t v = le::get(b_, at_, static_cast<std::size_t>(bytes));
     at_ += static_cast<std::size_t>(bytes);
     return v;
   }

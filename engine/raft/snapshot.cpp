@@ -1,5 +1,7 @@
 #include "engine/raft/snapshot.hpp"
 
+#include "engine/base/le_bytes.hpp"
+
 namespace anya::engine {
 
 namespace {
@@ -29,10 +31,7 @@ Result<Snapshot> decode_snapshot_envelope(std::string_view payload) {
     return Status(Errc::malformed, "snapshot envelope: membership length truncated at byte "
                                    "offset 0");
   }
-  std::size_t length = 0;
-  for (std::size_t i = 0; i < kLengthBytes; i++) {
-    length |= static_cast<std::size_t>(static_cast<unsigned char>(payload[i])) << (8 * i);
-  }
+  const std::size_t length = static_cast<std::size_t>(le::get(payload, 0, kLengthBytes));
   if (length > payload.size() - kLengthBytes) {
     return Status(Errc::malformed, "snapshot envelope: membership length " +
                                        std::to_string(length) + " exceeds the " +

@@ -6,7 +6,7 @@
 
 #include "engine/codec/crc32c.hpp"
 #include "transport/wal/file_io.hpp"
-#include "transport/wal/le_bytes.hpp"
+#include "engine/base/le_bytes.hpp"
 
 namespace anya::transport {
 namespace {

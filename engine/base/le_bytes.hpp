@@ -1,4 +1,6 @@
-// Little-endian fixed-width integers, as every on-disk format in transport/wal lays them out.
+// Little-endian fixed-width integers, the layout of every binary format here (wire frames, WAL
+// records, snapshots, KV commands, configuration records). Decoders check bounds and name the
+// field themselves; these only move the bytes.
 #pragma once
 
 #include <cstddef>
@@ -8,7 +10,7 @@
 
 #include "engine/base/result.hpp"
 
-namespace anya::transport::le {
+namespace anya::le {
 
 inline void put_u32(std::string& out, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -29,4 +31,4 @@ inline std::uint64_t get(std::string_view bytes, std::size_t offset, std::size_t
   return v;
 }
 
-}  // namespace anya::transport::le
+}  // namespace anya::le
