@@ -56,6 +56,10 @@ class StateMachinePort {
   // Replace the whole state with a snapshot() (of this node or of another replica). An error
   // means the bytes are damaged or from an incompatible version: the host stops (fail-stop).
   virtual Status restore(std::string_view data) = 0;
+  // Would restore() take these bytes? Asked before a snapshot from the leader is installed: a
+  // damaged one is then refused and the leader retries, instead of it being persisted first
+  // and failing the node (and every restart of it) afterwards. Changes nothing.
+  virtual Status check_snapshot(std::string_view data) = 0;
 };
 
 class ClockPort {

@@ -27,6 +27,9 @@ struct Limits {
   // Terms grow by one per election; 2^62 is out of reach of any real cluster, so a term above
   // it can only be hostile or corrupt. Refusing it keeps term + 1 from ever wrapping around.
   static constexpr std::uint64_t max_term = std::uint64_t{1} << 62;
+  // The same for log indexes: a message naming a higher index (an entry, a commit, a snapshot)
+  // is refused, so that index + 1 and index + entry count never wrap either.
+  static constexpr std::uint64_t max_index = std::uint64_t{1} << 62;
 };
 static_assert(Limits::max_entry_data_bytes < Limits::max_frame_bytes);
 static_assert(Limits::max_entry_data_bytes < Limits::max_snapshot_payload_bytes);

@@ -122,6 +122,14 @@ Result<HostSnapshot> decode_host_snapshot(std::string_view data) {
   return HostSnapshot{std::move(config).value(), data.substr(5 + length)};
 }
 
+Status Host::check_snapshot_message(const Message& message) {
+  Result<Snapshot> snapshot = decode_snapshot_envelope(message.payload);
+  if (!snapshot) return {};
+  Result<HostSnapshot> decoded = decode_host_snapshot(snapshot->data);
+  if (!decoded) return decoded.status();
+  return state_machine_.check_snapshot(decoded->state_machine);
+}
+
 Status Host::restore_snapshot(const Snapshot& snapshot) {
   Result<HostSnapshot> decoded = decode_host_snapshot(snapshot.data);
   if (!decoded) return decoded.status();
@@ -184,6 +192,10 @@ Status Host::receive(const Message& message) {
   if (failed()) return failure_;
   if (message.type == MessageType::config_ack) {
     on_config_ack(message);
+  } else if (message.type == MessageType::snapshot && !check_snapshot_message(message)) {
+    // Installing it would persist it and then fail to restore from it, on every restart too.
+    // Refused with nothing changed: the leader gets no answer and sends it again.
+    snapshots_refused_++;
   } else {
     raft_.step(message, clock_.now_ms());
   }

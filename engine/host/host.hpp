@@ -75,6 +75,8 @@ class Host {
   std::uint64_t batches_processed() const { return batches_processed_; }
   std::uint64_t snapshots_taken() const { return snapshots_taken_; }
   std::uint64_t snapshots_restored() const { return snapshots_restored_; }
+  // Snapshots from a leader refused before installing, because their data would not restore.
+  std::uint64_t snapshots_refused() const { return snapshots_refused_; }
 
  private:
   Host(const RaftConfig& config, const RestoredState& restored, StoragePort& storage,
@@ -85,6 +87,9 @@ class Host {
   Status persist(const Ready& ready);
   // Restore both states from a snapshot's data (start, or installed from the leader).
   Status restore_snapshot(const Snapshot& snapshot);
+  // Would restore_snapshot() take the snapshot this message carries? (Raft itself checks the
+  // envelope and the membership; a message it cannot decode is Raft's to refuse.)
+  Status check_snapshot_message(const Message& message);
   // Every snapshot_entries applied entries: snapshot, save, sync, compact.
   Status maybe_snapshot();
   void apply(const Entry& entry);
@@ -112,6 +117,7 @@ class Host {
   Index last_snapshot_index_ = 0;      // of the latest snapshot taken, restored or installed
   std::uint64_t snapshots_taken_ = 0;
   std::uint64_t snapshots_restored_ = 0;
+  std::uint64_t snapshots_refused_ = 0;
 };
 
 // The host's snapshot data: format u8 (1) | configuration state length u32 | ConfigState

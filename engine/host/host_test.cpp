@@ -180,3 +180,72 @@ TEST(Host, RestartAppliesALongCommittedLogInManyBatches) {
 
 }  // namespace
 }  // namespace anya::engine
+
+namespace anya::engine {
+namespace {
+
+// A follower at term 2 with an empty log, and a snapshot message from leader 2 at index 5.
+struct SnapshotFollower {
+  SnapshotFollower() {
+    c.id = 1;
+    c.voters = {1, 2, 3};
+    auto opened = Host::open(c, storage, net, sm, clock);
+    EXPECT_TRUE(opened.is_ok());
+    host = std::move(*opened);
+  }
+  Message snapshot_with(std::string_view state_machine) const {
+    Message m;
+    m.type = MessageType::snapshot;
+    m.from = 2;
+    m.to = 1;
+    m.term = 2;
+    m.index = 5;
+    m.log_term = 2;
+    Membership membership;
+    membership.voters = {1, 2, 3};
+    m.payload = encode_snapshot_envelope(
+        membership, encode_host_snapshot(ConfigState{}, state_machine));
+    return m;
+  }
+  RaftConfig c;
+  testing::MemoryStorage storage;
+  testing::ManualClock clock;
+  std::vector<Message> sent;
+  testing::CallbackNetwork net{[this](const Message& m) { sent.push_back(m); }};
+  testing::AppliedLog sm;
+  std::unique_ptr<Host> host;
+};
+
+TEST(Host, ASnapshotWhoseDataWouldNotRestoreIsRefusedWithNothingPersisted) {
+  SnapshotFollower f;
+  // An applied-log image cut short: its entry header promises 20 bytes, 3 are there.
+  ASSERT_TRUE(f.host->receive(f.snapshot_with("abc")).is_ok());
+  EXPECT_FALSE(f.host->failed()) << f.host->failure().message();
+  EXPECT_EQ(f.host->snapshots_refused(), 1u);
+  EXPECT_FALSE(f.storage.durable().snapshot.has_value());
+  EXPECT_EQ(f.host->raft().log().committed(), 0u);
+  EXPECT_TRUE(f.sent.empty()) << "no acknowledgement for a snapshot that was not installed";
+  // Host data that is not a host snapshot at all is refused the same way.
+  Message garbage = f.snapshot_with("");
+  Membership membership;
+  membership.voters = {1, 2, 3};
+  garbage.payload = encode_snapshot_envelope(membership, "not a host snapshot");
+  ASSERT_TRUE(f.host->receive(garbage).is_ok());
+  EXPECT_EQ(f.host->snapshots_refused(), 2u);
+
+  // The same snapshot with an image that restores is installed, and the node restarts from it.
+  testing::AppliedLog image;
+  image.apply(Entry{2, 5, EntryType::normal, "x"});
+  ASSERT_TRUE(f.host->receive(f.snapshot_with(image.snapshot())).is_ok());
+  EXPECT_FALSE(f.host->failed());
+  EXPECT_EQ(f.host->raft().log().committed(), 5u);
+  ASSERT_TRUE(f.storage.durable().snapshot.has_value());
+  EXPECT_EQ(f.sm.applied(), image.applied());
+  f.host.reset();
+  testing::AppliedLog restarted;
+  EXPECT_TRUE(Host::open(f.c, f.storage, f.net, restarted, f.clock).is_ok());
+  EXPECT_EQ(restarted.applied(), image.applied());
+}
+
+}  // namespace
+}  // namespace anya::engine

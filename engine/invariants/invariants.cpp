@@ -76,6 +76,16 @@ void InvariantChecker::on_restart(NodeId id, Term durable_term, Index durable_co
   leaders_.erase(id);
 }
 
+void InvariantChecker::vouch_for_snapshot(Index index, Term term) {
+  std::uint64_t h = committed_.empty() ? kFnvBasis : committed_.rbegin()->second.prefix_hash;
+  for (Index i = highest_committed() + 1; i <= index; i++) {
+    // Unknown entries: hashed from their index alone, with a marker no real entry hashes to.
+    const std::uint64_t unknown[2] = {i, ~std::uint64_t{0}};
+    h = fnv1a(h, unknown, sizeof unknown);
+    committed_.emplace(i, Committed{term, h, term, kNoNode});
+  }
+}
+
 void InvariantChecker::check_monotonic(const NodeView& view) {
   PerNode& n = nodes_[view.id];
   if (view.term < n.term) {

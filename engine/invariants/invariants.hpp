@@ -58,6 +58,12 @@ class InvariantChecker {
   // The node restarted from durable state: term and commit may legitimately be lower now than
   // what was last observed in memory, but never lower than what it had made durable.
   void on_restart(NodeId id, Term durable_term, Index durable_commit);
+  // For an observer that plays every peer itself (the engine fuzzer): a node installed a
+  // snapshot of (index, term) sent by a peer this checker never observed. Take the snapshot's
+  // base as committed history from there on; the indexes it covers above the highest committed
+  // one are unknown entries that match no other log. At or below the highest committed index
+  // nothing is vouched for: the base must then agree with the history as usual.
+  void vouch_for_snapshot(Index index, Term term);
 
   const std::vector<Violation>& violations() const { return violations_; }
   bool ok() const { return violations_.empty(); }

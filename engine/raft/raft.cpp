@@ -561,8 +561,11 @@ void Raft::abort_transfer() { transfer_target_ = kNoNode; }
 void Raft::step(const Message& m, std::uint64_t now_ms) {
   set_now(now_ms);
   if (m.to != id_ || m.from == kNoNode || m.from == id_) return;
-  if (m.term > Limits::max_term) {
-    stats_.invalid_messages++;  // would wrap term + 1; no real cluster gets here
+  if (m.term > Limits::max_term || m.log_term > Limits::max_term ||
+      m.reject_hint_term > Limits::max_term || m.index > Limits::max_index ||
+      m.commit > Limits::max_index || m.reject_hint > Limits::max_index ||
+      m.entries.size() > Limits::max_index - m.index) {
+    stats_.invalid_messages++;  // would wrap term + 1 or index + 1; no real cluster gets here
     return;
   }
   if (!accepts_from(m)) return;
@@ -710,11 +713,13 @@ void Raft::step_candidate(const Message& m) {
 }
 
 void Raft::handle_append(const Message& m) {
-  // A leader of term T only sends entries of terms <= T, in non-decreasing term order and
-  // after an entry of a term no higher; anything else would corrupt our log.
+  // A leader of term T only sends entries of terms 1..T, in non-decreasing term order and
+  // after an entry of a term no higher; anything else would corrupt our log. (An entry of term
+  // 0 could replace one of ours and let a later entry reuse an (index, term) we already held
+  // with a different log before it: Log Matching would no longer hold for our own log.)
   Term previous = m.log_term;
   for (const Entry& e : m.entries) {
-    if (e.term < previous || e.term > m.term) {
+    if (e.term == 0 || e.term < previous || e.term > m.term) {
       stats_.invalid_messages++;
       return;
     }

@@ -334,6 +334,50 @@ TEST(RemoteInput, ImpossibleTermIsRefused) {
   EXPECT_EQ(n.raft.role(), Role::pre_candidate);
 }
 
+TEST(RemoteInput, ImpossibleIndexesAreRefused) {
+  test::Node n(test::config(1, {1, 2, 3}));
+  Message snapshot = test::msg(MessageType::snapshot, 2, 1, 1);
+  snapshot.index = UINT64_MAX;  // appending after it would wrap the index
+  snapshot.log_term = 1;
+  Membership members;
+  members.voters = {1, 2, 3};
+  snapshot.payload = encode_snapshot_envelope(members, "");
+  Message commit = test::msg(MessageType::heartbeat, 2, 1, 1);
+  commit.commit = Limits::max_index + 1;
+  Message wraps = test::msg(MessageType::append, 2, 1, 1);
+  wraps.index = Limits::max_index;  // its entry would be at max_index + 1
+  wraps.entries = {Entry{1, Limits::max_index + 1, EntryType::normal, "x"}};
+  Message hint = test::msg(MessageType::append_response, 2, 1, 1);
+  hint.reject = true;
+  hint.reject_hint = Limits::max_index + 1;
+  for (const Message& m : {snapshot, commit, wraps, hint}) EXPECT_TRUE(n.step(m).empty());
+  EXPECT_EQ(n.raft.stats().invalid_messages, 4u);
+  EXPECT_EQ(n.raft.term(), 0u) << "not even the term of a refused message is taken";
+  EXPECT_EQ(n.raft.log().last_index(), 0u);
+  EXPECT_EQ(n.raft.log().committed(), 0u);
+}
+
+TEST(RemoteInput, AnEntryOfTermZeroIsRefused) {
+  // Leader of term 1 with entries 1..3 of term 1 (no-op, a, b), then a peer claiming term 4
+  // sends entries 1..2 of term 0 and 3 of term 1: taking them would hold (3, term 1) again
+  // after a different log prefix.
+  test::Node n(test::config(1, {1, 2, 3}));
+  test::elect(n);
+  ASSERT_TRUE(n.raft.is_leader());
+  ASSERT_EQ(n.raft.term(), 1u);
+  ASSERT_TRUE(n.raft.propose("a", n.now_ms).is_ok());
+  ASSERT_TRUE(n.raft.propose("b", n.now_ms).is_ok());
+  const std::vector<Entry> before(n.raft.log().entries().begin(), n.raft.log().entries().end());
+  ASSERT_EQ(before.size(), 3u);
+  Message app = test::msg(MessageType::append, 3, 1, 4);
+  app.entries = {Entry{0, 1, EntryType::normal, "x"}, Entry{0, 2, EntryType::normal, "y"},
+                 Entry{1, 3, EntryType::normal, "z"}};
+  n.step(app);
+  EXPECT_EQ(n.raft.stats().invalid_messages, 1u);
+  const std::vector<Entry> after(n.raft.log().entries().begin(), n.raft.log().entries().end());
+  EXPECT_EQ(after, before);
+}
+
 TEST(RemoteInput, EntryTermAboveMessageTermIsRefused) {
   test::Node n(test::config(1, {1, 2, 3}));
   Message app = test::msg(MessageType::append, 2, 1, 1);

@@ -121,7 +121,7 @@ std::string AppliedLog::snapshot() {
   return out;
 }
 
-Status AppliedLog::restore(std::string_view data) {
+Result<std::vector<Entry>> AppliedLog::parse(std::string_view data) {
   std::vector<Entry> entries;
   std::size_t at = 0;
   while (at < data.size()) {
@@ -133,6 +133,10 @@ Status AppliedLog::restore(std::string_view data) {
     e.index = get(data, at, 8);
     e.term = get(data, at + 8, 8);
     const std::size_t size = get(data, at + 16, 4);
+    if (!entries.empty() && e.index <= entries.back().index) {
+      return {Errc::malformed, "applied log snapshot: index " + std::to_string(e.index) +
+                                   " out of order at byte offset " + std::to_string(at)};
+    }
     at += 20;
     if (data.size() - at < size) {
       return {Errc::malformed, "applied log snapshot: entry data truncated at byte offset " +
@@ -142,7 +146,13 @@ Status AppliedLog::restore(std::string_view data) {
     at += size;
     entries.push_back(std::move(e));
   }
-  applied_ = std::move(entries);
+  return entries;
+}
+
+Status AppliedLog::restore(std::string_view data) {
+  Result<std::vector<Entry>> entries = parse(data);
+  if (!entries) return entries.status();
+  applied_ = std::move(entries).value();
   restores_++;
   return {};
 }

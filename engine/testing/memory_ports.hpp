@@ -72,11 +72,14 @@ class AppliedLog : public StateMachinePort {
   void apply(const Entry& entry) override;
   std::string snapshot() override;
   Status restore(std::string_view data) override;
+  Status check_snapshot(std::string_view data) override { return parse(data).status(); }
   const std::vector<Entry>& applied() const { return applied_; }
   void clear() { applied_.clear(); }
   std::uint64_t restores() const { return restores_; }
 
  private:
+  static Result<std::vector<Entry>> parse(std::string_view data);
+
   std::vector<Entry> applied_;
   std::uint64_t restores_ = 0;
 };

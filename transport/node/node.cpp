@@ -306,6 +306,10 @@ Status Node::restore(std::string_view data) {
   return {};
 }
 
+Status Node::check_snapshot(std::string_view data) {
+  return engine::KvStore::restore(data, kv_.limits()).status();
+}
+
 void Node::on_config_effects(const engine::ConfigEffects& effects) {
   if (effects.activated != 0) {
     log_.info("configuration version ", effects.activated, " active");

@@ -106,6 +106,7 @@ class Node final : public NodeApi,
   // The KV store is the state machine: its snapshot() and restore() (engine/kv).
   std::string snapshot() override;
   Status restore(std::string_view data) override;
+  Status check_snapshot(std::string_view data) override;
   std::uint64_t now_ms() override;
   void on_config_effects(const engine::ConfigEffects& effects) override;
 
