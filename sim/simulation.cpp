@@ -67,11 +67,15 @@ struct Simulation::Node : engine::NetworkPort, engine::StateMachinePort, engine:
     }
     return out;
   }
-  Status restore(std::string_view data) override {
+  Status check_snapshot(std::string_view data) override {
     if (data.size() != kSimSnapshotBytes) {
       return {Errc::malformed, "sim state machine: snapshot of " + std::to_string(data.size()) +
                                    " bytes, expected " + std::to_string(kSimSnapshotBytes)};
     }
+    return {};
+  }
+  Status restore(std::string_view data) override {
+    if (Status s = check_snapshot(data); !s) return s;
     std::uint64_t v[2] = {0, 0};
     for (int k = 0; k < 2; k++) {
       for (int i = 0; i < 8; i++) {
@@ -1053,6 +1057,12 @@ void Simulation::race_attempt(std::size_t client) {
     result_.stats.config_writes++;
     config_begun_us_[*version] = now_us_;
   } else if (version.status().code() == Errc::conflict) {
+    // With one voter, put_config first finishes the other writer's open transaction, which
+    // commits inside the same call: note that win before judging the refusal it explains.
+    const engine::ConfigState& st = nodes_.at(leader)->host->config_state();
+    if (st.active_version() != 0) {
+      race_note_activation(leader, st.active_version(), st.active_document());
+    }
     race_conflict(client, leader, version.status());
   }
   after_node_event(leader);
@@ -1162,29 +1172,44 @@ void Simulation::crash_voter_majority(std::size_t step_index) {
   }
   const ScriptStep& step = options_.script[step_index];
   const engine::Membership& m = nodes_.at(leader)->host->raft().membership();
-  const std::set<NodeId> voters = m.voters;
   std::uint64_t live_learners = 0;
   for (NodeId l : m.learners) live_learners += up(l);
+  // Every voter set some node holds may be the one in effect (a change may be uncommitted, or
+  // committed without every node knowing): the outage must leave a minority of each one up.
+  std::set<std::set<NodeId>> configs;
+  std::set<NodeId> all_voters;
+  for (const auto& [id, n] : nodes_) {
+    if (n->last_voters.empty()) continue;
+    configs.insert(n->last_voters);
+    all_voters.insert(n->last_voters.begin(), n->last_voters.end());
+  }
+  configs.insert(m.voters);
+  all_voters.insert(m.voters.begin(), m.voters.end());
   std::vector<NodeId> others;
-  for (NodeId v : voters) {
+  for (NodeId v : all_voters) {
     if (v != leader && up(v)) others.push_back(v);
   }
   for (std::size_t i = others.size(); i > 1; i--) {
     std::swap(others[i - 1], others[rng_.below(i)]);
   }
-  // The leader goes down (acks in flight to it die with it), then voters until a minority is up.
-  std::vector<NodeId> victims{leader};
-  std::size_t up_voters = others.size();
-  for (std::size_t i = 0; 2 * up_voters > voters.size() && i < others.size(); i++) {
-    victims.push_back(others[i]);
-    up_voters--;
+  // The leader goes down (acks in flight to it die with it), then voters until a minority of
+  // every configuration is up.
+  std::set<NodeId> down{leader};
+  auto majority_up = [&](const std::set<NodeId>& voters) {
+    std::size_t n_up = 0;
+    for (NodeId v : voters) n_up += up(v) && down.count(v) == 0;
+    return 2 * n_up > voters.size();
+  };
+  for (NodeId v : others) {
+    if (std::none_of(configs.begin(), configs.end(), majority_up)) break;
+    down.insert(v);
   }
-  for (NodeId v : victims) {
+  for (NodeId v : down) {
     crash_node(v, 0, "quorum outage: a majority of the voters is down");
     schedule(now_us_ + step.param * kMs, Event{EventKind::restart, v, 0, {}});
   }
   outage_active_ = true;
-  outage_voters_ = voters;
+  outage_configs_ = configs;
   outage_commit_mark_ = result_.stats.max_commit;
   result_.stats.quorum_outages++;
   result_.stats.outage_live_learners += live_learners;
@@ -1193,18 +1218,22 @@ void Simulation::crash_voter_majority(std::size_t step_index) {
 // While a majority of the voters is down, nothing commits: learners are not a quorum.
 void Simulation::check_outage(NodeId id) {
   if (!outage_active_) return;
-  std::size_t up_voters = 0;
-  for (NodeId v : outage_voters_) up_voters += up(v);
-  if (2 * up_voters > outage_voters_.size()) {
-    outage_active_ = false;
-    return;
+  std::string counts;
+  for (const std::set<NodeId>& voters : outage_configs_) {
+    std::size_t up_voters = 0;
+    for (NodeId v : voters) up_voters += up(v);
+    if (2 * up_voters > voters.size()) {
+      outage_active_ = false;  // a majority of some configuration is back
+      return;
+    }
+    counts += (counts.empty() ? "" : ", ") + std::to_string(up_voters) + " of " +
+              std::to_string(voters.size());
   }
   const Index committed = nodes_.at(id)->host->raft().log().committed();
   if (committed > outage_commit_mark_) {
     violation("quorum: commit index " + std::to_string(committed) + " passed " +
-                  std::to_string(outage_commit_mark_) + " with only " +
-                  std::to_string(up_voters) + " of " + std::to_string(outage_voters_.size()) +
-                  " voters up (learners must not count toward a quorum)",
+                  std::to_string(outage_commit_mark_) + " with only " + counts +
+                  " voters up in each configuration (learners must not count toward a quorum)",
               id);
   }
 }

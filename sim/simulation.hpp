@@ -244,10 +244,11 @@ class Simulation {
   std::optional<Race> race_;
   std::uint64_t races_begun_ = 0;
 
-  // crash_voter_majority: while fewer than a majority of `outage_voters_` are up, no node's
-  // commit index may pass `outage_commit_mark_` (the highest commit any node had reached).
+  // crash_voter_majority: while fewer than a majority of each voter set in `outage_configs_`
+  // (every configuration some node held when the outage began) is up, no node's commit index
+  // may pass `outage_commit_mark_` (the highest commit any node had reached).
   bool outage_active_ = false;
-  std::set<engine::NodeId> outage_voters_;
+  std::set<std::set<engine::NodeId>> outage_configs_;
   engine::Index outage_commit_mark_ = 0;
   std::uint64_t outage_steps_ = 0;  // crash_voter_majority steps in the script
 };
