@@ -32,7 +32,7 @@
 //    8    + latency spread us 0..20000     28  torn_write_ppm 0..1000000
 //    9    link capacity 8..1024            29  bit_flip_ppm 0..100000
 //    10   propose_every_ms 5..100          30  crash_in_sync_ppm 0..5000
-//    11   safety_ms 1000..8000             31  fault_hook_ppm 0..400000
+//    11   safety_ms 1000..4000             31  fault_hook_ppm 0..400000
 //    12   loss_ppm 0..200000               32  crash_new_leader_ppm 0..700000
 //    13   duplicate_ppm 0..50000           33  clock max_offset_ms 0..100000
 //    14   reorder_ppm 0..200000            34  clock max_drift_ppm 0..1000
@@ -72,7 +72,7 @@ using namespace anya::sim;
 // One run must stay within a few tens of milliseconds under ASan: the safety phase is a few
 // virtual seconds (the swarm's is 5-20 s), and the script holds at most this many steps.
 constexpr std::uint64_t kMinSafetyMs = 1000;
-constexpr std::uint64_t kMaxSafetyMs = 8000;
+constexpr std::uint64_t kMaxSafetyMs = 4000;
 constexpr std::size_t kMaxScriptSteps = 24;
 constexpr std::uint32_t kMaxJoinNodes = 9;  // as the swarm: membership grows to 9 ids at most
 constexpr std::uint64_t kScriptActions = 12;
