@@ -14,9 +14,8 @@
 // promises a leader and a new commit on every live member within liveness_ms; the combinations
 // outside what the simulator supports are ruled out in decode(): bit flips with a scripted
 // remove_leader (a node down for good plus a removal can leave no live voter majority; only
-// change_membership guards against that), compare-and-set races with other configuration writes
-// (a race assumes it is the only writer), and races or quorum outages alongside voter changes
-// (two simulator checks assume fixed voters, see decode()). "scenario:" violations only say
+// change_membership guards against that) and compare-and-set races with other configuration
+// writes (a race assumes it is the only writer). "scenario:" violations only say
 // that a scripted situation never came about (a config crash armed with no write to crash, a
 // learner with no time to join); they are checked last, after everything else passed.
 //
@@ -216,24 +215,6 @@ SimOptions decode(const std::uint8_t* data, std::size_t size) {
   }
   // A node down for good and a scripted removal could leave no live voter majority.
   if (removes_leader) o.faults.bit_flip_ppm = 0;
-  // Two simulator checks assume the voters do not change (as in the scenarios that use them):
-  //  - crash_voter_majority's "no commit during the outage" counts the leader's newest voter
-  //    set, but while a removal is uncommitted a majority of the older set may still be up and
-  //    may rightly elect and commit (found by this target: a removal proposed, the leader
-  //    crashed, the removed node and one other elected a leader under the old set);
-  //  - with a single voter the race checker judges a refusal before it has seen the other
-  //    writer's win (`anya-sim run --scenario config-race --nodes 1` fails), and voters dwindle
-  //    to one only through removals.
-  // So when voters can change, an outage step crashes only the leader and there are no races.
-  const bool voters_change = removes_leader || (o.membership_every_ms > 0 && o.learners == 0);
-  if (voters_change) {
-    o.config_race_every_ms = 0;
-    for (ScriptStep& step : o.script) {
-      if (step.action == ScriptAction::crash_voter_majority) {
-        step.action = ScriptAction::crash_leader;
-      }
-    }
-  }
   return o;
 }
 
