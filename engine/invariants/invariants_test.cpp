@@ -115,5 +115,45 @@ TEST(Invariants, RestartMayLowerCommitToDurableValue) {
   EXPECT_FALSE(c.ok()) << "below the durable commit is a violation";
 }
 
+// A node whose log was replaced by a snapshot at index 5 of term 2, from a peer nobody observes,
+// followed by entries 6 and 7.
+NodeView after_unseen_snapshot(const std::vector<Entry>& tail, Index commit) {
+  NodeView v{1, 3, Role::follower, commit, 6, tail};
+  v.snapshot_term = 2;
+  return v;
+}
+
+TEST(Invariants, AnUnseenSnapshotBaseIsAViolationUnlessVouchedFor) {
+  std::vector<Entry> tail = {Entry{3, 6, EntryType::normal, "f"},
+                             Entry{3, 7, EntryType::normal, "g"}};
+  InvariantChecker strict;
+  strict.observe(after_unseen_snapshot(tail, 6));
+  ASSERT_FALSE(strict.ok());
+  EXPECT_EQ(strict.violations()[0].invariant, "snapshot safety");
+
+  InvariantChecker vouched;
+  vouched.vouch_for_snapshot(5, 2);
+  vouched.observe(after_unseen_snapshot(tail, 6));
+  EXPECT_TRUE(vouched.ok()) << vouched.report();
+  EXPECT_EQ(vouched.highest_committed(), 6u);
+  // The checks go on from the base: a committed entry may still never change.
+  tail[0].term = 4;  // another entry at committed index 6 (and 7 after it)
+  tail[1].term = 4;
+  vouched.observe(after_unseen_snapshot(tail, 7));
+  ASSERT_FALSE(vouched.ok());
+  EXPECT_EQ(vouched.violations()[0].invariant, "state machine safety");
+}
+
+TEST(Invariants, VouchingNeverOverridesHistoryAlreadySeen) {
+  InvariantChecker c;
+  c.observe(view(1, 2, Role::follower, 5, log_of({1, 1, 1, 1, 1})));  // 5 committed, term 1
+  c.vouch_for_snapshot(5, 2);  // a snapshot claiming index 5 is of term 2: not taken
+  NodeView other{2, 3, Role::follower, 5, 6, {}};
+  other.snapshot_term = 2;
+  c.observe(other);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.violations()[0].invariant, "snapshot safety");
+}
+
 }  // namespace
 }  // namespace anya::engine
