@@ -483,6 +483,12 @@ void Builder::reopen() {
   check_matches_model(*loaded, expected(), compacted_);
   view_ = loaded->entries;
   snapshot_ = loaded->snapshot;
+  // open() stages the snapshot's record again when the entries do not continue it; when they
+  // do, the record changes nothing on replay, so the model may always stage it.
+  if (snapshot_) {
+    staged_.push_back(
+        ModelRecord{RecordKind::snapshot, {}, snapshot_->meta.index, snapshot_->meta.term});
+  }
   written_commit_ = replay_records(durable_).raw_commit;
   staged_hard_state_ = loaded->hard_state;
   const Status s = wal_->save_hard_state(staged_hard_state_);

@@ -229,6 +229,21 @@ Result<std::unique_ptr<Wal>> Wal::open(WalOptions options) {
   if (!replay) return replay.status();
   auto hard_state = read_hard_state(options.dir);
   if (!hard_state) return hard_state.status();
+  // The snapshot file is durable before its record (save_snapshot): after a crash between the
+  // two, the segments still end in the entries it replaced, and the log must continue after the
+  // snapshot, not after them. Read whole, as load() does: its checksum covers its data.
+  std::optional<SnapshotMeta> snapshot;
+  {
+    auto loaded = load_snapshot(options.dir);
+    if (!loaded) return loaded.status();
+    if (*loaded) snapshot = (*loaded)->first;
+  }
+  bool restage_snapshot = false;
+  if (snapshot) {
+    const std::size_t replayed = replay->entries.size();
+    continue_snapshot(replay->entries, snapshot->index, snapshot->term);
+    restage_snapshot = replay->entries.size() != replayed;
+  }
 
   std::unique_ptr<Wal> wal(new Wal(std::move(options)));
   const auto& dir = wal->options_.dir;
@@ -262,6 +277,18 @@ Result<std::unique_ptr<Wal>> Wal::open(WalOptions options) {
   wal->written_commit_ = replay->raw_commit;
   if (*hard_state) wal->durable_hard_state_ = **hard_state;
   wal->durable_hard_state_.commit = replay->commit;
+  if (snapshot) {
+    // As after save_snapshot: the log continues at snapshot->index + 1 at the latest, and the
+    // commit index is clamped as load() clamps it.
+    wal->staged_last_index_ = std::max(report.last_index, snapshot->index);
+    wal->durable_hard_state_.commit = std::min(replay->raw_commit, wal->staged_last_index_);
+  }
+  if (restage_snapshot) {
+    // The lost record goes in again with the next sync, before any entry appended after it.
+    append_snapshot_record(snapshot->index, snapshot->term, wal->staged_bytes_);
+    wal->staged_records_.push_back(
+        StagedRecord{wal->staged_bytes_.size(), snapshot->index, 0, true});
+  }
   wal->staged_hard_state_ = wal->durable_hard_state_;
   return wal;
 }

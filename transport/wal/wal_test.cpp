@@ -883,6 +883,35 @@ TEST(WalSnapshot, ACrashBeforeTheSnapshotRecordStillDropsTheReplacedLog) {
   EXPECT_TRUE(state.entries.empty()) << "entries 1..8 of term 1 do not continue (20, 3)";
 }
 
+// The follower's next step after that crash: the engine loaded (20, 3) and no entry, so its next
+// entry is 21. The WAL must take it, and replay it after the snapshot rather than as a gap after
+// the replaced entries 1..8 (found by fuzz/wal_recovery_fuzz.cpp).
+TEST(WalSnapshot, AfterACrashBeforeTheSnapshotRecordTheLogContinuesAfterTheSnapshot) {
+  TempDir dir;
+  {
+    auto wal = open_ok(options_for(dir.path()));
+    ASSERT_TRUE(wal);
+    ASSERT_TRUE(wal->append(make_entries(1, 8, 1)).is_ok());
+    ASSERT_TRUE(wal->sync().is_ok());
+    ASSERT_TRUE(wal->save_snapshot(meta_at(20, 3), "leader").is_ok());
+  }
+  {
+    auto wal = open_ok(options_for(dir.path()));
+    ASSERT_TRUE(wal);
+    EXPECT_EQ(wal->recovery().last_index, 0u) << "entries 1..8 do not continue (20, 3)";
+    ASSERT_TRUE(load_ok(*wal).entries.empty());
+    const Status appended = wal->append(make_entries(21, 22, 3));
+    ASSERT_TRUE(appended.is_ok()) << appended.to_string();
+    ASSERT_TRUE(wal->sync().is_ok());
+  }
+  auto wal = open_ok(options_for(dir.path()));
+  ASSERT_TRUE(wal);
+  const auto state = load_ok(*wal);
+  ASSERT_TRUE(state.snapshot.has_value());
+  EXPECT_EQ(state.snapshot->meta.index, 20u);
+  EXPECT_EQ(state.entries, make_entries(21, 22, 3));
+}
+
 // A one-node engine over the WAL with the node's KV store as its state machine.
 class KvMachine : public engine::StateMachinePort {
  public:
