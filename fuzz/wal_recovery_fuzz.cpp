@@ -273,8 +273,27 @@ Index last_of(const RestoredState& state) {
 
 // Oracle 4: a log without damage loads as the model says. After a compaction only the entries
 // past the snapshot are known exactly; the ones retained at or below it must be the model's.
+std::string describe(const RestoredState& state) {
+  std::string out = "hard state " + std::to_string(state.hard_state.term) + "/" +
+                    std::to_string(state.hard_state.vote) + "/" +
+                    std::to_string(state.hard_state.commit);
+  if (state.snapshot) {
+    out += ", snapshot " + std::to_string(state.snapshot->meta.index) + "/" +
+           std::to_string(state.snapshot->meta.term);
+  }
+  out += ", entries";
+  for (const Entry& e : state.entries) {
+    out += " " + std::to_string(e.index) + "/" + std::to_string(e.term);
+  }
+  return out;
+}
+
 void check_matches_model(const RestoredState& loaded, const RestoredState& expected,
                          bool compacted) {
+  if (verbose()) {
+    std::fprintf(stderr, "loaded: %s\nmodel:  %s\n", describe(loaded).c_str(),
+                 describe(expected).c_str());
+  }
   WAL_CHECK(loaded.snapshot == expected.snapshot, "clean log: snapshot differs from the model");
   WAL_CHECK(loaded.hard_state == expected.hard_state,
             "clean log: hard state " + std::to_string(loaded.hard_state.term) + "/" +

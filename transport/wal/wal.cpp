@@ -86,6 +86,16 @@ void continue_snapshot(std::vector<Entry>& entries, Index index, engine::Term te
   if (!holds) entries.clear();
 }
 
+// A snapshot record on replay. When its index lies below the first replayed entry minus one, the
+// entries the rule would test went with older segments, which compaction removes only once a
+// durable snapshot covers them, and the retained entries continued it in the full log: keep them.
+// (Had this snapshot replaced them instead, the engine's next entry, at index + 1, drops them
+// again on replay; with no such entry, load() drops them by the snapshot file's rule.)
+void replay_snapshot_record(std::vector<Entry>& entries, Index index, engine::Term term) {
+  if (!entries.empty() && index + 1 < entries.front().index) return;
+  continue_snapshot(entries, index, term);
+}
+
 // Applies one entry record: a later entry at index i replaces every entry at index >= i.
 Status replay_entry(Replay& replay, Entry entry, const std::filesystem::path& path,
                     std::uint64_t offset) {
@@ -128,7 +138,7 @@ Result<Replay> replay_directory(const std::filesystem::path& dir) {
       }
       if (record.kind == RecordKind::snapshot) {
         segment.max_index = std::max(segment.max_index, record.commit);
-        continue_snapshot(replay.entries, record.commit, record.term);
+        replay_snapshot_record(replay.entries, record.commit, record.term);
         return Status{};
       }
       segment.max_index = std::max(segment.max_index, record.entry.index);

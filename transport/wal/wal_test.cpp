@@ -912,6 +912,36 @@ TEST(WalSnapshot, AfterACrashBeforeTheSnapshotRecordTheLogContinuesAfterTheSnaps
   EXPECT_EQ(state.entries, make_entries(21, 22, 3));
 }
 
+// A snapshot record stays in a segment that compaction keeps, while the entries around its index
+// go with older segments: on replay the record must not drop the retained entries, which continue
+// it in the full log (found by fuzz/wal_recovery_fuzz.cpp).
+TEST(WalSnapshot, AnOldSnapshotRecordKeepsTheEntriesThatOutliveTheCompactedOnes) {
+  TempDir dir;
+  const auto options = options_for(dir.path(), Wal::kMinSegmentBytes);
+  auto wal = open_ok(options);
+  ASSERT_TRUE(wal);
+  ASSERT_TRUE(wal->append(make_entries(1, 12, 1, 1000)).is_ok());  // three entries a segment
+  ASSERT_TRUE(wal->sync().is_ok());
+  ASSERT_TRUE(wal->append(make_entries(6, 8, 2, 300)).is_ok());  // 8 starts a new segment
+  // A snapshot lagging the log: its record (2, 1) lands after entry 8.
+  ASSERT_TRUE(wal->save_snapshot(meta_at(2, 1), "old").is_ok());
+  ASSERT_TRUE(wal->sync().is_ok());
+  ASSERT_TRUE(wal->save_snapshot(meta_at(7, 2), "new").is_ok());
+  ASSERT_TRUE(wal->save_hard_state(HardState{2, 1, 8}).is_ok());
+  ASSERT_TRUE(wal->sync().is_ok());
+  ASSERT_TRUE(wal->compact(5).is_ok());
+  ASSERT_FALSE(fs::exists(segment_path(dir.path(), 1))) << "entries 1..3 are compacted";
+  wal.reset();
+  wal = open_ok(options);
+  ASSERT_TRUE(wal);
+  const auto state = load_ok(*wal);
+  ASSERT_TRUE(state.snapshot.has_value());
+  EXPECT_EQ(state.snapshot->meta.index, 7u);
+  ASSERT_FALSE(state.entries.empty()) << "entry 8, past the snapshot, is lost";
+  EXPECT_EQ(state.entries.back(), make_entry(8, 2, 300));
+  EXPECT_EQ(state.hard_state.commit, 8u);
+}
+
 // A one-node engine over the WAL with the node's KV store as its state machine.
 class KvMachine : public engine::StateMachinePort {
  public:
