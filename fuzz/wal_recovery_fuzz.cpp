@@ -12,8 +12,9 @@
 //     1 hard state a b c  term a % 8, vote b % 4, commit c % (last + 1)
 //     2 sync              (7 too)
 //     3 snapshot a b c    index snapshot index + a % (last - snapshot index + 3) (0: skipped),
-//                         term of the entry there when b % 4 != 0 and there is one, else
-//                         1 + (b >> 2) % 8; membership and data size by c
+//                         term of the entry there when b % 4 != 0 and there is one, else a
+//                         term no entry has (a leader's snapshot replacing the log: by Log
+//                         Matching no stale entry shares its term); membership, data size by c
 //     4 compact a         through a % (snapshot index + 1) (the port's contract: <= snapshot)
 //     5 reopen            drop the Wal unsynced (a crash), open, load and check (oracle 4)
 //     6 end of the build ops; the damage follows
@@ -101,6 +102,8 @@ constexpr std::size_t kMaxRawFileBytes = 512;
 constexpr std::size_t kDataSizes[] = {0, 1, 8, 16, 100, 300, 1000, 1500};
 // Indexes beyond this come only from forged records; the next-entry oracle (7) skips them.
 constexpr Index kMaxSaneIndex = Index{1} << 40;
+// Entries have terms 1..8; a snapshot that replaces the log has a term of its own above them.
+constexpr Term kFirstSnapshotOnlyTerm = 100;
 constexpr std::string_view kHardStateFile = "hardstate";
 constexpr std::string_view kHardStateTemp = "hardstate.tmp";
 constexpr std::string_view kSnapshotFile = "snapshot";
@@ -122,6 +125,8 @@ bool verbose() {
   do {                         \
     if (!(cond)) fail(what);   \
   } while (0)
+
+unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>(v); }
 
 std::string describe(const Entry& e) {
   return "entry " + std::to_string(e.index) + " term " + std::to_string(e.term) + " type " +
@@ -393,6 +398,10 @@ void Builder::run() {
   for (std::size_t i = 0; i < kMaxBuildOps && !in_.exhausted(); ++i) {
     const std::uint8_t op = in_.u8() % 8;
     if (op == 6) break;
+    if (verbose()) {
+      std::fprintf(stderr, "build op %d: staged log to %llu, snapshot %llu\n", op, ull(last()),
+                   ull(snapshot_index()));
+    }
     switch (op) {
       case 0: append(); break;
       case 1: hard_state(); break;
@@ -422,6 +431,7 @@ void Builder::append() {
     entries.push_back(Entry{term, index, static_cast<EntryType>(d % 4),
                             pattern_bytes(size, index, term, version_)});
   }
+  if (verbose()) std::fprintf(stderr, "  append %s x%zu\n", describe(entries[0]).c_str(), count);
   const Status s = wal_->append(entries);
   WAL_CHECK(s.is_ok(), "append at " + std::to_string(first) + " (last " +
                            std::to_string(last()) + "): " + s.to_string());
@@ -466,7 +476,8 @@ void Builder::save_snapshot() {
   const std::uint8_t a = in_.u8(), b = in_.u8(), c = in_.u8();
   const Index index = snapshot_index() + a % (last() - snapshot_index() + 3);
   if (index == 0) return;
-  Term term = 1 + (b >> 2) % 8;
+  ++version_;
+  Term term = kFirstSnapshotOnlyTerm + version_;
   const bool held = !view_.empty() && index >= view_.front().index && index <= view_.back().index;
   if (b % 4 != 0 && held) term = view_[index - view_.front().index].term;
   anya::engine::Snapshot snapshot;
@@ -474,7 +485,8 @@ void Builder::save_snapshot() {
   snapshot.meta.term = term;
   snapshot.meta.membership.voters = (c & 1) != 0 ? std::set<NodeId>{1, 2, 3} : std::set<NodeId>{1};
   if ((c & 2) != 0) snapshot.meta.membership.learners = {4};
-  snapshot.data = pattern_bytes((c >> 2) % 16, index, term, ++version_);
+  snapshot.data = pattern_bytes((c >> 2) % 16, index, term, version_);
+  if (verbose()) std::fprintf(stderr, "  snapshot %llu/%llu\n", ull(index), ull(term));
   const Status s = wal_->save_snapshot(snapshot.meta, snapshot.data);
   WAL_CHECK(s.is_ok(), "save_snapshot: " + s.to_string());
   truth_.snapshots.push_back(snapshot);
@@ -486,6 +498,7 @@ void Builder::save_snapshot() {
 void Builder::compact() {
   const Index through = in_.u8() % (snapshot_index() + 1);
   const std::uint64_t before = wal_->size_bytes();
+  if (verbose()) std::fprintf(stderr, "  compact %llu\n", ull(through));
   const Status s = wal_->compact(through);
   WAL_CHECK(s.is_ok(), "compact: " + s.to_string());
   if (wal_->size_bytes() < before) compacted_ = true;

@@ -512,8 +512,10 @@ Status Wal::save_snapshot(const engine::SnapshotMeta& meta, std::string_view dat
 Status Wal::compact(Index through) {
   if (Status s = check_usable(); !s) return s;
   // Oldest first, one directory fsync per removal: a crash in between leaves a suffix of the
-  // segments, which replays to the same log.
-  while (segments_.size() > 1 && segments_.front().max_index <= through) {
+  // segments, which replays to the same log. The entry at `through` stays: replay checks a
+  // snapshot there against its term, and without it stale entries right after a replacing
+  // snapshot would look like they continue it.
+  while (segments_.size() > 1 && segments_.front().max_index < through) {
     if (Status s = remove_if_exists(segments_.front().path); !s) {
       failed_ = s;
       return s;

@@ -102,7 +102,8 @@ class Wal : public engine::StoragePort {
   const RecoveryReport& recovery() const { return report_; }
 
   // Log compaction after a snapshot covering everything up to `through`: deletes the oldest
-  // segment files while all their entries are <= through, never the one being written. load()
+  // segment files while all their entries are < through (the entry at `through` stays, so that
+  // replay can check the snapshot against its term), never the one being written. load()
   // then returns entries from the first retained index; the caller drops those <= through.
   Status compact(engine::Index through) override;
 

@@ -617,7 +617,7 @@ TEST(Wal, CompactionDeletesOnlyFullyCoveredSegments) {
 
   constexpr Index kThrough = 10;
   std::uint64_t covered = 0;
-  while (covered + 1 < count && max_index[covered] <= kThrough) ++covered;
+  while (covered + 1 < count && max_index[covered] < kThrough) ++covered;
   ASSERT_GE(covered, 1u);
   ASSERT_TRUE(wal->compact(kThrough).is_ok());
   for (std::uint64_t seq = 1; seq <= count; ++seq) {
@@ -625,7 +625,7 @@ TEST(Wal, CompactionDeletesOnlyFullyCoveredSegments) {
   }
   EXPECT_LT(wal->size_bytes(), size_before);
   const auto first_retained = max_index[covered - 1] + 1;
-  EXPECT_LE(first_retained, kThrough + 1);
+  EXPECT_LE(first_retained, kThrough) << "the entry at `through` stays";
   const auto state = load_ok(*wal);
   EXPECT_EQ(state.entries,
             std::vector<Entry>(entries.begin() + static_cast<std::ptrdiff_t>(first_retained - 1),
@@ -940,6 +940,30 @@ TEST(WalSnapshot, AnOldSnapshotRecordKeepsTheEntriesThatOutliveTheCompactedOnes)
   ASSERT_FALSE(state.entries.empty()) << "entry 8, past the snapshot, is lost";
   EXPECT_EQ(state.entries.back(), make_entry(8, 2, 300));
   EXPECT_EQ(state.hard_state.commit, 8u);
+}
+
+// A follower's stale log whose segment ends exactly at the index of the leader's snapshot that
+// replaces it: compacting through that index must keep the entry there, else replay sees stale
+// entries starting right after the snapshot and takes them as continuing it (found by
+// fuzz/wal_recovery_fuzz.cpp).
+TEST(WalSnapshot, CompactionThroughAReplacingSnapshotDoesNotRevealTheReplacedEntries) {
+  TempDir dir;
+  const auto options = options_for(dir.path(), Wal::kMinSegmentBytes);
+  auto wal = open_ok(options);
+  ASSERT_TRUE(wal);
+  ASSERT_TRUE(wal->append(make_entries(1, 6, 1, 1000)).is_ok());  // segments {1, 2, 3} {4, 5, 6}
+  ASSERT_TRUE(wal->sync().is_ok());
+  ASSERT_TRUE(wal->save_snapshot(meta_at(3, 2), "leader").is_ok());  // entry 3 has term 1
+  ASSERT_TRUE(wal->sync().is_ok());
+  ASSERT_TRUE(wal->compact(3).is_ok());
+  wal.reset();
+  wal = open_ok(options);
+  ASSERT_TRUE(wal);
+  const auto state = load_ok(*wal);
+  ASSERT_TRUE(state.snapshot.has_value());
+  EXPECT_EQ(state.snapshot->meta.index, 3u);
+  EXPECT_TRUE(state.entries.empty()) << "stale entries " << state.entries.front().index << ".."
+                                     << state.entries.back().index << " of term 1 loaded";
 }
 
 // A one-node engine over the WAL with the node's KV store as its state machine.
