@@ -560,7 +560,8 @@ void reseal(const fs::path& path, std::string& bytes, std::uint16_t target) {
   std::string crc;
   if (!parse_segment_file_name(path.filename().string())) {
     if (bytes.size() < 4) return;
-    anya::le::put_u32(crc, anya::engine::crc32c(std::string_view(bytes).substr(0, bytes.size() - 4)));
+    const std::string_view covered = std::string_view(bytes).substr(0, bytes.size() - 4);
+    anya::le::put_u32(crc, anya::engine::crc32c(covered));
     bytes.replace(bytes.size() - 4, 4, crc);
     return;
   }
@@ -879,8 +880,9 @@ void check_recovery(const fs::path& dir, const Truth& truth, const Builder& buil
   const DirImage before = image_of(dir);
   auto opened = Wal::open(wal_options(dir));
   if (verbose()) {
+    const std::string outcome = opened.is_ok() ? "ok" : opened.status().to_string();
     std::fprintf(stderr, "damaged %d fuzzer bytes %d dir%s\nopen: %s\n", damaged, fuzzer_bytes,
-                 names_of(before).c_str(), opened.is_ok() ? "ok" : opened.status().to_string().c_str());
+                 names_of(before).c_str(), outcome.c_str());
   }
   const DirImage after_open = image_of(dir);
   if (!opened) {
@@ -900,10 +902,10 @@ void check_recovery(const fs::path& dir, const Truth& truth, const Builder& buil
   auto loaded = wal->load();
   WAL_CHECK(image_of(dir) == after_open, "load changed the directory");
   if (verbose()) {
+    const std::string outcome = loaded.is_ok() ? "ok, " + describe(*loaded)
+                                               : loaded.status().to_string();
     std::fprintf(stderr, "torn tail: %s\nload: %s\n", report.torn_tail.value_or("-").c_str(),
-                 loaded.is_ok() ? ("ok, " + std::to_string(loaded->entries.size()) + " entries, last " +
-                                   std::to_string(last_of(*loaded))).c_str()
-                                : loaded.status().to_string().c_str());
+                 outcome.c_str());
   }
   if (!loaded) {
     WAL_CHECK(damaged, "load of an undamaged log failed: " + loaded.status().to_string());

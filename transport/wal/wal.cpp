@@ -175,6 +175,15 @@ Result<std::optional<HardState>> read_hard_state(const std::filesystem::path& di
   return std::optional<HardState>(HardState{state->term, state->vote, 0});
 }
 
+// The snapshot file's index and term; nullopt when there is none. Read whole, as load() reads
+// it: its checksum covers its data.
+Result<std::optional<SnapshotMeta>> read_snapshot_meta(const std::filesystem::path& dir) {
+  auto loaded = load_snapshot(dir);
+  if (!loaded) return loaded.status();
+  if (!*loaded) return std::optional<SnapshotMeta>();
+  return std::optional<SnapshotMeta>((*loaded)->first);
+}
+
 Status check_options(const WalOptions& options) {
   if (options.dir.empty()) return {Errc::invalid_argument, "WAL directory: empty path"};
   if (options.segment_bytes < Wal::kMinSegmentBytes ||
@@ -241,13 +250,10 @@ Result<std::unique_ptr<Wal>> Wal::open(WalOptions options) {
   if (!hard_state) return hard_state.status();
   // The snapshot file is durable before its record (save_snapshot): after a crash between the
   // two, the segments still end in the entries it replaced, and the log must continue after the
-  // snapshot, not after them. Read whole, as load() does: its checksum covers its data.
-  std::optional<SnapshotMeta> snapshot;
-  {
-    auto loaded = load_snapshot(options.dir);
-    if (!loaded) return loaded.status();
-    if (*loaded) snapshot = (*loaded)->first;
-  }
+  // snapshot, not after them.
+  auto snapshot_meta = read_snapshot_meta(options.dir);
+  if (!snapshot_meta) return snapshot_meta.status();
+  const std::optional<SnapshotMeta> snapshot = *snapshot_meta;
   bool restage_snapshot = false;
   if (snapshot) {
     const std::size_t replayed = replay->entries.size();
