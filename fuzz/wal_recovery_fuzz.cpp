@@ -35,7 +35,7 @@
 // Oracles, checked after opening a fresh Wal on the damaged directory and loading:
 //  1. no crash, sanitizer report or failed assertion;
 //  2. a failure is a Status whose message names the directory (the file in it), and a corrupt
-//     one a byte offset (or the missing segment);
+//     one a byte offset (or the missing segment, or a file size over its limit);
 //  3. on success: entries contiguous from index >= 1; each one a version synced at its index
 //     (with damage that wrote fuzzer bytes: at least its record is in a segment as found);
 //     term and vote those of the hardstate file as found (absent: 0 and 0) and a synced pair;
@@ -715,8 +715,10 @@ void check_error(const Status& status, const fs::path& dir, const char* when) {
   WAL_CHECK(m.find(dir.string()) != std::string::npos,
             std::string(when) + ": error does not name the directory: " + status.to_string());
   if (status.code() == Errc::corrupt) {
+    // Located: at a byte offset, a missing segment, or a whole file of a size it cannot have.
     const bool located = m.find("byte offset") != std::string::npos ||
-                         m.find(" is missing") != std::string::npos;
+                         m.find(" is missing") != std::string::npos ||
+                         m.find(" bytes, over the maximum") != std::string::npos;
     WAL_CHECK(located, std::string(when) + ": corrupt without a byte offset: " + m);
   }
 }
