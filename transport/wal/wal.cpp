@@ -86,6 +86,16 @@ void continue_snapshot(std::vector<Entry>& entries, Index index, engine::Term te
   if (!holds) entries.clear();
 }
 
+// A snapshot record on replay. When its index lies below the first replayed entry minus one, the
+// entries the rule would test went with older segments, which compaction removes only once a
+// durable snapshot covers them, and the retained entries continued it in the full log: keep them.
+// (Had this snapshot replaced them instead, the engine's next entry, at index + 1, drops them
+// again on replay; with no such entry, load() drops them by the snapshot file's rule.)
+void replay_snapshot_record(std::vector<Entry>& entries, Index index, engine::Term term) {
+  if (!entries.empty() && index + 1 < entries.front().index) return;
+  continue_snapshot(entries, index, term);
+}
+
 // Applies one entry record: a later entry at index i replaces every entry at index >= i.
 Status replay_entry(Replay& replay, Entry entry, const std::filesystem::path& path,
                     std::uint64_t offset) {
@@ -128,7 +138,7 @@ Result<Replay> replay_directory(const std::filesystem::path& dir) {
       }
       if (record.kind == RecordKind::snapshot) {
         segment.max_index = std::max(segment.max_index, record.commit);
-        continue_snapshot(replay.entries, record.commit, record.term);
+        replay_snapshot_record(replay.entries, record.commit, record.term);
         return Status{};
       }
       segment.max_index = std::max(segment.max_index, record.entry.index);
@@ -163,6 +173,15 @@ Result<std::optional<HardState>> read_hard_state(const std::filesystem::path& di
     return Status(Errc::corrupt, path.string() + ": " + state.status().message());
   }
   return std::optional<HardState>(HardState{state->term, state->vote, 0});
+}
+
+// The snapshot file's index and term; nullopt when there is none. Read whole, as load() reads
+// it: its checksum covers its data.
+Result<std::optional<SnapshotMeta>> read_snapshot_meta(const std::filesystem::path& dir) {
+  auto loaded = load_snapshot(dir);
+  if (!loaded) return loaded.status();
+  if (!*loaded) return std::optional<SnapshotMeta>();
+  return std::optional<SnapshotMeta>((*loaded)->first);
 }
 
 Status check_options(const WalOptions& options) {
@@ -229,6 +248,18 @@ Result<std::unique_ptr<Wal>> Wal::open(WalOptions options) {
   if (!replay) return replay.status();
   auto hard_state = read_hard_state(options.dir);
   if (!hard_state) return hard_state.status();
+  // The snapshot file is durable before its record (save_snapshot): after a crash between the
+  // two, the segments still end in the entries it replaced, and the log must continue after the
+  // snapshot, not after them.
+  auto snapshot_meta = read_snapshot_meta(options.dir);
+  if (!snapshot_meta) return snapshot_meta.status();
+  const std::optional<SnapshotMeta> snapshot = *snapshot_meta;
+  bool restage_snapshot = false;
+  if (snapshot) {
+    const std::size_t replayed = replay->entries.size();
+    continue_snapshot(replay->entries, snapshot->index, snapshot->term);
+    restage_snapshot = replay->entries.size() != replayed;
+  }
 
   std::unique_ptr<Wal> wal(new Wal(std::move(options)));
   const auto& dir = wal->options_.dir;
@@ -262,6 +293,18 @@ Result<std::unique_ptr<Wal>> Wal::open(WalOptions options) {
   wal->written_commit_ = replay->raw_commit;
   if (*hard_state) wal->durable_hard_state_ = **hard_state;
   wal->durable_hard_state_.commit = replay->commit;
+  if (snapshot) {
+    // As after save_snapshot: the log continues at snapshot->index + 1 at the latest, and the
+    // commit index is clamped as load() clamps it.
+    wal->staged_last_index_ = std::max(report.last_index, snapshot->index);
+    wal->durable_hard_state_.commit = std::min(replay->raw_commit, wal->staged_last_index_);
+  }
+  if (restage_snapshot) {
+    // The lost record goes in again with the next sync, before any entry appended after it.
+    append_snapshot_record(snapshot->index, snapshot->term, wal->staged_bytes_);
+    wal->staged_records_.push_back(
+        StagedRecord{wal->staged_bytes_.size(), snapshot->index, 0, true});
+  }
   wal->staged_hard_state_ = wal->durable_hard_state_;
   return wal;
 }
@@ -475,8 +518,10 @@ Status Wal::save_snapshot(const engine::SnapshotMeta& meta, std::string_view dat
 Status Wal::compact(Index through) {
   if (Status s = check_usable(); !s) return s;
   // Oldest first, one directory fsync per removal: a crash in between leaves a suffix of the
-  // segments, which replays to the same log.
-  while (segments_.size() > 1 && segments_.front().max_index <= through) {
+  // segments, which replays to the same log. The entry at `through` stays: replay checks a
+  // snapshot there against its term, and without it stale entries right after a replacing
+  // snapshot would look like they continue it.
+  while (segments_.size() > 1 && segments_.front().max_index < through) {
     if (Status s = remove_if_exists(segments_.front().path); !s) {
       failed_ = s;
       return s;

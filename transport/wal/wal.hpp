@@ -72,8 +72,11 @@ class Wal : public engine::StoragePort {
 
   // Opens (creating if missing) and recovers the log in options.dir: cuts a torn tail of the last
   // segment away and removes a leftover hardstate.tmp, reporting both in recovery(). Any other
-  // damage (see segment.hpp) fails with Errc::corrupt naming the file and byte offset, and then
-  // no file has been touched. Unknown format version: Errc::unsupported naming the file.
+  // damage (see segment.hpp; the snapshot file is checked too) fails with Errc::corrupt naming
+  // the file and byte offset, and then no file has been touched. Unknown format version:
+  // Errc::unsupported naming the file. When the segments end in entries that the snapshot file
+  // replaced (a crash before save_snapshot's record was synced), the record is staged again, so
+  // the log continues after the snapshot; recovery() counts only the entries that continue it.
   static Result<std::unique_ptr<Wal>> open(WalOptions options);
   ~Wal() override = default;
   Wal(const Wal&) = delete;
@@ -99,7 +102,8 @@ class Wal : public engine::StoragePort {
   const RecoveryReport& recovery() const { return report_; }
 
   // Log compaction after a snapshot covering everything up to `through`: deletes the oldest
-  // segment files while all their entries are <= through, never the one being written. load()
+  // segment files while all their entries are < through (the entry at `through` stays, so that
+  // replay can check the snapshot against its term), never the one being written. load()
   // then returns entries from the first retained index; the caller drops those <= through.
   Status compact(engine::Index through) override;
 

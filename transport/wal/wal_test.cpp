@@ -617,7 +617,7 @@ TEST(Wal, CompactionDeletesOnlyFullyCoveredSegments) {
 
   constexpr Index kThrough = 10;
   std::uint64_t covered = 0;
-  while (covered + 1 < count && max_index[covered] <= kThrough) ++covered;
+  while (covered + 1 < count && max_index[covered] < kThrough) ++covered;
   ASSERT_GE(covered, 1u);
   ASSERT_TRUE(wal->compact(kThrough).is_ok());
   for (std::uint64_t seq = 1; seq <= count; ++seq) {
@@ -625,7 +625,7 @@ TEST(Wal, CompactionDeletesOnlyFullyCoveredSegments) {
   }
   EXPECT_LT(wal->size_bytes(), size_before);
   const auto first_retained = max_index[covered - 1] + 1;
-  EXPECT_LE(first_retained, kThrough + 1);
+  EXPECT_LE(first_retained, kThrough) << "the entry at `through` stays";
   const auto state = load_ok(*wal);
   EXPECT_EQ(state.entries,
             std::vector<Entry>(entries.begin() + static_cast<std::ptrdiff_t>(first_retained - 1),
@@ -885,6 +885,89 @@ TEST(WalSnapshot, ACrashBeforeTheSnapshotRecordStillDropsTheReplacedLog) {
   const auto state = load_ok(*wal);
   ASSERT_TRUE(state.snapshot.has_value());
   EXPECT_TRUE(state.entries.empty()) << "entries 1..8 of term 1 do not continue (20, 3)";
+}
+
+// The follower's next step after that crash: the engine loaded (20, 3) and no entry, so its next
+// entry is 21. The WAL must take it, and replay it after the snapshot rather than as a gap after
+// the replaced entries 1..8 (found by fuzz/wal_recovery_fuzz.cpp).
+TEST(WalSnapshot, AfterACrashBeforeTheSnapshotRecordTheLogContinuesAfterTheSnapshot) {
+  TempDir dir;
+  {
+    auto wal = open_ok(options_for(dir.path()));
+    ASSERT_TRUE(wal);
+    ASSERT_TRUE(wal->append(make_entries(1, 8, 1)).is_ok());
+    ASSERT_TRUE(wal->sync().is_ok());
+    ASSERT_TRUE(wal->save_snapshot(meta_at(20, 3), "leader").is_ok());
+  }
+  {
+    auto wal = open_ok(options_for(dir.path()));
+    ASSERT_TRUE(wal);
+    EXPECT_EQ(wal->recovery().last_index, 0u) << "entries 1..8 do not continue (20, 3)";
+    ASSERT_TRUE(load_ok(*wal).entries.empty());
+    const Status appended = wal->append(make_entries(21, 22, 3));
+    ASSERT_TRUE(appended.is_ok()) << appended.to_string();
+    ASSERT_TRUE(wal->sync().is_ok());
+  }
+  auto wal = open_ok(options_for(dir.path()));
+  ASSERT_TRUE(wal);
+  const auto state = load_ok(*wal);
+  ASSERT_TRUE(state.snapshot.has_value());
+  EXPECT_EQ(state.snapshot->meta.index, 20u);
+  EXPECT_EQ(state.entries, make_entries(21, 22, 3));
+}
+
+// A snapshot record stays in a segment that compaction keeps, while the entries around its index
+// go with older segments: on replay the record must not drop the retained entries, which continue
+// it in the full log (found by fuzz/wal_recovery_fuzz.cpp).
+TEST(WalSnapshot, AnOldSnapshotRecordKeepsTheEntriesThatOutliveTheCompactedOnes) {
+  TempDir dir;
+  const auto options = options_for(dir.path(), Wal::kMinSegmentBytes);
+  auto wal = open_ok(options);
+  ASSERT_TRUE(wal);
+  ASSERT_TRUE(wal->append(make_entries(1, 12, 1, 1000)).is_ok());  // three entries a segment
+  ASSERT_TRUE(wal->sync().is_ok());
+  ASSERT_TRUE(wal->append(make_entries(6, 8, 2, 300)).is_ok());  // 8 starts a new segment
+  // A snapshot lagging the log: its record (2, 1) lands after entry 8.
+  ASSERT_TRUE(wal->save_snapshot(meta_at(2, 1), "old").is_ok());
+  ASSERT_TRUE(wal->sync().is_ok());
+  ASSERT_TRUE(wal->save_snapshot(meta_at(7, 2), "new").is_ok());
+  ASSERT_TRUE(wal->save_hard_state(HardState{2, 1, 8}).is_ok());
+  ASSERT_TRUE(wal->sync().is_ok());
+  ASSERT_TRUE(wal->compact(5).is_ok());
+  ASSERT_FALSE(fs::exists(segment_path(dir.path(), 1))) << "entries 1..3 are compacted";
+  wal.reset();
+  wal = open_ok(options);
+  ASSERT_TRUE(wal);
+  const auto state = load_ok(*wal);
+  ASSERT_TRUE(state.snapshot.has_value());
+  EXPECT_EQ(state.snapshot->meta.index, 7u);
+  ASSERT_FALSE(state.entries.empty()) << "entry 8, past the snapshot, is lost";
+  EXPECT_EQ(state.entries.back(), make_entry(8, 2, 300));
+  EXPECT_EQ(state.hard_state.commit, 8u);
+}
+
+// A follower's stale log whose segment ends exactly at the index of the leader's snapshot that
+// replaces it: compacting through that index must keep the entry there, else replay sees stale
+// entries starting right after the snapshot and takes them as continuing it (found by
+// fuzz/wal_recovery_fuzz.cpp).
+TEST(WalSnapshot, CompactionThroughAReplacingSnapshotDoesNotRevealTheReplacedEntries) {
+  TempDir dir;
+  const auto options = options_for(dir.path(), Wal::kMinSegmentBytes);
+  auto wal = open_ok(options);
+  ASSERT_TRUE(wal);
+  ASSERT_TRUE(wal->append(make_entries(1, 6, 1, 1000)).is_ok());  // segments {1, 2, 3} {4, 5, 6}
+  ASSERT_TRUE(wal->sync().is_ok());
+  ASSERT_TRUE(wal->save_snapshot(meta_at(3, 2), "leader").is_ok());  // entry 3 has term 1
+  ASSERT_TRUE(wal->sync().is_ok());
+  ASSERT_TRUE(wal->compact(3).is_ok());
+  wal.reset();
+  wal = open_ok(options);
+  ASSERT_TRUE(wal);
+  const auto state = load_ok(*wal);
+  ASSERT_TRUE(state.snapshot.has_value());
+  EXPECT_EQ(state.snapshot->meta.index, 3u);
+  EXPECT_TRUE(state.entries.empty()) << "stale entries " << state.entries.front().index << ".."
+                                     << state.entries.back().index << " of term 1 loaded";
 }
 
 // A one-node engine over the WAL with the node's KV store as its state machine.
