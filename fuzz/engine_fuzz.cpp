@@ -346,7 +346,9 @@ class Run {
     ConfChangeRecord record;
     record.change = conf_change();
     record.result = raft().membership();
-    if (record.result.check(record.change)) record.result.apply(record.change);
+    if (!record.result.voters.empty() && record.result.check(record.change)) {
+      record.result.apply(record.change);  // (apply needs a configuration to apply to)
+    }
     if (in_.byte() % 8 == 0) return in_.text(kMaxDataBytes);  // undecodable
     return encode_conf_change(record);
   }

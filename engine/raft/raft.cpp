@@ -786,7 +786,9 @@ void Raft::handle_snapshot(const Message& m) {
     return;
   }
   Result<Snapshot> snapshot = decode_snapshot_envelope(m.payload);
-  if (!snapshot) {
+  if (!snapshot || snapshot->meta.membership.voters.empty()) {
+    // (A committed index always has a configuration with voters: installing one without any
+    // would leave this node unable ever to elect or follow a leader again.)
     stats_.invalid_messages++;
     return;
   }

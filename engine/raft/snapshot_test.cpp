@@ -186,6 +186,15 @@ TEST(Snapshot, AMalformedSnapshotIsRefusedAndCounted) {
   EXPECT_TRUE(of_type(sent, MessageType::append_response).empty());
 }
 
+TEST(Snapshot, ASnapshotWhoseMembershipHasNoVoterIsRefused) {
+  Node n(config(2, {1, 2, 3}));
+  auto sent = n.step(snapshot_message(5, 1, 1, {}));
+  EXPECT_EQ(n.raft.stats().invalid_messages, 1u);
+  EXPECT_EQ(n.raft.stats().snapshots_installed, 0u);
+  EXPECT_EQ(n.raft.membership().voters, (std::set<NodeId>{1, 2, 3}));
+  EXPECT_TRUE(of_type(sent, MessageType::append_response).empty());
+}
+
 TEST(Snapshot, RestartFromASnapshotAndTheEntriesAfterIt) {
   RestoredState restored;
   restored.hard_state = HardState{2, kNoNode, 6};
