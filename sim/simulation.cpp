@@ -1092,6 +1092,8 @@ void Simulation::race_conflict(std::size_t client, NodeId leader, const Status& 
                                "version " + std::to_string(current) + ": \"" + message + "\"",
                      leader);
   }
+  // Its own write, begun by an earlier try, won in the same call that refused this poll.
+  if (race_->clients[client].won_version == named) return;
   if (other.won_version != named) {
     return violation(who + " was refused: version " + std::to_string(named) +
                          " is current, but that is not the other writer's document (it won "
