@@ -34,13 +34,14 @@ log=$workdir/log-$(date +%Y%m%dT%H%M%S).txt
   -artifact_prefix="$workdir/" "$workdir/corpus" 2>"$log"
 status=$?
 
-read -r wall user sys <"$workdir/time.txt"
+# The last line: time(1) puts "Command exited with non-zero status N" before it on a finding.
+read -r wall user sys < <(tail -1 "$workdir/time.txt")
 cpu=$(python3 -c "print(round($user + $sys, 1))")
 total=$(python3 -c "
 import pathlib; p = pathlib.Path('$workdir/cpu_seconds')
 t = (float(p.read_text()) if p.exists() else 0.0) + $cpu
 p.write_text(str(t)); print(round(t))")
-execs=$(awk -F': *' '/stat::number_of_executed_units/{print $2}' "$log")
+execs=$(awk '/stat::number_of_executed_units/{print $NF}' "$log")
 cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
 files=$(find "$workdir/corpus" -type f | wc -l)
 per_cpu=$(python3 -c "print(round(${execs:-0} / max($cpu, 0.001)))")
