@@ -515,8 +515,8 @@ void Builder::reopen() {
   check_matches_model(*loaded, expected(), compacted_);
   view_ = loaded->entries;
   snapshot_ = loaded->snapshot;
-  // open() stages the snapshot's record again when the entries do not continue it; when they
-  // do, the record changes nothing on replay, so the model may always stage it.
+  // open() stages the snapshot's record again when the segments lack it (or the entries do not
+  // continue it); otherwise the record changes nothing on replay, so the model may always stage it.
   if (snapshot_) {
     staged_.push_back(
         ModelRecord{RecordKind::snapshot, {}, snapshot_->meta.index, snapshot_->meta.term});

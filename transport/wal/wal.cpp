@@ -44,6 +44,7 @@ struct Replay {
   std::vector<Entry> entries;  // contiguous, from the first retained index
   Index raw_commit = 0;        // the last commit record as written
   Index commit = 0;            // raw_commit clamped to entries.back().index (0 with no entry)
+  std::optional<SnapshotMeta> last_snapshot_record;  // the last snapshot record, if any
   std::optional<TornTail> torn;
 };
 
@@ -90,7 +91,10 @@ void continue_snapshot(std::vector<Entry>& entries, Index index, engine::Term te
 // entries the rule would test went with older segments, which compaction removes only once a
 // durable snapshot covers them, and the retained entries continued it in the full log: keep them.
 // (Had this snapshot replaced them instead, the engine's next entry, at index + 1, drops them
-// again on replay; with no such entry, load() drops them by the snapshot file's rule.)
+// again on replay. Compaction past them needs a later snapshot, whose record comes after this
+// one and before any entry the engine appended after it, even when a crash lost it (open()
+// stages it again), and that record drops them. With neither, load() drops them by the
+// snapshot file's rule.)
 void replay_snapshot_record(std::vector<Entry>& entries, Index index, engine::Term term) {
   if (!entries.empty() && index + 1 < entries.front().index) return;
   continue_snapshot(entries, index, term);
@@ -138,6 +142,7 @@ Result<Replay> replay_directory(const std::filesystem::path& dir) {
       }
       if (record.kind == RecordKind::snapshot) {
         segment.max_index = std::max(segment.max_index, record.commit);
+        replay.last_snapshot_record = SnapshotMeta{record.commit, record.term};
         replay_snapshot_record(replay.entries, record.commit, record.term);
         return Status{};
       }
@@ -249,8 +254,13 @@ Result<std::unique_ptr<Wal>> Wal::open(WalOptions options) {
   auto hard_state = read_hard_state(options.dir);
   if (!hard_state) return hard_state.status();
   // The snapshot file is durable before its record (save_snapshot): after a crash between the
-  // two, the segments still end in the entries it replaced, and the log must continue after the
-  // snapshot, not after them.
+  // two, the segments may still end in the entries it replaced, and the log must continue after
+  // the snapshot, not after them. The record goes in again whenever it is missing, even when no
+  // entry contradicts the snapshot now: entries the engine appends next must replay after it,
+  // else once compaction removes the segments whose entries let an older snapshot record drop a
+  // stale log, that log reappears below the new entries, and the snapshot file's rule in load()
+  // then drops them with it. (The latest record is never compacted away: its segment's
+  // max_index is at least the snapshot's index, and compaction stops below that.)
   auto snapshot_meta = read_snapshot_meta(options.dir);
   if (!snapshot_meta) return snapshot_meta.status();
   const std::optional<SnapshotMeta> snapshot = *snapshot_meta;
@@ -258,7 +268,8 @@ Result<std::unique_ptr<Wal>> Wal::open(WalOptions options) {
   if (snapshot) {
     const std::size_t replayed = replay->entries.size();
     continue_snapshot(replay->entries, snapshot->index, snapshot->term);
-    restage_snapshot = replay->entries.size() != replayed;
+    restage_snapshot =
+        replay->entries.size() != replayed || replay->last_snapshot_record != *snapshot;
   }
 
   std::unique_ptr<Wal> wal(new Wal(std::move(options)));

@@ -74,9 +74,10 @@ class Wal : public engine::StoragePort {
   // segment away and removes a leftover hardstate.tmp, reporting both in recovery(). Any other
   // damage (see segment.hpp; the snapshot file is checked too) fails with Errc::corrupt naming
   // the file and byte offset, and then no file has been touched. Unknown format version:
-  // Errc::unsupported naming the file. When the segments end in entries that the snapshot file
-  // replaced (a crash before save_snapshot's record was synced), the record is staged again, so
-  // the log continues after the snapshot; recovery() counts only the entries that continue it.
+  // Errc::unsupported naming the file. When the segments lack the snapshot file's record as their
+  // last snapshot record (a crash before save_snapshot's record was synced), the record is staged
+  // again, so the log continues after the snapshot (and entries that the snapshot replaced stay
+  // dropped after a compaction); recovery() counts only the entries that continue it.
   static Result<std::unique_ptr<Wal>> open(WalOptions options);
   ~Wal() override = default;
   Wal(const Wal&) = delete;

@@ -970,6 +970,42 @@ TEST(WalSnapshot, CompactionThroughAReplacingSnapshotDoesNotRevealTheReplacedEnt
                                      << state.entries.back().index << " of term 1 loaded";
 }
 
+// A replacing snapshot's record dropped the stale entries 1..4 of term 1; a second replacing
+// snapshot lost its record in a crash, which went unnoticed because no entry contradicted it any
+// more. The engine then appended 5..7 after it. Once compaction removed entries 1..2, replay
+// kept the stale 3..4 (the first record's entries are gone) and, with no record of (4, 4) before
+// entry 5, load's check of the snapshot file dropped 3..7 together: open must stage the lost
+// record again whenever the segments lack it (found by fuzz/wal_recovery_fuzz.cpp).
+TEST(WalSnapshot, ASnapshotRecordLostInACrashIsStagedAgainEvenWithNoEntryToDrop) {
+  TempDir dir;
+  const auto options = options_for(dir.path(), Wal::kMinSegmentBytes);
+  {
+    auto wal = open_ok(options);
+    ASSERT_TRUE(wal);
+    ASSERT_TRUE(wal->append(make_entries(1, 4, 1, 1500)).is_ok());  // segments {1, 2} {3, 4}
+    ASSERT_TRUE(wal->save_snapshot(meta_at(2, 3), "first leader").is_ok());
+    ASSERT_TRUE(wal->sync().is_ok());
+    ASSERT_TRUE(wal->save_snapshot(meta_at(4, 4), "second leader").is_ok());  // then a crash
+  }
+  {
+    auto wal = open_ok(options);
+    ASSERT_TRUE(wal);
+    ASSERT_TRUE(load_ok(*wal).entries.empty());
+    ASSERT_TRUE(wal->append(make_entries(5, 7, 4, 300)).is_ok());
+    ASSERT_TRUE(wal->save_hard_state(HardState{4, 0, 7}).is_ok());
+    ASSERT_TRUE(wal->sync().is_ok());
+    ASSERT_TRUE(wal->compact(4).is_ok());
+    ASSERT_FALSE(fs::exists(segment_path(dir.path(), 1))) << "entries 1..2 are compacted";
+  }
+  auto wal = open_ok(options);
+  ASSERT_TRUE(wal);
+  const auto state = load_ok(*wal);
+  ASSERT_TRUE(state.snapshot.has_value());
+  EXPECT_EQ(state.snapshot->meta, meta_at(4, 4));
+  EXPECT_EQ(state.entries, make_entries(5, 7, 4, 300)) << "entries past the snapshot are lost";
+  EXPECT_EQ(state.hard_state.commit, 7u);
+}
+
 // A one-node engine over the WAL with the node's KV store as its state machine.
 class KvMachine : public engine::StateMachinePort {
  public:
