@@ -1025,10 +1025,14 @@ void Simulation::config_race(std::uint64_t param) {
            Event{EventKind::config_race, 0, kRaceStart, {}});
   const NodeId leader = believed_leader();
   if (race_ || leader == engine::kNoNode || paused(leader)) return;
+  // A client reads the version from a leader that has applied every activation; a new leader
+  // still catching up would hand both clients a stale one.
+  const std::uint64_t applied = nodes_.at(leader)->host->config_state().active_version();
+  if (!config_activated_.empty() && applied < *config_activated_.rbegin()) return;
   // Both clients read the same version, then write at (nearly) the same moment.
   Race race;
   race.number = ++races_begun_;
-  race.expected_version = nodes_.at(leader)->host->config_state().active_version();
+  race.expected_version = applied;
   for (std::size_t c = 0; c < 2; c++) {
     race.clients[c].document = "{\"seed\":" + std::to_string(options_.seed) + ",\"race\":" +
                                std::to_string(race.number) + ",\"client\":" +
