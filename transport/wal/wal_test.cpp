@@ -870,16 +870,19 @@ TEST(WalSnapshot, AnInstalledSnapshotDropsTheEntriesThatDoNotContinueIt) {
   EXPECT_EQ(state.hard_state.commit, 21u);
 }
 
+// Entries 1..8 of term 1 synced, then a leader's snapshot (20, 3) saved: its file is durable at
+// once, its record only staged, and the process dies before the sync.
+void crash_before_snapshot_record(const TempDir& dir) {
+  auto wal = open_ok(options_for(dir.path()));
+  ASSERT_TRUE(wal);
+  ASSERT_TRUE(wal->append(make_entries(1, 8, 1)).is_ok());
+  ASSERT_TRUE(wal->sync().is_ok());
+  ASSERT_TRUE(wal->save_snapshot(meta_at(20, 3), "leader").is_ok());
+}
+
 TEST(WalSnapshot, ACrashBeforeTheSnapshotRecordStillDropsTheReplacedLog) {
   TempDir dir;
-  {
-    auto wal = open_ok(options_for(dir.path()));
-    ASSERT_TRUE(wal);
-    ASSERT_TRUE(wal->append(make_entries(1, 8, 1)).is_ok());
-    ASSERT_TRUE(wal->sync().is_ok());
-    // The snapshot file is durable at once; its record is staged, never synced: a crash.
-    ASSERT_TRUE(wal->save_snapshot(meta_at(20, 3), "leader").is_ok());
-  }
+  crash_before_snapshot_record(dir);
   auto wal = open_ok(options_for(dir.path()));
   ASSERT_TRUE(wal);
   const auto state = load_ok(*wal);
@@ -892,13 +895,7 @@ TEST(WalSnapshot, ACrashBeforeTheSnapshotRecordStillDropsTheReplacedLog) {
 // the replaced entries 1..8 (found by fuzz/wal_recovery_fuzz.cpp).
 TEST(WalSnapshot, AfterACrashBeforeTheSnapshotRecordTheLogContinuesAfterTheSnapshot) {
   TempDir dir;
-  {
-    auto wal = open_ok(options_for(dir.path()));
-    ASSERT_TRUE(wal);
-    ASSERT_TRUE(wal->append(make_entries(1, 8, 1)).is_ok());
-    ASSERT_TRUE(wal->sync().is_ok());
-    ASSERT_TRUE(wal->save_snapshot(meta_at(20, 3), "leader").is_ok());
-  }
+  crash_before_snapshot_record(dir);
   {
     auto wal = open_ok(options_for(dir.path()));
     ASSERT_TRUE(wal);
