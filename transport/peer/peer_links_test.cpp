@@ -1,6 +1,7 @@
 // Tests for the peer links (peer_links.hpp): PeerLinks instances on one io_context over
 // 127.0.0.1 with real certificates. Messages cross the TLS WebSockets through the codec and
-// arrive equal (up to a frame of exactly Limits::max_frame_bytes); each pair settles on one link;
+// arrive equal (up to a frame of exactly Limits::max_frame_bytes); each pair settles on one link,
+// and messages queued on a link that is replaced go out on its replacement;
 // a stopped peer is reported down; and every refusal the header lists is counted under its
 // reason: another CA ("tls"), another cluster ("cluster"), a dialled node whose certificate
 // names another node ("identity"), a frame whose `from` is not the authenticated peer
@@ -450,9 +451,11 @@ enum class Reading { no, yes };
 // claims to be node `claim`, sends `frames`, then (with Reading::yes) reads until the link
 // closes, and waits for `finish` before closing. Runs on its own thread and io_context.
 // Returns "" or what failed.
+// A non-zero `receive_buffer_bytes` fixes the socket's receive buffer (turning off the kernel's
+// autotuning), so a raw peer that does not read holds back its sender after a few frames.
 std::string raw_peer(const tls::TlsFiles& cert, std::uint16_t port, const std::string& claim,
                      const std::vector<std::string>& frames, Reading reading,
-                     std::shared_future<void> finish) {
+                     std::shared_future<void> finish, int receive_buffer_bytes = 0) {
   try {
     asio::io_context io;
     asio::ssl::context ctx(asio::ssl::context::tls_client);
@@ -461,6 +464,11 @@ std::string raw_peer(const tls::TlsFiles& cert, std::uint16_t port, const std::s
     ctx.use_private_key_file(cert.key.string(), asio::ssl::context::pem);
     ctx.set_verify_mode(asio::ssl::verify_peer);
     websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws(io, ctx);
+    if (receive_buffer_bytes > 0) {
+      beast::get_lowest_layer(ws).socket().open(asio::ip::tcp::v4());
+      beast::get_lowest_layer(ws).socket().set_option(
+          asio::socket_base::receive_buffer_size(receive_buffer_bytes));
+    }
     beast::get_lowest_layer(ws).connect(
         asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
     ws.next_layer().handshake(asio::ssl::stream_base::client);
@@ -583,6 +591,104 @@ TEST_F(RawPeerTest, AClaimedNodeIdThatDiffersFromTheCertificateIsRefused) {
   EXPECT_FALSE(node(1).connected(3));
   EXPECT_THAT(node(1).log->text,
               HasSubstr("certificate is for node 3, but it claims to be node 2"));
+}
+
+// Node 3's end of a peer link, by hand with node 3's certificate `cert`, on its own thread: once
+// `go` is ready it accepts the connection already waiting on `acceptor` (the kernel completed it
+// and holds node 1's TLS hello meanwhile), completes TLS and the upgrade, and returns every
+// message that arrives until one equals `last` or the link closes.
+std::vector<Message> raw_listener(const tls::TlsFiles& cert, asio::ip::tcp::acceptor& acceptor,
+                                  std::shared_future<void> go, const Message& last) {
+  std::vector<Message> received;
+  try {
+    asio::ssl::context ctx(asio::ssl::context::tls_server);
+    ctx.load_verify_file(cert.ca_cert.string());
+    ctx.use_certificate_chain_file(cert.cert.string());
+    ctx.use_private_key_file(cert.key.string(), asio::ssl::context::pem);
+    ctx.set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+    websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws(acceptor.get_executor(), ctx);
+    go.wait_for(kSettle);
+    acceptor.accept(beast::get_lowest_layer(ws).socket());
+    ws.next_layer().handshake(asio::ssl::stream_base::server);
+    ws.accept();
+    beast::flat_buffer buffer;
+    while (received.empty() || received.back() != last) {
+      ws.read(buffer);
+      const auto data = buffer.cdata();
+      Result<Message> m = engine::decode_message(
+          std::string_view(static_cast<const char*>(data.data()), data.size()));
+      if (!m) break;
+      received.push_back(*m);
+      buffer.consume(buffer.size());
+    }
+  } catch (const std::exception&) {
+    // The link closed early: what arrived so far is the answer.
+  }
+  return received;
+}
+
+// Node 1 keeps the link it dialled (1 < 3). When its own dial to node 3 comes up after a link
+// node 3 dialled, the messages still queued on the replaced link must go out on the new one,
+// not be lost with the old. Node 1's dial is held at node 3's listener, which does not accept it
+// yet; meanwhile "node 3" dials node 1 from a raw peer that never reads and has a small receive
+// buffer, so node 1's queue on that link certainly holds a backlog when it is replaced.
+TEST_F(RawPeerTest, MessagesQueuedOnAReplacedLinkGoOutOnTheNewLink) {
+  TestNode& one = add_node(1);
+  const tls::TlsFiles cert = node_files(3, ca_, "ca", "-raw");
+  constexpr std::uint64_t kCount = 32;
+  const auto big = [](std::uint64_t seed) {
+    Message m = sample(MessageType::append, 1, 3, seed);
+    m.entries[0].data.assign(1u << 20, static_cast<char>('a' + seed % 26));
+    return m;
+  };
+
+  asio::io_context listener_io;
+  asio::ip::tcp::acceptor acceptor(
+      listener_io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  std::promise<void> go;
+  auto listener = std::async(std::launch::async, [&, go_future = go.get_future().share()] {
+    return raw_listener(cert, acceptor, go_future, big(kCount - 1));
+  });
+  one.links->set_members(
+      {{1, one.address()}, {3, "127.0.0.1:" + std::to_string(acceptor.local_endpoint().port())}});
+  run_for(std::chrono::milliseconds(50));  // node 1's dial connects and waits for TLS
+
+  std::promise<void> finish;
+  std::shared_future<void> finished = finish.get_future().share();
+  const std::uint16_t port = one.links->listen_port();
+  auto stalled = std::async(std::launch::async, [=] {
+    return raw_peer(cert, port, "3", {}, Reading::no, finished, 64 << 10);
+  });
+  ASSERT_TRUE(run_until([&] { return one.connected(3); })) << one.log->text;
+  EXPECT_THAT(one.log->text, HasSubstr("link to node 3 up (accepted)"));
+
+  // 32 MiB: well past what the two kernels buffer (4 MiB to send, 64 KiB to receive), well
+  // inside the queue's limits, so most of it is still queued when the link is replaced.
+  for (std::uint64_t i = 0; i < kCount; i++) one.links->send(big(i));
+  run_for(std::chrono::milliseconds(300));  // node 1 writes until the stalled peer holds it back
+  ASSERT_LT(one.stats(3)->messages_sent, kCount / 2) << "the stalled link did not hold back";
+
+  go.set_value();  // node 3 answers node 1's dial: the dialled link replaces the accepted one
+  const bool done = run_until([&] {
+    return listener.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  });
+  if (!done) one.links->stop();  // ends the listener's read
+  run_until([&] { return listener.wait_for(std::chrono::seconds(0)) == std::future_status::ready; });
+  finish.set_value();
+  run_until([&] { return stalled.wait_for(std::chrono::seconds(0)) == std::future_status::ready; });
+  const std::vector<Message> received = listener.get();
+  EXPECT_EQ(stalled.get(), "");
+
+  EXPECT_THAT(one.log->text, HasSubstr("replaced by a newer link"));
+  // What arrives is the unsent tail, in order, with no gap and nothing after it lost: the
+  // frames node 1 had already handed to the old socket die with it, every later one is moved.
+  ASSERT_FALSE(received.empty()) << one.log->text;
+  EXPECT_GT(received.size(), kCount / 2);
+  const std::uint64_t first = kCount - received.size();
+  for (std::uint64_t i = 0; i < received.size(); i++) {
+    EXPECT_EQ(received[i], big(first + i)) << "message " << i;
+  }
+  EXPECT_EQ(one.stats(3)->dropped_queue_full, 0u);
 }
 
 }  // namespace
