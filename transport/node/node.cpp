@@ -417,7 +417,7 @@ StatusView Node::status() {
 }
 
 std::string Node::metrics_text() {
-  metrics_->update(host_->raft(), host_->config_state().active_version(), *peers_);
+  metrics_->update(*host_, *peers_);
   return metrics_->registry.render();
 }
 

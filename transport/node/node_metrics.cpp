@@ -54,13 +54,18 @@ NodeMetrics::NodeMetrics() {
                                {"reason"});
   engine_refused = &r.counter_family("anya_engine_refused_messages_total",
                                      "Messages the engine refused, by reason", {"reason"});
+  snapshots = &r.counter_family(
+      "anya_snapshots_total",
+      "Snapshots taken, restored (at start or installed from the leader), and refused from the "
+      "leader because their data would not restore",
+      {"event"});
   wal_fsync_seconds = &r.histogram(
       "anya_wal_fsync_seconds", "Latency of each WAL fsync",
       {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});
 }
 
-void NodeMetrics::update(const engine::Raft& raft, std::uint64_t config_version_now,
-                         const PeerLinks& peers) {
+void NodeMetrics::update(const engine::Host& host, const PeerLinks& peers) {
+  const engine::Raft& raft = host.raft();
   for (engine::Role r : {engine::Role::follower, engine::Role::pre_candidate,
                          engine::Role::candidate, engine::Role::leader, engine::Role::learner}) {
     role->with({engine::role_name(r)}).set(raft.role() == r ? 1 : 0);
@@ -74,11 +79,14 @@ void NodeMetrics::update(const engine::Raft& raft, std::uint64_t config_version_
   commit_index->set(static_cast<double>(raft.log().committed()));
   applied_index->set(static_cast<double>(raft.log().applied()));
   has_quorum->set(raft.has_quorum() ? 1 : 0);
-  config_version->set(static_cast<double>(config_version_now));
+  config_version->set(static_cast<double>(host.config_state().active_version()));
   copy_total(engine_refused->with({"stale_term"}), st.stale_messages);
   copy_total(engine_refused->with({"invalid"}), st.invalid_messages);
   copy_total(engine_refused->with({"non_member"}), st.non_member_messages);
   copy_total(engine_refused->with({"foreign_cluster"}), st.foreign_cluster_messages);
+  copy_total(snapshots->with({"taken"}), host.snapshots_taken());
+  copy_total(snapshots->with({"restored"}), host.snapshots_restored());
+  copy_total(snapshots->with({"refused"}), host.snapshots_refused());
   const std::uint64_t now = steady_ms();
   for (const auto& [peer, ps] : peers.stats()) {
     const std::string id = std::to_string(peer);

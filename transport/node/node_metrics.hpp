@@ -3,7 +3,7 @@
 // only ever adds the difference, so its counters stay monotonic.
 #pragma once
 
-#include "engine/raft/raft.hpp"
+#include "engine/host/host.hpp"
 #include "transport/metrics/metrics.hpp"
 #include "transport/peer/peer_links.hpp"
 
@@ -11,8 +11,8 @@ namespace anya::transport {
 
 struct NodeMetrics {
   NodeMetrics();
-  // Refreshes every gauge and copied counter from the engine and the peer links.
-  void update(const engine::Raft& raft, std::uint64_t config_version, const PeerLinks& peers);
+  // Refreshes every gauge and copied counter from the engine's host and the peer links.
+  void update(const engine::Host& host, const PeerLinks& peers);
 
   metrics::Registry registry;
   metrics::Family<metrics::Gauge>* role;
@@ -36,6 +36,7 @@ struct NodeMetrics {
   metrics::Family<metrics::Counter>* messages_dropped;
   metrics::Family<metrics::Counter>* rejected;
   metrics::Family<metrics::Counter>* engine_refused;
+  metrics::Family<metrics::Counter>* snapshots;
   metrics::Histogram* wal_fsync_seconds;
 };
 

@@ -106,6 +106,39 @@ def test_sigkill_of_the_leader_loses_no_committed_write_and_the_node_catches_up(
         c.close()
 
 
+def test_a_follower_behind_the_leaders_compacted_log_catches_up_from_a_snapshot():
+    # Snapshots every 20 entries, 20 kept: a follower 120 entries behind can only catch up by
+    # installing the leader's snapshot over the peer link, then the entries after it.
+    c = Cluster(BINARY, 3, extra_config={"snapshot_entries = 10000": "snapshot_entries = 20"})
+    try:
+        c.start_all()
+        leader = c.wait_leader()
+        follower = (leader % 3) + 1
+        write_keys(c, "early-", 3, via=leader)
+        wait_caught_up(c, follower)
+        c.kill(follower, signal.SIGKILL)  # before its first snapshot: nothing to restore at start
+        write_keys(c, "behind-", 120, via=leader)
+        taken = c.metric(leader, "anya_snapshots_total", {"event": "taken"})
+        check(taken is not None and taken >= 5, f"leader took {taken} snapshots, expected 5+")
+        c.start(follower)
+        wait_caught_up(c, follower)
+        restored = c.metric(follower, "anya_snapshots_total", {"event": "restored"})
+        check(restored == 1, f"follower restored {restored} snapshots, expected the leader's one")
+        refused = c.metric(follower, "anya_snapshots_total", {"event": "refused"})
+        check(not refused, f"follower refused {refused} snapshots")
+        # Everything, from before and inside the snapshot and after it, reads back through it.
+        write_keys(c, "after-", 5, via=leader)
+        wait_caught_up(c, follower)
+        code, body = c.request(leader, "POST", "/v1/leader/transfer", {"to": follower})
+        check(code == 200, f"transfer: {code} {body}")
+        check(c.wait_leader(timeout=5) == follower, "transfer to the caught-up follower failed")
+        check_keys(c, "early-", 3, via=follower)
+        check_keys(c, "behind-", 120, via=follower)
+        check_keys(c, "after-", 5, via=follower)
+    finally:
+        c.close()
+
+
 def test_five_nodes_survive_two_kills():
     c = Cluster(BINARY, 5)
     try:
