@@ -86,7 +86,11 @@ Status Node::start(const std::string& admin_endpoint) {
   PeerLinkCallbacks callbacks;
   callbacks.on_message = [this](const engine::Message& m) {
     if (host_ == nullptr || fatal_) return;
+    const std::uint64_t refused_before = host_->snapshots_refused();
     after_host_call(host_->receive(m));
+    if (host_ != nullptr && host_->snapshots_refused() != refused_before) {
+      warn_refused_snapshot(m.from);
+    }
   };
   callbacks.on_peer_down = [this](NodeId peer, const std::string& reason) {
     on_peer_down(peer, reason);
@@ -172,6 +176,16 @@ void Node::on_tick() {
     it = config_waiters_.erase(it);
     reply(ApiError{Status(Errc::busy, "the configuration transaction did not finish in time")});
   }
+}
+
+void Node::warn_refused_snapshot(NodeId leader) {
+  // The leader resends it with every heartbeat round; once per kRepeatWarningMs is enough.
+  const std::uint64_t now = now_ms();
+  if (last_snapshot_warning_ms_ != 0 && now - last_snapshot_warning_ms_ < kRepeatWarningMs) return;
+  last_snapshot_warning_ms_ = now;
+  log_.warn("refused a snapshot from node ", leader, ": its data would not restore here, so "
+            "nothing was changed; this node cannot catch up until the leader sends one that "
+            "does (", host_->snapshots_refused(), " refused so far)");
 }
 
 void Node::after_host_call(const Status& status) {

@@ -129,6 +129,7 @@ class Node final : public NodeApi,
   void wait_for_write(engine::Index at, Reply<KvWriteResult> reply);
   void try_promotions();
   void continue_shutdown(std::uint64_t give_up_ms, std::function<void()> done);
+  void warn_refused_snapshot(engine::NodeId leader);
 
   boost::asio::io_context& io_;
   NodeConfig config_;
@@ -160,6 +161,8 @@ class Node final : public NodeApi,
   std::map<engine::NodeId, std::string> linked_members_;
   engine::NodeId last_leader_ = engine::kNoNode;
   engine::Role last_role_ = engine::Role::follower;
+  static constexpr std::uint64_t kRepeatWarningMs = 10'000;
+  std::uint64_t last_snapshot_warning_ms_ = 0;
   std::string admin_endpoint_;
   bool stopping_ = false;
   bool fatal_ = false;
