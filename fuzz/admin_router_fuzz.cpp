@@ -92,8 +92,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   int answers = 0;
   route_admin_request(req, node, [&](AdminResponse r) {
     answers++;
-    ANYA_ASSERT(r.status == 200 || r.status == 400 || r.status == 404 || r.status == 409 ||
-                r.status == 421 || r.status == 500 || r.status == 503);
+    ANYA_ASSERT(r.status == 200 || r.status == 400 || r.status == 404 || r.status == 405 ||
+                r.status == 409 || r.status == 421 || r.status == 500 || r.status == 503);
+    ANYA_ASSERT((r.status == 405) == !r.allow.empty());  // a 405 says what is allowed
     if (r.content_type != "application/json") return;
     boost::system::error_code ec;
     const boost::json::value v = boost::json::parse(r.body, ec);

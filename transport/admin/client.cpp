@@ -90,6 +90,7 @@ Result<HttpReply> admin_request(const AdminClientOptions& options, const std::st
   http::response<http::string_body> res = parser.release();
   HttpReply reply;
   reply.status = static_cast<int>(res.result_int());
+  if (auto it = res.find(http::field::allow); it != res.end()) reply.allow = std::string(it->value());
   if (auto it = res.find(http::field::content_type); it != res.end()) {
     reply.content_type = std::string(it->value());
   }

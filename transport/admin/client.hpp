@@ -21,6 +21,7 @@ struct HttpReply {
   int status = 0;
   std::string content_type;
   std::string body;
+  std::string allow;  // the Allow header of a 405
 };
 
 // `endpoint`: "https://HOST:PORT". Errc::invalid_argument for a bad endpoint or TLS files

@@ -74,7 +74,7 @@ bool all_numbers_finite(const json::value& v) {
 }
 
 AdminResponse json_response(int status, const json::value& v) {
-  return AdminResponse{status, "application/json", json::serialize(v) + "\n"};
+  return AdminResponse{status, "application/json", json::serialize(v) + "\n", {}};
 }
 
 AdminResponse bad_request(std::string message) {
@@ -223,21 +223,18 @@ void route_kv(const AdminRequest& req, std::string_view path, std::string_view q
     w.expected_revision = prev;
     return node.kv_write(std::move(w), std::move(write_done));
   }
-  if (req.method == "DELETE") {
-    KvWrite w;
-    w.op = KvWrite::Op::del;
-    w.key = std::move(*key);
-    if (query.rfind("prev_revision=", 0) == 0) {
-      std::optional<std::uint64_t> prev = parse_u64(query.substr(14));
-      if (!prev || *prev == 0) return respond(bad_request("prev_revision: expected a revision"));
-      w.expected_revision = prev;
-    } else if (!query.empty()) {
-      return respond(bad_request("unknown query parameter: " + std::string(query)));
-    }
-    return node.kv_write(std::move(w), std::move(write_done));
+  ANYA_ASSERT(req.method == "DELETE");  // allowed_methods() let nothing else through
+  KvWrite w;
+  w.op = KvWrite::Op::del;
+  w.key = std::move(*key);
+  if (query.rfind("prev_revision=", 0) == 0) {
+    std::optional<std::uint64_t> prev = parse_u64(query.substr(14));
+    if (!prev || *prev == 0) return respond(bad_request("prev_revision: expected a revision"));
+    w.expected_revision = prev;
+  } else if (!query.empty()) {
+    return respond(bad_request("unknown query parameter: " + std::string(query)));
   }
-  respond(error_response(ApiError{Status(Errc::invalid_argument,
-                                         "method " + req.method + " not allowed on /v1/kv")}));
+  return node.kv_write(std::move(w), std::move(write_done));
 }
 
 void route_members(const AdminRequest& req, std::string_view rest, NodeApi& node,
@@ -270,13 +267,10 @@ void route_members(const AdminRequest& req, std::string_view rest, NodeApi& node
     return node.members_add(*id, std::string(address->as_string()),
                             learner != nullptr && learner->as_bool(), std::move(empty_done));
   }
-  if (!rest.empty() && req.method == "DELETE") {
-    std::optional<std::uint64_t> id = parse_u64(rest);
-    if (!id || *id == 0) return respond(bad_request("member id: expected a positive number"));
-    return node.members_remove(*id, std::move(empty_done));
-  }
-  respond(error_response(ApiError{Status(Errc::invalid_argument,
-                                         "method " + req.method + " not allowed here")}));
+  ANYA_ASSERT(req.method == "DELETE");  // /v1/members/{id}: allowed_methods() saw to it
+  std::optional<std::uint64_t> id = parse_u64(rest);
+  if (!id || *id == 0) return respond(bad_request("member id: expected a positive number"));
+  return node.members_remove(*id, std::move(empty_done));
 }
 
 void route_config(const AdminRequest& req, std::string_view rest, NodeApi& node,
@@ -299,7 +293,7 @@ void route_config(const AdminRequest& req, std::string_view rest, NodeApi& node,
     }
     return node.config_put(req.body, if_version, std::move(config_done));
   }
-  if (rest == "/rollback" && req.method == "POST") {
+  if (rest == "/rollback") {
     std::string error;
     std::optional<json::object> body = parse_object(req.body, error);
     if (!body || !only_fields(*body, {"version", "if_version"}, error)) {
@@ -313,21 +307,18 @@ void route_config(const AdminRequest& req, std::string_view rest, NodeApi& node,
     if (!version || *version == 0) return respond(bad_request("version: missing or 0"));
     return node.config_rollback(*version, if_version, std::move(config_done));
   }
-  if (rest == "/history" && req.method == "GET") {
-    return node.config_history(replying<std::vector<ConfigView>>(
-        respond, [](const std::vector<ConfigView>& h) {
-          json::array versions;
-          for (const ConfigView& c : h) versions.push_back(config_json(c));
-          return json_response(200, json::object{{"versions", std::move(versions)}});
-        }));
-  }
-  respond(error_response(ApiError{Status(
-      Errc::not_found, "no such endpoint: " + req.method + " /v1/config" + std::string(rest))}));
+  ANYA_ASSERT(rest == "/history" && req.method == "GET");  // allowed_methods() saw to it
+  return node.config_history(replying<std::vector<ConfigView>>(
+      respond, [](const std::vector<ConfigView>& h) {
+        json::array versions;
+        for (const ConfigView& c : h) versions.push_back(config_json(c));
+        return json_response(200, json::object{{"versions", std::move(versions)}});
+      }));
 }
 
 void route_v1(const AdminRequest& req, std::string_view path, std::string_view query,
               NodeApi& node, const std::function<void(AdminResponse)>& respond) {
-  if (path == "/v1/status" && req.method == "GET") {
+  if (path == "/v1/status") {
     return respond(json_response(200, status_json(node.status())));
   }
   if (path.rfind("/v1/kv/", 0) == 0) return route_kv(req, path.substr(7), query, node, respond);
@@ -339,7 +330,7 @@ void route_v1(const AdminRequest& req, std::string_view path, std::string_view q
   if (path == "/v1/config" || path.rfind("/v1/config/", 0) == 0) {
     return route_config(req, path.substr(10), node, respond);
   }
-  if (path == "/v1/leader/transfer" && req.method == "POST") {
+  if (path == "/v1/leader/transfer") {
     std::optional<std::uint64_t> to;
     if (!req.body.empty()) {
       std::string error;
@@ -352,16 +343,38 @@ void route_v1(const AdminRequest& req, std::string_view path, std::string_view q
       return json_response(200, json::object{{"transferring_to", target}});
     }));
   }
-  if (path == "/v1/lease" && req.method == "GET") {
-    return node.lease(replying<LeaseView>(respond, [](const LeaseView& l) {
-      return json_response(200, json::object{{"holder", l.holder},
-                                             {"fencing_token", l.fencing_token},
-                                             {"valid", l.valid}});
-    }));
+  ANYA_ASSERT(path == "/v1/lease" && req.method == "GET");  // allowed_methods() saw to it
+  return node.lease(replying<LeaseView>(respond, [](const LeaseView& l) {
+    return json_response(200, json::object{{"holder", l.holder},
+                                           {"fencing_token", l.fencing_token},
+                                           {"valid", l.valid}});
+  }));
+}
+
+// The methods each endpoint answers, as an Allow header lists them; empty for an unknown path.
+// The routers above rely on it: a request reaches them only with a method listed here.
+std::string_view allowed_methods(std::string_view path) {
+  const auto under = [&](std::string_view prefix) { return path.rfind(prefix, 0) == 0; };
+  if (path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/v1/status" ||
+      path == "/v1/config/history" || path == "/v1/lease") {
+    return "GET";
   }
-  respond(error_response(ApiError{Status(Errc::not_found, "no such endpoint: " +
-                                                              req.method + " " +
-                                                              std::string(path))}));
+  if (under("/v1/kv/")) return "GET, PUT, DELETE";
+  if (path == "/v1/members" || path == "/v1/members/") return "GET, POST";
+  if (under("/v1/members/")) return "DELETE";
+  if (path == "/v1/config") return "GET, PUT";
+  if (path == "/v1/config/rollback" || path == "/v1/leader/transfer") return "POST";
+  return {};
+}
+
+bool method_listed(std::string_view allow, std::string_view method) {
+  while (!allow.empty()) {
+    const std::size_t comma = allow.find(", ");
+    if (allow.substr(0, comma) == method) return true;
+    if (comma == std::string_view::npos) break;
+    allow.remove_prefix(comma + 2);
+  }
+  return false;
 }
 
 }  // namespace
@@ -425,12 +438,26 @@ void route_admin_request(const AdminRequest& req, NodeApi& node,
   const std::string_view path = std::string_view(req.target).substr(0, q);
   const std::string_view query =
       q == std::string::npos ? std::string_view() : std::string_view(req.target).substr(q + 1);
-  if (path == "/healthz" && req.method == "GET") {
+  const std::string_view allow = allowed_methods(path);
+  if (allow.empty()) {
+    return respond(error_response(ApiError{Status(
+        Errc::not_found, "no such endpoint: " + req.method + " " + std::string(path))}));
+  }
+  if (!method_listed(allow, req.method)) {
+    AdminResponse r = json_response(
+        405, json::object{{"error", "method_not_allowed"},
+                          {"message", json_safe("method " + req.method + " not allowed on " +
+                                                std::string(path) + " (it answers " +
+                                                std::string(allow) + ")")}});
+    r.allow = std::string(allow);
+    return respond(std::move(r));
+  }
+  if (path == "/healthz") {
     const bool alive = node.alive();
     return respond(json_response(alive ? 200 : 503,
                                  json::object{{"status", alive ? "ok" : "stopped"}}));
   }
-  if (path == "/readyz" && req.method == "GET") {
+  if (path == "/readyz") {
     const StatusView s = node.status();
     json::object o{{"ready", s.ready}, {"quorum", s.quorum}, {"role", s.role}};
     if (!s.ready) {
@@ -438,13 +465,11 @@ void route_admin_request(const AdminRequest& req, NodeApi& node,
     }
     return respond(json_response(s.ready ? 200 : 503, o));
   }
-  if (path == "/metrics" && req.method == "GET") {
+  if (path == "/metrics") {
     return respond(AdminResponse{200, "text/plain; version=0.0.4; charset=utf-8",
-                                 node.metrics_text()});
+                                 node.metrics_text(), {}});
   }
-  if (path.rfind("/v1/", 0) == 0) return route_v1(req, path, query, node, respond);
-  respond(error_response(ApiError{Status(Errc::not_found, "no such endpoint: " + req.method +
-                                                              " " + std::string(path))}));
+  route_v1(req, path, query, node, respond);
 }
 
 }  // namespace anya::transport

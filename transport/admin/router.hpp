@@ -28,6 +28,7 @@ struct AdminResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::string allow;  // a 405's Allow header: the methods the endpoint answers
 };
 
 struct AdminLimits {
@@ -36,7 +37,8 @@ struct AdminLimits {
   static constexpr std::size_t max_json_depth = 32;
 };
 
-// Handles one request. `respond` is called exactly once, possibly later.
+// Handles one request. `respond` is called exactly once, possibly later. An unknown path gets
+// 404; a known path asked with a method it does not answer gets 405 (`method_not_allowed`).
 void route_admin_request(const AdminRequest& request, NodeApi& node,
                          std::function<void(AdminResponse)> respond);
 

@@ -160,7 +160,7 @@ AdminResponse route(FakeNode& node, const AdminRequest& req) {
   Answers answers;
   route_admin_request(req, node, answers.sink());
   EXPECT_EQ(answers.got.size(), 1u) << req.method << " " << req.target;
-  return answers.got.empty() ? AdminResponse{0, "", ""} : answers.got.front();
+  return answers.got.empty() ? AdminResponse{0, "", "", ""} : answers.got.front();
 }
 
 json::value parse(const AdminResponse& r) {
@@ -681,7 +681,8 @@ TEST(AdminRouterRefuses, MissingFields) {
                  "invalid_argument", "version: missing or 0");
   expect_refused(request("PUT", "/v1/kv/", R"({"value": "v"})"), 400, "invalid_argument",
                  "key: missing");
-  expect_refused(request("DELETE", "/v1/members/"), 400, "invalid_argument", "method DELETE");
+  expect_refused(request("DELETE", "/v1/members/"), 405, "method_not_allowed",
+                 "method DELETE not allowed on /v1/members/");
 }
 
 TEST(AdminRouterRefuses, NegativeNumbers) {
@@ -746,25 +747,72 @@ TEST(AdminRouterRefuses, UnknownEndpointsWith404NamingThePath) {
   }
 }
 
-TEST(AdminRouterRefuses, WrongMethodsNamingTheMethod) {
+// A known endpoint asked with a method it does not answer: 405, naming the method, with the
+// methods it does answer in the Allow header (as HTTP requires) and in the message.
+TEST(AdminRouterRefuses, WrongMethodsWith405AndTheAllowedOnes) {
   struct Case {
     const char* method;
     const char* target;
-    int status;
+    const char* allow;
   };
   const Case cases[] = {
-      {"POST", "/healthz", 404},         {"DELETE", "/readyz", 404},
-      {"PUT", "/metrics", 404},          {"POST", "/v1/status", 404},
-      {"PUT", "/v1/members", 400},       {"GET", "/v1/members/3", 400},
-      {"POST", "/v1/members/3", 400},    {"DELETE", "/v1/config", 404},
-      {"POST", "/v1/config", 404},       {"GET", "/v1/config/rollback", 404},
-      {"PUT", "/v1/config/history", 404}, {"GET", "/v1/leader/transfer", 404},
-      {"POST", "/v1/lease", 404},        {"POST", "/v1/kv/k", 400},
-      {"PATCH", "/v1/kv/k", 400},
+      {"POST", "/healthz", "GET"},
+      {"DELETE", "/readyz", "GET"},
+      {"PUT", "/metrics", "GET"},
+      {"POST", "/v1/status", "GET"},
+      {"PUT", "/v1/members", "GET, POST"},
+      {"GET", "/v1/members/3", "DELETE"},
+      {"POST", "/v1/members/3", "DELETE"},
+      {"DELETE", "/v1/config", "GET, PUT"},
+      {"POST", "/v1/config", "GET, PUT"},
+      {"GET", "/v1/config/rollback", "POST"},
+      {"PUT", "/v1/config/history", "GET"},
+      {"GET", "/v1/leader/transfer", "POST"},
+      {"POST", "/v1/lease", "GET"},
+      {"POST", "/v1/kv/k", "GET, PUT, DELETE"},
+      {"PATCH", "/v1/kv/k", "GET, PUT, DELETE"},
+      {"get", "/v1/status", "GET"},  // methods are case-sensitive
+      {"", "/v1/status", "GET"},
   };
   for (const Case& c : cases) {
-    const std::string code = c.status == 404 ? "not_found" : "invalid_argument";
-    expect_refused(request(c.method, c.target, "{}"), c.status, code, c.method);
+    const AdminRequest req = request(c.method, c.target, "{}");
+    expect_refused(req, 405, "method_not_allowed",
+                   "method " + std::string(c.method) + " not allowed on " + c.target);
+    FakeNode node;
+    const AdminResponse r = route(node, req);
+    EXPECT_EQ(r.allow, c.allow) << c.method << " " << c.target;
+    EXPECT_THAT(r.body, HasSubstr(c.allow));
+  }
+}
+
+// Every method an endpoint lists in Allow does reach the node or a validation error, never 405.
+TEST(AdminRouter, EveryAllowedMethodIsRouted) {
+  for (const char* target : {"/healthz", "/readyz", "/metrics", "/v1/status", "/v1/kv/k",
+                             "/v1/members", "/v1/members/3", "/v1/config", "/v1/config/rollback",
+                             "/v1/config/history", "/v1/leader/transfer", "/v1/lease"}) {
+    FakeNode node;
+    const AdminResponse refused = route(node, request("PATCH", target, "{}"));
+    ASSERT_EQ(refused.status, 405) << target;
+    std::string_view allow = refused.allow;
+    while (!allow.empty()) {
+      const std::size_t comma = allow.find(", ");
+      const std::string method(allow.substr(0, comma));
+      FakeNode fresh;  // every call it gets answers "busy"
+      const ApiError busy{Status(Errc::busy, "scripted")};
+      fresh.kv_get_result = busy;
+      fresh.kv_write_result = busy;
+      fresh.members_result = busy;
+      fresh.config_result = busy;
+      fresh.history_result = busy;
+      fresh.transfer_result = busy;
+      fresh.lease_result = busy;
+      const AdminResponse r = route(fresh, request(method, target, "{}"));
+      EXPECT_NE(r.status, 405) << method << " " << target << ": " << r.body;
+      EXPECT_NE(r.status, 404) << method << " " << target << ": " << r.body;
+      EXPECT_TRUE(r.status == 400 || !fresh.calls.empty()) << method << " " << target;
+      EXPECT_TRUE(r.allow.empty());
+      allow.remove_prefix(comma == std::string_view::npos ? allow.size() : comma + 2);
+    }
   }
 }
 

@@ -119,6 +119,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
         static_cast<http::status>(r.status), version_);
     res->set(http::field::server, "anya-ha");
     res->set(http::field::content_type, r.content_type);
+    if (!r.allow.empty()) res->set(http::field::allow, r.allow);
     res->keep_alive(keep_alive_);
     res->body() = std::move(r.body);
     res->prepare_payload();

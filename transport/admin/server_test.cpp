@@ -290,6 +290,12 @@ TEST_F(AdminServerTest, KeysAndErrorsCrossTheWireIntact) {
   EXPECT_EQ(reply->status, 404);
   EXPECT_EQ(parse_json(reply->body).at("error"), "not_found");
 
+  reply = admin_request(client("alice"), endpoint_, "DELETE", "/v1/status");
+  ASSERT_TRUE(reply.is_ok()) << reply.status().to_string();
+  EXPECT_EQ(reply->status, 405);
+  EXPECT_EQ(reply->allow, "GET");
+  EXPECT_EQ(parse_json(reply->body).at("error"), "method_not_allowed");
+
   reply = admin_request(client("alice"), endpoint_, "GET", "/metrics");
   ASSERT_TRUE(reply.is_ok()) << reply.status().to_string();
   EXPECT_THAT(reply->content_type, ::testing::StartsWith("text/plain"));
