@@ -80,6 +80,7 @@ Result<HttpReply> admin_request(const AdminClientOptions& options, const std::st
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(64u << 20);
+  parser.skip(req.method() == http::verb::head);  // its Content-Length is GET's; no body follows
   run([&] {
     http::async_read(stream, buffer, parser, [&ec](beast::error_code e, std::size_t) { ec = e; });
   });
@@ -90,7 +91,9 @@ Result<HttpReply> admin_request(const AdminClientOptions& options, const std::st
   http::response<http::string_body> res = parser.release();
   HttpReply reply;
   reply.status = static_cast<int>(res.result_int());
-  if (auto it = res.find(http::field::allow); it != res.end()) reply.allow = std::string(it->value());
+  if (auto it = res.find(http::field::allow); it != res.end()) {
+    reply.allow = std::string(it->value());
+  }
   if (auto it = res.find(http::field::content_type); it != res.end()) {
     reply.content_type = std::string(it->value());
   }

@@ -787,9 +787,10 @@ TEST(AdminRouterRefuses, WrongMethodsWith405AndTheAllowedOnes) {
 
 // Every method an endpoint lists in Allow does reach the node or a validation error, never 405.
 TEST(AdminRouter, EveryAllowedMethodIsRouted) {
-  for (const char* target : {"/healthz", "/readyz", "/metrics", "/v1/status", "/v1/kv/k",
-                             "/v1/members", "/v1/members/3", "/v1/config", "/v1/config/rollback",
-                             "/v1/config/history", "/v1/leader/transfer", "/v1/lease"}) {
+  for (const char* target :
+       {"/healthz", "/readyz", "/metrics", "/v1/status", "/v1/status?x=1", "/v1/kv/k", "/v1/kv/",
+        "/v1/members", "/v1/members/", "/v1/members/3", "/v1/members//", "/v1/config",
+        "/v1/config/rollback", "/v1/config/history", "/v1/leader/transfer", "/v1/lease"}) {
     FakeNode node;
     const AdminResponse refused = route(node, request("PATCH", target, "{}"));
     ASSERT_EQ(refused.status, 405) << target;

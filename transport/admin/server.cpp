@@ -101,7 +101,10 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     keep_alive_ = req.keep_alive();
     version_ = req.version();
     AdminRequest r;
-    r.method = std::string(req.method_string());
+    // HEAD is answered as GET without the body (its headers, Content-Length included, are
+    // GET's), so a load balancer probing `HEAD /healthz` gets the real status.
+    head_ = req.method() == http::verb::head;
+    r.method = head_ ? std::string("GET") : std::string(req.method_string());
     r.target = std::string(req.target());
     if (auto it = req.find(http::field::if_match); it != req.end()) {
       r.if_match = std::string(it->value());
@@ -123,6 +126,15 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     res->keep_alive(keep_alive_);
     res->body() = std::move(r.body);
     res->prepare_payload();
+    if (head_) {
+      // The header alone: a body after it would be read as the start of the next response.
+      return send(std::make_shared<http::response<http::empty_body>>(std::move(res->base())));
+    }
+    send(std::move(res));
+  }
+
+  template <typename Response>
+  void send(std::shared_ptr<Response> res) {
     auto self = shared_from_this();
     beast::get_lowest_layer(stream_).expires_after(
         std::chrono::milliseconds(server_.options.idle_timeout_ms));
@@ -158,6 +170,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string client_;
   bool keep_alive_ = true;
+  bool head_ = false;  // the request being answered is a HEAD
   unsigned version_ = 11;
   bool closed_ = false;
   bool drain_ = false;

@@ -296,11 +296,23 @@ TEST_F(AdminServerTest, KeysAndErrorsCrossTheWireIntact) {
   EXPECT_EQ(reply->allow, "GET");
   EXPECT_EQ(parse_json(reply->body).at("error"), "method_not_allowed");
 
+  // HEAD: GET's status and headers, no body (which would break the next response's framing).
+  reply = admin_request(client("alice"), endpoint_, "HEAD", "/v1/status");
+  ASSERT_TRUE(reply.is_ok()) << reply.status().to_string();
+  EXPECT_EQ(reply->status, 200);
+  EXPECT_EQ(reply->content_type, "application/json");
+  EXPECT_EQ(reply->body, "");
+  reply = admin_request(client("alice"), endpoint_, "HEAD", "/v1/leader/transfer");
+  ASSERT_TRUE(reply.is_ok()) << reply.status().to_string();
+  EXPECT_EQ(reply->status, 405);
+  EXPECT_EQ(reply->allow, "POST");
+  EXPECT_EQ(reply->body, "");
+
   reply = admin_request(client("alice"), endpoint_, "GET", "/metrics");
   ASSERT_TRUE(reply.is_ok()) << reply.status().to_string();
   EXPECT_THAT(reply->content_type, ::testing::StartsWith("text/plain"));
   EXPECT_EQ(reply->body, "anya_up 1\n");
-  EXPECT_THAT(node_.calls(), ::testing::ElementsAre("kv_get a/b"));
+  EXPECT_THAT(node_.calls(), ::testing::ElementsAre("kv_get a/b", "status"));
 }
 
 TEST_F(AdminServerTest, ANodeCertificateIsAlsoAnAdminClient) {

@@ -198,7 +198,7 @@ class PeerLinksTest : public ::testing::Test {
     o.client_tls = *client_tls;
     o.dial_backoff_min_ms = 10;
     o.dial_backoff_max_ms = 200;
-    o.handshake_timeout_ms = 2000;
+    o.handshake_timeout_ms = handshake_timeout_ms_;
     o.ping_interval_ms = 200;
     o.dead_after_ms = dead_after_ms_;
     TestNode* raw = node.get();
@@ -269,6 +269,7 @@ class PeerLinksTest : public ::testing::Test {
 
   TempDir dir_;
   std::uint64_t dead_after_ms_ = 3000;  // bounds how long a stuck raw peer can hold a link
+  std::uint64_t handshake_timeout_ms_ = 2000;
   tls::KeyPair ca_, other_ca_;
   asio::io_context io_;
   std::map<NodeId, std::unique_ptr<TestNode>> nodes_;
@@ -633,6 +634,10 @@ std::vector<Message> raw_listener(const tls::TlsFiles& cert, asio::ip::tcp::acce
 // yet; meanwhile "node 3" dials node 1 from a raw peer that never reads and has a small receive
 // buffer, so node 1's queue on that link certainly holds a backlog when it is replaced.
 TEST_F(RawPeerTest, MessagesQueuedOnAReplacedLinkGoOutOnTheNewLink) {
+  // Generous clocks: node 1's dial waits for TLS through most of the test, and the stalled link
+  // answers no ping; on a loaded machine the defaults could close either first.
+  handshake_timeout_ms_ = 20'000;
+  dead_after_ms_ = 20'000;
   TestNode& one = add_node(1);
   const tls::TlsFiles cert = node_files(3, ca_, "ca", "-raw");
   constexpr std::uint64_t kCount = 32;
@@ -645,18 +650,44 @@ TEST_F(RawPeerTest, MessagesQueuedOnAReplacedLinkGoOutOnTheNewLink) {
   asio::io_context listener_io;
   asio::ip::tcp::acceptor acceptor(
       listener_io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  std::promise<void> go;
+  std::promise<void> go, finish;
   auto listener = std::async(std::launch::async, [&, go_future = go.get_future().share()] {
     return raw_listener(cert, acceptor, go_future, big(kCount - 1));
   });
+  std::future<std::string> stalled;  // started once node 1's dial is on its way
+  const auto ready = [](auto& future) {
+    return future.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  };
+  // Whatever happens below, both helper threads end before the test does: a failed check must
+  // fail the test, not hang it in a future's destructor.
+  bool released = false;
+  const auto release = [&] {
+    if (released) return;
+    released = true;
+    go.set_value();
+    if (!run_until([&] { return ready(listener); })) {
+      one.links->stop();  // ends the listener's read, if it got that far
+      asio::ip::tcp::socket poke(listener_io);  // or its accept, if node 1 never dialled
+      beast::error_code ignored;
+      poke.connect(acceptor.local_endpoint(), ignored);
+      run_until([&] { return ready(listener); });
+    }
+    finish.set_value();
+    if (stalled.valid()) run_until([&] { return ready(stalled); });
+  };
+  struct AtExit {
+    std::function<void()> run;
+    ~AtExit() { run(); }
+  } at_exit{release};
+
+  // Node 1 dials node 3 first (set_members starts the dial: it is not retracted when a link
+  // comes up meanwhile); the kernel completes the connection and holds node 1's TLS hello until
+  // the listener accepts. Then the raw peer's link, dialled by "node 3", comes up.
   one.links->set_members(
       {{1, one.address()}, {3, "127.0.0.1:" + std::to_string(acceptor.local_endpoint().port())}});
-  run_for(std::chrono::milliseconds(50));  // node 1's dial connects and waits for TLS
-
-  std::promise<void> finish;
-  std::shared_future<void> finished = finish.get_future().share();
+  run_for(std::chrono::milliseconds(50));
   const std::uint16_t port = one.links->listen_port();
-  auto stalled = std::async(std::launch::async, [=] {
+  stalled = std::async(std::launch::async, [=, finished = finish.get_future().share()] {
     return raw_peer(cert, port, "3", {}, Reading::no, finished, 64 << 10);
   });
   ASSERT_TRUE(run_until([&] { return one.connected(3); })) << one.log->text;
@@ -666,27 +697,20 @@ TEST_F(RawPeerTest, MessagesQueuedOnAReplacedLinkGoOutOnTheNewLink) {
   // inside the queue's limits, so most of it is still queued when the link is replaced.
   for (std::uint64_t i = 0; i < kCount; i++) one.links->send(big(i));
   run_for(std::chrono::milliseconds(300));  // node 1 writes until the stalled peer holds it back
-  ASSERT_LT(one.stats(3)->messages_sent, kCount / 2) << "the stalled link did not hold back";
+  // The stalled peer reads nothing more, so this stays put: messages [0, sent) are in the old
+  // socket's buffers, message `sent` is being written, and the rest are queued.
+  const std::uint64_t sent = one.stats(3)->messages_sent;
+  ASSERT_LT(sent + 1, kCount) << "the stalled link did not hold back";
 
-  go.set_value();  // node 3 answers node 1's dial: the dialled link replaces the accepted one
-  const bool done = run_until([&] {
-    return listener.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
-  });
-  if (!done) one.links->stop();  // ends the listener's read
-  run_until([&] { return listener.wait_for(std::chrono::seconds(0)) == std::future_status::ready; });
-  finish.set_value();
-  run_until([&] { return stalled.wait_for(std::chrono::seconds(0)) == std::future_status::ready; });
+  release();  // node 3 answers node 1's dial: the dialled link replaces the accepted one
   const std::vector<Message> received = listener.get();
   EXPECT_EQ(stalled.get(), "");
-
   EXPECT_THAT(one.log->text, HasSubstr("replaced by a newer link"));
-  // What arrives is the unsent tail, in order, with no gap and nothing after it lost: the
-  // frames node 1 had already handed to the old socket die with it, every later one is moved.
-  ASSERT_FALSE(received.empty()) << one.log->text;
-  EXPECT_GT(received.size(), kCount / 2);
-  const std::uint64_t first = kCount - received.size();
+  // Exactly the queued ones arrive, in order: the frames handed to the old socket die with it,
+  // and the one on the wire stays with it; every later one is moved.
+  ASSERT_EQ(received.size(), kCount - sent - 1) << one.log->text;
   for (std::uint64_t i = 0; i < received.size(); i++) {
-    EXPECT_EQ(received[i], big(first + i)) << "message " << i;
+    EXPECT_EQ(received[i], big(sent + 1 + i)) << "message " << i;
   }
   EXPECT_EQ(one.stats(3)->dropped_queue_full, 0u);
 }
