@@ -7,6 +7,7 @@
 
 #include "engine/codec/crc32c.hpp"
 #include "transport/wal/file_io.hpp"
+#include "transport/wal/snapshot.hpp"
 #include "engine/base/le_bytes.hpp"
 
 namespace anya::transport {
@@ -173,6 +174,10 @@ Result<Record> SegmentReader::decode(std::uint64_t offset, std::string_view payl
     record.kind = RecordKind::snapshot;
     record.commit = le::get(payload, 1, 8);
     record.term = le::get(payload, 9, 8);
+    if (std::string problem = snapshot_meta_problem(SnapshotMeta{record.commit, record.term});
+        !problem.empty()) {
+      return corrupt(offset, "snapshot record with a valid checksum names " + problem);
+    }
     return record;
   }
   return corrupt(offset, "unknown record kind " + std::to_string(kind));

@@ -7,6 +7,7 @@
 #include "engine/codec/crc32c.hpp"
 #include "transport/wal/file_io.hpp"
 #include "engine/base/le_bytes.hpp"
+#include "engine/base/types.hpp"
 
 namespace anya::transport {
 namespace {
@@ -57,8 +58,23 @@ Result<std::uint64_t> check_header(const std::filesystem::path& path, std::strin
 
 }  // namespace
 
+std::string snapshot_meta_problem(SnapshotMeta meta) {
+  if (meta.index == 0 || meta.index > engine::Limits::max_index) {
+    return "snapshot index " + std::to_string(meta.index) + " outside 1.." +
+           std::to_string(engine::Limits::max_index);
+  }
+  if (meta.term == 0 || meta.term > engine::Limits::max_term) {
+    return "snapshot term " + std::to_string(meta.term) + " outside 1.." +
+           std::to_string(engine::Limits::max_term);
+  }
+  return {};
+}
+
 Status save_snapshot(const std::filesystem::path& dir, SnapshotMeta meta, std::string_view data,
                      bool durable) {
+  if (std::string problem = snapshot_meta_problem(meta); !problem.empty()) {
+    return {Errc::invalid_argument, problem};
+  }
   if (data.size() > kMaxSnapshotBytes) {
     return {Errc::invalid_argument, "snapshot of " + std::to_string(data.size()) +
                                         " bytes, over the maximum of " +
@@ -108,6 +124,10 @@ Result<std::optional<std::pair<SnapshotMeta, std::string>>> load_snapshot(
     return corrupt(path, crc_offset, "snapshot checksum mismatch");
   }
   SnapshotMeta meta{le::get(header, 8, 8), le::get(header, 16, 8)};
+  if (std::string problem = snapshot_meta_problem(meta); !problem.empty()) {
+    return corrupt(path, meta.index == 0 || meta.index > engine::Limits::max_index ? 8 : 16,
+                   problem);
+  }
   return Loaded(std::pair<SnapshotMeta, std::string>(meta, std::move(data)));
 }
 

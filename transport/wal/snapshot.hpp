@@ -37,7 +37,13 @@ inline constexpr std::size_t kSnapshotChecksumBytes = 4;
 inline constexpr std::uint64_t kMaxSnapshotBytes = std::uint64_t{1} << 30;
 static_assert(kSnapshotMagic.size() == 4);
 
-// Writes the snapshot durably, creating `dir` if missing.
+// Why `meta` cannot be a snapshot's, or "" when it can. A snapshot covers at least entry 1, of
+// a real term, within the engine's limits: an index of 0 has no place in the log, and one near
+// 2^64 would wrap index + 1. The same rule holds for snapshot records in the segments.
+std::string snapshot_meta_problem(SnapshotMeta meta);
+
+// Writes the snapshot durably, creating `dir` if missing. Refuses (invalid_argument) a meta that
+// snapshot_meta_problem() faults or data over kMaxSnapshotBytes.
 Status save_snapshot(const std::filesystem::path& dir, SnapshotMeta meta, std::string_view data,
                      bool durable = true);
 

@@ -753,6 +753,25 @@ TEST(Snapshot, EveryFlippedByteIsReportedAsDamage) {
   EXPECT_EQ(load_snapshot(dir.path()).status().code(), Errc::corrupt);
 }
 
+// The same rule for a snapshot record in a segment.
+TEST(Wal, ASnapshotRecordOfIndexZeroIsCorruptEvenWithAGoodChecksum) {
+  TempDir dir;
+  std::string bytes = encode_segment_header(1);
+  append_entry_record(make_entry(1, 1), bytes);
+  const std::uint64_t bad = bytes.size();
+  append_snapshot_record(0, 1, bytes);
+  append_entry_record(make_entry(2, 1), bytes);
+  write_file(segment_path(dir.path(), 1), bytes);
+  const auto before = snapshot_files(dir.path());
+  auto wal = Wal::open(options_for(dir.path()));
+  ASSERT_FALSE(wal.is_ok());
+  EXPECT_EQ(wal.status().code(), Errc::corrupt);
+  const std::string& message = wal.status().message();
+  EXPECT_NE(message.find("byte offset " + std::to_string(bad)), std::string::npos) << message;
+  EXPECT_NE(message.find("snapshot index 0 outside 1.."), std::string::npos) << message;
+  EXPECT_EQ(snapshot_files(dir.path()), before);
+}
+
 // --- property: the WAL against the in-memory model ---
 
 // Random append (with truncations), hard-state saves, syncs, and reopens that lose whatever was
@@ -820,6 +839,58 @@ engine::SnapshotMeta meta_at(Index index, engine::Term term) {
   engine::SnapshotMeta meta{index, term, {}};
   meta.membership.voters = {1, 2, 3};
   return meta;
+}
+
+// A snapshot file whose checksum holds but whose index or term no snapshot can have (written by
+// a bug or a hand edit, then resealed): open refuses it, naming the file and the field's offset,
+// and touches nothing. Before, an index of 0 was staged as a snapshot record and the first sync
+// failed an assertion.
+TEST(Snapshot, AnIndexOrTermNoSnapshotCanHaveIsCorruptEvenWithAGoodChecksum) {
+  struct Case {
+    SnapshotMeta meta;
+    std::uint64_t offset;
+    const char* what;
+  };
+  const Case cases[] = {
+      {{0, 7}, 8, "snapshot index 0 outside 1.."},
+      {{engine::Limits::max_index + 1, 7}, 8, "snapshot index"},
+      {{42, 0}, 16, "snapshot term 0 outside 1.."},
+      {{42, engine::Limits::max_term + 1}, 16, "snapshot term"},
+  };
+  for (const Case& c : cases) {
+    TempDir dir;
+    {
+      auto wal = Wal::open(options_for(dir.path()));
+      ASSERT_TRUE(wal.is_ok());
+      ASSERT_TRUE((*wal)->append(make_entries(1, 50, 3, 10)).is_ok());
+      ASSERT_TRUE((*wal)->save_snapshot(meta_at(42, 3), "state").is_ok());
+      ASSERT_TRUE((*wal)->sync().is_ok());
+    }
+    EXPECT_EQ(save_snapshot(dir.path(), c.meta, "state").code(), Errc::invalid_argument);
+    // Reseal the file with the bad field, as save_snapshot would have written it.
+    const auto path = dir.path() / "snapshot";
+    std::string bytes = read_file(path);
+    std::string header = bytes.substr(0, kSnapshotHeaderBytes);
+    for (int i = 0; i < 8; ++i) {
+      header[8 + i] = static_cast<char>((c.meta.index >> (8 * i)) & 0xff);
+      header[16 + i] = static_cast<char>((c.meta.term >> (8 * i)) & 0xff);
+    }
+    const std::string data = bytes.substr(kSnapshotHeaderBytes,
+                                          bytes.size() - kSnapshotHeaderBytes - 4);
+    const std::uint32_t crc = engine::crc32c_extend(engine::crc32c(header), data);
+    std::string trailer;
+    for (int i = 0; i < 4; ++i) trailer.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
+    write_file(path, header + data + trailer);
+    const auto before = snapshot_files(dir.path());
+    auto wal = Wal::open(options_for(dir.path()));
+    ASSERT_FALSE(wal.is_ok()) << c.what;
+    EXPECT_EQ(wal.status().code(), Errc::corrupt);
+    const std::string& message = wal.status().message();
+    EXPECT_NE(message.find(path.string() + ": byte offset " + std::to_string(c.offset)),
+              std::string::npos) << message;
+    EXPECT_NE(message.find(c.what), std::string::npos) << message;
+    EXPECT_EQ(snapshot_files(dir.path()), before);
+  }
 }
 
 TEST(WalSnapshot, LoadReturnsTheSnapshotAndTheEntriesThatContinueIt) {
