@@ -90,6 +90,38 @@ TEST(ConfigTxn, CompareAndSetNamesTheCurrentVersion) {
   EXPECT_EQ(settle(c, 1), 1u);
 }
 
+// A leader paused past its CheckQuorum deadline while the others elected a new leader and moved
+// the configuration on must not answer a compare-and-set from its stale view ("version 1 is
+// current") when it wakes: it steps down first and says it is not the leader.
+TEST(ConfigTxn, ALeaderThatWakesFromAPauseDoesNotJudgeFromAStaleView) {
+  Cluster c(opts(3));
+  const NodeId old_leader = *c.run_until_leader(2000);
+  c.run_for(100);
+  ASSERT_TRUE(c.host(old_leader).put_config("one", 0).is_ok());
+  ASSERT_EQ(settle(c, 1), 1u);
+  c.pause(old_leader);
+  std::optional<NodeId> fresh;
+  for (int ms = 0; ms < 3000 && (!fresh || *fresh == old_leader); ms += 10) {
+    c.run_for(10);
+    fresh = c.leader();
+  }
+  ASSERT_TRUE(fresh && *fresh != old_leader);
+  c.run_for(500);  // until the new leader no longer counts the paused node as reachable
+  auto two = c.host(*fresh).put_config("two", 1);
+  ASSERT_TRUE(two.is_ok()) << two.status().to_string();
+  c.run_for(500);
+  ASSERT_EQ(c.host(*fresh).config_state().active_version(), *two);
+  ASSERT_TRUE(c.raft(old_leader).is_leader()) << "the paused node never learned it was deposed";
+  ASSERT_EQ(c.host(old_leader).config_state().active_version(), 1u);
+
+  auto stale = c.host(old_leader).put_config("three", *two);
+  ASSERT_FALSE(stale.is_ok());
+  EXPECT_EQ(stale.status().code(), Errc::not_leader) << stale.status().to_string();
+  EXPECT_FALSE(c.raft(old_leader).is_leader());
+  c.resume(old_leader);
+  EXPECT_EQ(settle(c, *two), *two);
+}
+
 TEST(ConfigTxn, LeaderCrashDuringPrepareLeavesNothingHalfApplied) {
   Cluster c(opts(3));
   NodeId leader = *c.run_until_leader(2000);

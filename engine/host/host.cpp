@@ -255,7 +255,14 @@ Status Host::drive_config() {
 }
 
 Status Host::ready_for_config() {
-  if (Status s = drive_config(); !s) return s;
+  // Judge a compare-and-set only with the engine's clock at now: a leader that was paused or
+  // starved past its CheckQuorum deadline steps down in this tick, instead of answering from a
+  // view that a newer leader may have moved past (a stale "version N is current").
+  if (Status s = tick(); !s) return s;
+  if (!raft_.is_leader()) {
+    return Status(Errc::not_leader, "not the leader; the leader is node " +
+                                        std::to_string(raft_.leader()));
+  }
   // Until the leader has applied an entry of its own term, its view of the configuration may
   // lag a PREPARE of an earlier leader, and it could hand out that transaction's version again.
   if (raft_.log().term_at(raft_.log().applied()) != raft_.term()) {
@@ -277,10 +284,6 @@ std::vector<NodeId> Host::required_members() const {
 Result<std::uint64_t> Host::put_config(std::string document,
                                        std::optional<std::uint64_t> if_version) {
   if (failed()) return failure_;
-  if (!raft_.is_leader()) {
-    return Status(Errc::not_leader, "not the leader; the leader is node " +
-                                        std::to_string(raft_.leader()));
-  }
   if (Status s = ready_for_config(); !s) return s;
   Result<ConfigRecord> prepare = coordinator_.begin(config_state_, if_version,
                                                     std::move(document), required_members(),
@@ -299,10 +302,6 @@ Result<std::uint64_t> Host::put_config(std::string document,
 Result<std::uint64_t> Host::rollback_config(std::uint64_t to_version,
                                             std::optional<std::uint64_t> if_version) {
   if (failed()) return failure_;
-  if (!raft_.is_leader()) {
-    return Status(Errc::not_leader, "not the leader; the leader is node " +
-                                        std::to_string(raft_.leader()));
-  }
   if (Status s = ready_for_config(); !s) return s;
   Result<ConfigRecord> prepare = coordinator_.rollback(config_state_, to_version, if_version,
                                                        required_members(), clock_.now_ms());

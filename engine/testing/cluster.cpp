@@ -74,6 +74,7 @@ const Raft& Cluster::raft(NodeId id) const {
 
 bool Cluster::link_up(NodeId from, NodeId to) const {
   if (isolated_.count(from) != 0 || isolated_.count(to) != 0) return false;
+  if (paused_.count(from) != 0 || paused_.count(to) != 0) return false;
   return cut_.count({from, to}) == 0;
 }
 
@@ -108,7 +109,7 @@ void Cluster::run_for(std::uint64_t ms) {
     for (auto& [id, n] : nodes_) {
       if (n.host == nullptr) continue;
       n.clock.set(now_ms_);
-      (void)n.host->tick();
+      if (paused_.count(id) == 0) (void)n.host->tick();
     }
     deliver_all();
   }

@@ -58,6 +58,10 @@ class Cluster {
   void isolate(NodeId id);           // drop every message to and from id
   void cut(NodeId a, NodeId b);      // drop messages between a and b, both ways
   void heal();                        // undo every isolate and cut
+  // Freeze a node's process: no ticks, no messages in or out, while its clock keeps running
+  // (as for SIGSTOP or a long GC pause). The host can still be called directly.
+  void pause(NodeId id) { paused_.insert(id); }
+  void resume(NodeId id) { paused_.erase(id); }
   void crash(NodeId id);             // stop; lose unsynced writes and queued messages
   void restart(NodeId id);           // start again from durable storage
   // Start a new, empty node that knows no configuration: it joins once the leader adds it.
@@ -101,6 +105,7 @@ class Cluster {
   std::map<NodeId, Node> nodes_;
   std::deque<Message> queue_;
   std::set<NodeId> isolated_;
+  std::set<NodeId> paused_;
   std::set<std::pair<NodeId, NodeId>> cut_;
   std::uint64_t now_ms_ = 0;
   std::uint64_t delivered_ = 0;
