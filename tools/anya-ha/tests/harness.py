@@ -179,8 +179,16 @@ class Cluster:
             return code, reply
         return code, reply
 
-    def get(self, key, via):
-        return self.request(via, "GET", "/v1/kv/" + key)
+    def get(self, key, via, timeout=3.0):
+        """Reads through `via`. A new leader answers 503 busy until it has applied an entry of
+        its own term; like any client, this asks again until `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            code, reply = self.request(via, "GET", "/v1/kv/" + key)
+            busy = code == 503 and isinstance(reply, dict) and reply.get("error") == "busy"
+            if not busy or time.monotonic() >= deadline:
+                return code, reply
+            time.sleep(0.02)
 
     def metric(self, i, name, labels=None):
         code, text = self.request(i, "GET", "/metrics")
