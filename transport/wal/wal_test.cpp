@@ -565,6 +565,19 @@ TEST(Wal, ReopenedLogRecordsTheClampedCommitWhenTheEngineSavesIt) {
   EXPECT_EQ(load_ok(*wal).hard_state.commit, 3u);
 }
 
+// Opening `dir` must fail as corrupt with `what` at byte offset `offset`, leaving every file
+// as it was.
+void expect_open_refused(const fs::path& dir, std::uint64_t offset, const std::string& what) {
+  const auto before = snapshot_files(dir);
+  auto wal = Wal::open(options_for(dir));
+  ASSERT_FALSE(wal.is_ok());
+  EXPECT_EQ(wal.status().code(), Errc::corrupt);
+  const std::string& message = wal.status().message();
+  EXPECT_NE(message.find("byte offset " + std::to_string(offset)), std::string::npos) << message;
+  EXPECT_NE(message.find(what), std::string::npos) << message;
+  EXPECT_EQ(snapshot_files(dir), before);
+}
+
 TEST(Wal, RecordLengthOverTheMaximumIsRefusedBeforeReading) {
   TempDir dir;
   std::string bytes = encode_segment_header(1);
@@ -574,15 +587,7 @@ TEST(Wal, RecordLengthOverTheMaximumIsRefusedBeforeReading) {
   for (int i = 0; i < 4; ++i) bytes.push_back(static_cast<char>((length >> (8 * i)) & 0xff));
   bytes.append(4, '\x7f');  // a checksum, and nothing of the 1 MiB the length declares
   write_file(segment_path(dir.path(), 1), bytes);
-  const auto before = snapshot_files(dir.path());
-  auto wal = Wal::open(options_for(dir.path()));
-  ASSERT_FALSE(wal.is_ok());
-  EXPECT_EQ(wal.status().code(), Errc::corrupt);
-  const std::string& message = wal.status().message();
-  EXPECT_NE(message.find("byte offset " + std::to_string(bad)), std::string::npos) << message;
-  EXPECT_NE(message.find("over the maximum of " + std::to_string(kMaxRecordBytes)),
-            std::string::npos) << message;
-  EXPECT_EQ(snapshot_files(dir.path()), before);
+  expect_open_refused(dir.path(), bad, "over the maximum of " + std::to_string(kMaxRecordBytes));
 }
 
 // Max entry index of each segment, read independently of the Wal's own bookkeeping.
@@ -762,14 +767,7 @@ TEST(Wal, ASnapshotRecordOfIndexZeroIsCorruptEvenWithAGoodChecksum) {
   append_snapshot_record(0, 1, bytes);
   append_entry_record(make_entry(2, 1), bytes);
   write_file(segment_path(dir.path(), 1), bytes);
-  const auto before = snapshot_files(dir.path());
-  auto wal = Wal::open(options_for(dir.path()));
-  ASSERT_FALSE(wal.is_ok());
-  EXPECT_EQ(wal.status().code(), Errc::corrupt);
-  const std::string& message = wal.status().message();
-  EXPECT_NE(message.find("byte offset " + std::to_string(bad)), std::string::npos) << message;
-  EXPECT_NE(message.find("snapshot index 0 outside 1.."), std::string::npos) << message;
-  EXPECT_EQ(snapshot_files(dir.path()), before);
+  expect_open_refused(dir.path(), bad, "snapshot index 0 outside 1..");
 }
 
 // --- property: the WAL against the in-memory model ---
