@@ -128,6 +128,7 @@ struct Simulation::Node : engine::NetworkPort, engine::StateMachinePort, engine:
   Role last_role = Role::follower;
   Term last_term = 0;
   Index last_commit = 0;
+  Index last_index = 0;  // the end of its log, as last observed
   NodeId last_leader = engine::kNoNode;
   std::set<NodeId> last_voters;  // its latest configuration, as last observed
   std::uint64_t last_config_version = 0;  // active configuration version, this process
@@ -652,7 +653,7 @@ void Simulation::run_script_step(const ScriptStep& step) {
       schedule(now_us_ + step.param2 * kMs, Event{EventKind::restart, step.param, 0, {}});
       return;
     case ScriptAction::remove_leader: {
-      if (leader == engine::kNoNode) return;
+      if (leader == engine::kNoNode || paused(leader)) return;  // a stopped process takes no call
       const engine::Membership& m = nodes_.at(leader)->host->raft().membership();
       if (m.voters.size() <= 1) return;
       auto r = nodes_.at(leader)->host->propose_conf_change(
@@ -1216,9 +1217,23 @@ void Simulation::crash_voter_majority(std::size_t step_index) {
   }
   outage_active_ = true;
   outage_configs_ = configs;
-  outage_commit_mark_ = result_.stats.max_commit;
+  // An entry a majority already holds may still be found committed during the outage: the acks
+  // that prove it can be in flight, or queued at a paused leader that wakes up still leading.
+  // Only an index past every such entry would be a commit without a quorum.
+  Index held = 0;
+  for (const std::set<NodeId>& voters : configs) held = std::max(held, majority_held_index(voters));
+  outage_commit_mark_ = std::max(result_.stats.max_commit, held);
   result_.stats.quorum_outages++;
   result_.stats.outage_live_learners += live_learners;
+}
+
+// The highest index that a majority of `voters` held when last observed (an upper bound: a
+// crash may since have lost unsynced entries, or a new leader overwritten them).
+Index Simulation::majority_held_index(const std::set<NodeId>& voters) const {
+  std::vector<Index> ends;
+  for (NodeId v : voters) ends.push_back(nodes_.at(v)->last_index);
+  std::sort(ends.begin(), ends.end(), std::greater<>());
+  return ends.empty() ? 0 : ends[voters.size() / 2];
 }
 
 // While a majority of the voters is down, nothing commits: learners are not a quorum.
@@ -1327,6 +1342,7 @@ void Simulation::observe(NodeId id) {
   n.last_role = r.role();
   n.last_term = r.term();
   n.last_commit = r.log().committed();
+  n.last_index = r.log().last_index();
   check_outage(id);
 }
 

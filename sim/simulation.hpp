@@ -135,6 +135,7 @@ class Simulation {
   void race_note_activation(engine::NodeId id, std::uint64_t version, const std::string& doc);
   void crash_voter_majority(std::size_t step_index);
   void check_outage(engine::NodeId id);
+  engine::Index majority_held_index(const std::set<engine::NodeId>& voters) const;
   bool learners_reported_ok(engine::NodeId leader);
   void check_scenario_proofs();
   bool can_lose_for_good(engine::NodeId id) const;
@@ -246,7 +247,8 @@ class Simulation {
 
   // crash_voter_majority: while fewer than a majority of each voter set in `outage_configs_`
   // (every configuration some node held when the outage began) is up, no node's commit index
-  // may pass `outage_commit_mark_` (the highest commit any node had reached).
+  // may pass `outage_commit_mark_`: the highest commit any node had reached, or the highest
+  // index a majority of one of those voter sets already held, whichever is higher.
   bool outage_active_ = false;
   std::set<std::set<engine::NodeId>> outage_configs_;
   engine::Index outage_commit_mark_ = 0;
