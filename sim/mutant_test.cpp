@@ -24,8 +24,9 @@ TEST(Mutant, SimulatorCatchesIt) {
   std::uint64_t first = 1;
   if (const char* from = std::getenv("ANYA_MUTANT_FROM")) first = std::strtoull(from, nullptr, 10);
   for (std::uint64_t seed = first; seed < first + kMaxSeeds; seed++) {
-    // Each seed runs the swarm and the two harshest named scenarios.
-    for (const char* scenario : {"swarm", "leader-churn", "figure-8"}) {
+    // Each seed runs the swarm, the two harshest named scenarios, and the one whose quorum
+    // outages leave many learners up.
+    for (const char* scenario : {"swarm", "leader-churn", "figure-8", "many-learners"}) {
       Simulation sim(*scenario_options(scenario, seed, 0));
       RunResult r = sim.run();
       if (!r.ok) {

@@ -12,6 +12,7 @@ enum Id : int {
   commit_old_term = 2,      // commit an earlier term's entry by counting replicas (Figure 8)
   send_before_persist = 3,  // let messages leave before their state is durable
   skip_up_to_date = 4,      // vote without the §5.4.1 log up-to-date check
+  learners_vote = 5,        // count learners as voters: in elections and toward commits
 };
 
 #ifdef ANYA_MUTANT

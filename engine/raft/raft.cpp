@@ -121,8 +121,7 @@ void Raft::init(const RaftConfig& config, std::uint64_t now_ms) {
   } else {
     membership_history_.assign(1, {0, bootstrap});
   }
-  tracker_.reset_config(JointConfig(MajorityConfig(membership().voters)), membership().learners,
-                        log_.last_index() + 1);
+  reset_tracker();
   refresh_membership(log_.first_index());
   become_follower(term_, kNoNode);
 }
@@ -491,6 +490,17 @@ std::vector<MemberStatus> Raft::members() const {
   return out;
 }
 
+void Raft::reset_tracker() {
+  std::set<NodeId> voters = membership().voters;
+  std::set<NodeId> learners = membership().learners;
+  if (mutants::active(mutants::learners_vote)) {
+    voters.insert(learners.begin(), learners.end());
+    learners.clear();
+  }
+  tracker_.reset_config(JointConfig(MajorityConfig(std::move(voters))), learners,
+                        log_.last_index() + 1);
+}
+
 void Raft::refresh_membership(Index from) {
   ANYA_ASSERT(from >= 1);
   const Membership before = membership();
@@ -517,8 +527,7 @@ void Raft::refresh_membership(Index from) {
     membership_history_.emplace_back(i, record->result);
   }
   if (membership() == before) return;
-  tracker_.reset_config(JointConfig(MajorityConfig(membership().voters)), membership().learners,
-                        log_.last_index() + 1);
+  reset_tracker();
   if (role_ == Role::leader) {
     for (auto& [id, pr] : tracker_.all()) {
       if (pr.last_active_ms == 0) pr.last_active_ms = now_ms_;  // a new member: grace period
@@ -796,8 +805,7 @@ void Raft::handle_snapshot(const Message& m) {
   snapshot->meta.term = m.log_term;
   log_.restore_snapshot(m.index, m.log_term);
   membership_history_.assign(1, {m.index, snapshot->meta.membership});
-  tracker_.reset_config(JointConfig(MajorityConfig(membership().voters)), membership().learners,
-                        log_.last_index() + 1);
+  reset_tracker();
   snapshot_ = *snapshot;
   pending_install_ = std::move(snapshot).value();
   stats_.snapshots_installed++;

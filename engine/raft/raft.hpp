@@ -242,6 +242,8 @@ class Raft {
   void append_entries(std::vector<Entry> entries);
   bool maybe_commit();
   void abort_transfer();
+  // Point the progress tracker at the current membership (new members start at the log's end).
+  void reset_tracker();
   // Recompute the membership from the log from `from` on (after appends or truncations).
   void refresh_membership(Index from);
   void maybe_step_down_if_removed();
