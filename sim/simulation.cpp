@@ -476,6 +476,12 @@ NodeId Simulation::believed_leader() const {
   return best;
 }
 
+// The leader a client can call: a paused (stopped) process takes no call.
+NodeId Simulation::callable_leader() const {
+  const NodeId leader = believed_leader();
+  return leader != engine::kNoNode && paused(leader) ? engine::kNoNode : leader;
+}
+
 // ---- the client --------------------------------------------------------------------------
 
 void Simulation::propose() {
@@ -653,7 +659,7 @@ void Simulation::run_script_step(const ScriptStep& step) {
       schedule(now_us_ + step.param2 * kMs, Event{EventKind::restart, step.param, 0, {}});
       return;
     case ScriptAction::remove_leader: {
-      if (leader == engine::kNoNode || paused(leader)) return;  // a stopped process takes no call
+      if (callable_leader() == engine::kNoNode) return;  // no leader, or a paused one
       const engine::Membership& m = nodes_.at(leader)->host->raft().membership();
       if (m.voters.size() <= 1) return;
       auto r = nodes_.at(leader)->host->propose_conf_change(
@@ -802,8 +808,8 @@ bool Simulation::can_lose_for_good(NodeId id) const {
 }
 
 void Simulation::change_membership() {
-  const NodeId leader = believed_leader();
-  if (leader == engine::kNoNode || paused(leader)) return;
+  const NodeId leader = callable_leader();
+  if (leader == engine::kNoNode) return;
   const engine::Raft& raft = nodes_.at(leader)->host->raft();
   const engine::Membership& m = raft.membership();
   engine::ConfChange change;
@@ -842,8 +848,8 @@ void Simulation::change_membership() {
 // ---- configuration 2PC -------------------------------------------------------------------
 
 void Simulation::write_config() {
-  const NodeId leader = believed_leader();
-  if (leader == engine::kNoNode || paused(leader)) return;
+  const NodeId leader = callable_leader();
+  if (leader == engine::kNoNode) return;
   engine::Host& host = *nodes_.at(leader)->host;
   const std::uint64_t active = host.config_state().active_version();
   // Mostly a compare-and-set on the version the client last saw; sometimes a stale one (a
@@ -1024,8 +1030,8 @@ void Simulation::config_race(std::uint64_t param) {
   if (liveness_phase_) return;  // no new race once healed; the one running still ends
   schedule(now_us_ + rng_.between(1, 2 * options_.config_race_every_ms) * kMs,
            Event{EventKind::config_race, 0, kRaceStart, {}});
-  const NodeId leader = believed_leader();
-  if (race_ || leader == engine::kNoNode || paused(leader)) return;
+  const NodeId leader = callable_leader();
+  if (race_ || leader == engine::kNoNode) return;
   // A client reads the version from a leader that has applied every activation; a new leader
   // still catching up would hand both clients a stale one.
   const std::uint64_t applied = nodes_.at(leader)->host->config_state().active_version();
@@ -1053,8 +1059,8 @@ void Simulation::race_attempt(std::size_t client) {
     schedule(now_us_ + rng_.between(10, 30) * kMs,
              Event{EventKind::config_race, 0, client, {}});
   };
-  const NodeId leader = believed_leader();
-  if (leader == engine::kNoNode || paused(leader)) return retry();
+  const NodeId leader = callable_leader();
+  if (leader == engine::kNoNode) return retry();
   const std::string document = race_->clients[client].document;
   Result<std::uint64_t> version =
       nodes_.at(leader)->host->put_config(document, race_->expected_version);
@@ -1145,8 +1151,8 @@ void Simulation::race_finish() {
 
 // Add the next learner (or re-add one whose add_learner entry was lost with a leader).
 void Simulation::grow_learners() {
-  const NodeId leader = believed_leader();
-  if (leader == engine::kNoNode || paused(leader)) return;
+  const NodeId leader = callable_leader();
+  if (leader == engine::kNoNode) return;
   const engine::Membership& m = nodes_.at(leader)->host->raft().membership();
   NodeId id = engine::kNoNode;
   for (NodeId candidate = options_.nodes + 1; candidate <= max_id(); candidate++) {

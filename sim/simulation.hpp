@@ -146,6 +146,7 @@ class Simulation {
   bool up(engine::NodeId id) const;
   bool paused(engine::NodeId id) const;
   engine::NodeId believed_leader() const;
+  engine::NodeId callable_leader() const;
   void send_from(engine::NodeId from, const engine::Message& m);
   void on_apply(engine::NodeId id, const engine::Entry& e);
   // The state machine's digest after applying index `index` must be the same on every node.
