@@ -356,6 +356,13 @@ Status Host::leader_unreachable() {
   return drain();
 }
 
+Result<std::uint64_t> Host::request_read_round() {
+  if (failed()) return failure_;
+  const std::uint64_t round = raft_.request_read_round(clock_.now_ms());
+  if (Status s = drain(); !s) return s;
+  return round;
+}
+
 Status Host::campaign_now() {
   if (failed()) return failure_;
   raft_.campaign_now(clock_.now_ms());

@@ -60,6 +60,8 @@ class Host {
   Status transfer_leadership(NodeId target);
   Status campaign_now();
   Status leader_unreachable();
+  // Leader only: send a heartbeat round for ReadIndex (Raft::request_read_round); its number.
+  Result<std::uint64_t> request_read_round();
 
   // Leader only: begin a configuration transaction (compare-and-set on `if_version`). Returns
   // the version it will have if every required member accepts it.
@@ -70,6 +72,7 @@ class Host {
   const ConfigCoordinator& config_coordinator() const { return coordinator_; }
 
   const Raft& raft() const { return raft_; }
+  std::vector<NodeId> take_regressed_followers() { return raft_.take_regressed_followers(); }
   bool failed() const { return !failure_.is_ok(); }
   const Status& failure() const { return failure_; }
   std::uint64_t batches_processed() const { return batches_processed_; }

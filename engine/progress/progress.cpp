@@ -68,6 +68,13 @@ bool Progress::maybe_update(Index index) {
   return updated;
 }
 
+void Progress::regress_to(Index last_index) {
+  ANYA_ASSERT(last_index < match);
+  match = last_index;
+  become_probe();
+  ANYA_ASSERT(match < next);
+}
+
 void Progress::optimistic_update(Index last_index) {
   ANYA_ASSERT(last_index >= next);
   next = last_index + 1;

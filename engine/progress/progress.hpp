@@ -52,6 +52,12 @@ struct Progress {
   std::uint64_t snapshot_sent_ms = 0;  // snapshot state: when it was sent
   std::uint64_t last_active_ms = 0;  // when the follower last answered (CheckQuorum)
   bool healthy = true;               // as the follower last reported (health-gated leadership)
+  // Leader, this term: the highest heartbeat round the follower answered (ReadIndex, leases),
+  // and the round that was current when `match` last rose. A heartbeat answer for a later round
+  // was sent by the follower after it acknowledged `match`, so one that reports a shorter log
+  // proves the follower lost entries it had acknowledged.
+  std::uint64_t acked_round = 0;
+  std::uint64_t match_round = 0;
   Inflights inflights;
 
   void become_probe();
@@ -62,6 +68,9 @@ struct Progress {
   bool maybe_update(Index index);
   // After sending entries up to `last_index` in replicate state.
   void optimistic_update(Index last_index);
+  // The follower lost acknowledged entries: its log now ends at `last_index` < match. Move match
+  // back (what it had acknowledged is gone) and probe from there.
+  void regress_to(Index last_index);
   // A rejection of the append at `rejected`; `hint` is the follower's guess of its match.
   // Returns false for a stale rejection (one that no longer describes what we sent).
   bool maybe_decrease_to(Index rejected, Index hint);

@@ -1,6 +1,7 @@
 #include "engine/raft/raft.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "engine/base/mutants.hpp"
 
@@ -58,10 +59,26 @@ Status RaftConfig::validate() const {
               "learners: node " + std::to_string(learner) + " is also a voter"};
     }
   }
+  if (leases && max_clock_drift_ppm >= kMaxClockDriftPpm) {
+    return {Errc::invalid_argument, "max_clock_drift: must be below " +
+                                        std::to_string(kMaxClockDriftPpm / 10'000) + " %"};
+  }
+  if (leases && lease_duration_ms(election_timeout_ms, max_clock_drift_ppm) == 0) {
+    return {Errc::invalid_argument, "election_timeout_ms: too short for a lease under "
+                                    "max_clock_drift"};
+  }
   if (voters.count(kNoNode) != 0 || learners.count(kNoNode) != 0) {
     return {Errc::invalid_argument, "voters/learners: node id 0 is reserved"};
   }
   return {};
+}
+
+std::uint64_t lease_duration_ms(std::uint64_t election_timeout_ms, std::uint32_t drift_ppm) {
+  ANYA_ASSERT(drift_ppm < 1'000'000);
+  const std::uint64_t scaled =
+      election_timeout_ms * (1'000'000 - drift_ppm) / (1'000'000 + drift_ppm);
+  ANYA_ASSERT(scaled <= election_timeout_ms);
+  return scaled == 0 ? 0 : scaled - 1;
 }
 
 namespace {
@@ -110,6 +127,12 @@ void Raft::init(const RaftConfig& config, std::uint64_t now_ms) {
   ANYA_ASSERT(election_jitter_ms_ > 0);
   pre_vote_ = config.pre_vote;
   check_quorum_ = config.check_quorum;
+  leases_ = config.leases;
+  lease_duration_ms_ =
+      leases_ ? lease_duration_ms(config.election_timeout_ms, config.max_clock_drift_ppm) : 0;
+  // A restarted node forgot which leader it last answered: it holds its vote for an election
+  // timeout, as if it had just heard one.
+  vote_hold_until_ms_ = leases_ ? now_ms + config.election_timeout_ms : 0;
   max_append_bytes_ = config.max_append_bytes;
   max_apply_batch_ = config.max_apply_batch;
   hooks_ = config.fault_hooks;
@@ -143,10 +166,19 @@ void Raft::reset_election_timer() {
 
 bool Raft::in_lease() const {
   // Leader stickiness: while a live leader is heard, disruptive candidates are ignored.
+  if (lease_guard()) return true;
   if (!check_quorum_) return false;
   if (role_ == Role::leader) return true;
   return leader_ != kNoNode && heard_from_leader_ &&
          now_ms_ - last_leader_contact_ms_ < election_timeout_ms_;
+}
+
+bool Raft::lease_guard() const {
+  // Unlike stickiness this survives becoming a pre-candidate: a node whose election timer fired
+  // early (or was forced) may still be counted on by the leader's lease.
+  if (!leases_ || role_ == Role::leader) return false;
+  if (now_ms_ < vote_hold_until_ms_) return true;
+  return lease_contact_ && now_ms_ - lease_contact_ms_ < election_timeout_ms_;
 }
 
 // ---- role transitions --------------------------------------------------------------------
@@ -156,6 +188,7 @@ void Raft::reset_term(Term term) {
   if (term != term_) {
     term_ = term;
     vote_ = kNoNode;
+    leader_commit_ = 0;
   }
   tracker_.reset_votes();
   abort_transfer();
@@ -167,6 +200,10 @@ void Raft::set_leader(NodeId leader) {
   if (leader != kNoNode) {
     heard_from_leader_ = true;
     last_leader_contact_ms_ = now_ms_;
+    if (leader != id_) {
+      lease_contact_ = true;
+      lease_contact_ms_ = now_ms_;
+    }
   }
 }
 
@@ -213,6 +250,12 @@ void Raft::become_leader() {
   if (tracker_.has(id_)) tracker_.at(id_).maybe_update(log_.stable_index());
   heartbeat_due_ms_ = now_ms_ + heartbeat_interval_ms_;
   heartbeat_round_ = 0;
+  round_sent_ms_.clear();
+  lease_revoked_ = false;
+  for (auto& [id, pr] : tracker_.all()) {
+    pr.acked_round = 0;
+    pr.match_round = 0;
+  }
   // An entry of the new term lets earlier entries commit (§5.4.2, Figure 8).
   append_entries({Entry{0, 0, EntryType::noop, {}}});
   broadcast_append();
@@ -230,6 +273,12 @@ void Raft::campaign(CampaignKind kind) {
     request_term = term_ + 1;  // the term we would campaign in; our own term is unchanged
     stats_.pre_votes_started++;
   } else {
+    if (kind == CampaignKind::election && lease_guard()) {
+      // A leader heard within an election timeout may hold a lease that counts on us.
+      stats_.lease_guarded++;
+      become_follower(term_, kNoNode);
+      return;
+    }
     become_candidate();
     request_term = term_;
     stats_.elections_started++;
@@ -279,6 +328,58 @@ void Raft::leader_unreachable(std::uint64_t now_ms) {
   set_now(now_ms);
   if (role_ == Role::leader || leader_ == kNoNode) return;
   heard_from_leader_ = false;
+  // The host has evidence the leader's process is gone (engine/node decides what counts), and
+  // a process that is gone holds no lease.
+  lease_contact_ = false;
+}
+
+std::uint64_t Raft::request_read_round(std::uint64_t now_ms) {
+  set_now(now_ms);
+  ANYA_ASSERT(role_ == Role::leader);
+  stats_.read_rounds++;
+  broadcast_heartbeat();
+  return heartbeat_round_;
+}
+
+std::uint64_t Raft::confirmed_round() const {
+  if (role_ != Role::leader) return 0;
+  const std::uint64_t round = tracker_.voters().committed_index(
+      [this](NodeId id) -> std::optional<Index> {
+        if (id == id_) return heartbeat_round_;
+        if (!tracker_.has(id)) return std::nullopt;
+        return tracker_.at(id).acked_round;
+      });
+  // No voters at all (a leader removing itself): nothing is confirmed.
+  if (round == kUnconstrainedIndex) return 0;
+  ANYA_ASSERT(round <= heartbeat_round_);
+  return round;
+}
+
+bool Raft::committed_in_term() const {
+  return role_ == Role::leader && log_.term_at(log_.committed()) == term_;
+}
+
+std::uint64_t Raft::lease_until_ms() const {
+  if (!leases_ || role_ != Role::leader || lease_revoked_) return 0;
+  const std::uint64_t round = confirmed_round();
+  if (round == 0) return 0;
+  // The send time of the newest remembered round at or below the confirmed one.
+  auto it = std::upper_bound(round_sent_ms_.begin(), round_sent_ms_.end(),
+                             std::make_pair(round, std::numeric_limits<std::uint64_t>::max()));
+  if (it == round_sent_ms_.begin()) return 0;
+  --it;
+  ANYA_ASSERT(it->first <= round);
+  return it->second + lease_duration_ms_;
+}
+
+Index Raft::leader_commit() const {
+  return role_ == Role::leader ? log_.committed() : leader_commit_;
+}
+
+std::vector<NodeId> Raft::take_regressed_followers() {
+  std::vector<NodeId> out = std::move(regressed_followers_);
+  regressed_followers_.clear();
+  return out;
 }
 
 void Raft::campaign_now(std::uint64_t now_ms) {
@@ -552,11 +653,7 @@ Status Raft::transfer_leadership(NodeId target, std::uint64_t now_ms) {
   transfer_target_ = target;
   transfer_deadline_ms_ = now_ms_ + election_timeout_ms_;
   if (tracker_.at(target).match == log_.last_index()) {
-    Message m;
-    m.type = MessageType::timeout_now;
-    m.to = target;
-    m.term = term_;
-    send(std::move(m));
+    send_timeout_now(target);
   } else {
     send_append(target, true);
   }
@@ -564,6 +661,18 @@ Status Raft::transfer_leadership(NodeId target, std::uint64_t now_ms) {
 }
 
 void Raft::abort_transfer() { transfer_target_ = kNoNode; }
+
+void Raft::send_timeout_now(NodeId to) {
+  ANYA_ASSERT(role_ == Role::leader);
+  // The target campaigns past every voter's stickiness: from now on this term's lease rule no
+  // longer holds, even if the transfer is later abandoned.
+  lease_revoked_ = true;
+  Message m;
+  m.type = MessageType::timeout_now;
+  m.to = to;
+  m.term = term_;
+  send(std::move(m));
+}
 
 // ---- receiving ---------------------------------------------------------------------------
 
@@ -657,7 +766,9 @@ void Raft::handle_vote_request(const Message& m) {
   // §5.4.1: only for a candidate whose log is at least as up to date as ours.
   const bool up_to_date = log_.is_up_to_date(m.index, m.log_term) ||
                           mutants::active(mutants::skip_up_to_date);
-  if (can_vote && up_to_date) {
+  const bool guarded = !pre && !m.transfer && lease_guard();
+  if (guarded) stats_.lease_guarded++;
+  if (can_vote && up_to_date && !guarded) {
     reply.term = m.term;
     if (!pre) {
       ANYA_ASSERT(m.term == term_);
@@ -734,6 +845,7 @@ void Raft::handle_append(const Message& m) {
     }
     previous = e.term;
   }
+  leader_commit_ = std::max(leader_commit_, m.commit);
   Message reply;
   reply.type = MessageType::append_response;
   reply.to = m.from;
@@ -815,13 +927,16 @@ void Raft::handle_snapshot(const Message& m) {
 }
 
 void Raft::handle_heartbeat(const Message& m) {
-  // The leader sends min(match, commit), which is within our matching prefix.
+  // The leader sends min(match, commit), which is within our matching prefix, and in `index`
+  // its own commit index (how far we are behind).
   log_.commit_to(std::min(m.commit, log_.last_index()));
+  leader_commit_ = std::max(leader_commit_, m.index);
   Message reply;
   reply.type = MessageType::heartbeat_response;
   reply.to = m.from;
   reply.term = term_;
   reply.context = m.context;
+  reply.index = log_.last_index();  // lets the leader see a log that lost acknowledged entries
   send(std::move(reply));
 }
 
@@ -849,6 +964,7 @@ void Raft::handle_append_response(const Message& m) {
   }
   if (m.index > log_.last_index()) return;  // cannot acknowledge what we never had
   if (!pr.maybe_update(m.index)) return;
+  pr.match_round = heartbeat_round_;
   if (pr.state == ProgressState::probe) {
     pr.become_replicate();
   } else if (pr.state == ProgressState::snapshot) {
@@ -866,13 +982,7 @@ void Raft::handle_append_response(const Message& m) {
     while (send_append(m.from, false)) {
     }
   }
-  if (m.from == transfer_target_ && pr.match == log_.last_index()) {
-    Message now;
-    now.type = MessageType::timeout_now;
-    now.to = m.from;
-    now.term = term_;
-    send(std::move(now));
-  }
+  if (m.from == transfer_target_ && pr.match == log_.last_index()) send_timeout_now(m.from);
 }
 
 void Raft::handle_heartbeat_response(const Message& m) {
@@ -880,6 +990,21 @@ void Raft::handle_heartbeat_response(const Message& m) {
   pr.last_active_ms = now_ms_;
   pr.healthy = !m.unhealthy;
   pr.probe_sent = false;
+  if (m.context > heartbeat_round_) {
+    stats_.invalid_messages++;  // a round we never sent
+    return;
+  }
+  pr.acked_round = std::max(pr.acked_round, m.context);
+  if (m.context > pr.match_round && m.index < pr.match) {
+    // Sent after the follower acknowledged `match`, yet its log is shorter: it lost entries
+    // (a cut WAL tail, a data directory restored from a backup). Without this the leader
+    // would keep sending from `match` and the follower keep refusing, for ever.
+    stats_.followers_regressed++;
+    regressed_followers_.push_back(m.from);
+    pr.regress_to(m.index);
+    send_append(m.from, true);
+    return;
+  }
   if (pr.state == ProgressState::replicate && pr.inflights.full()) pr.inflights.free_first();
   // A snapshot unanswered for an election timeout from a follower that answers heartbeats was
   // lost (or refused): probe again, which sends it again if still needed.
@@ -999,6 +1124,7 @@ void Raft::send_heartbeat(NodeId to) {
   m.to = to;
   m.term = term_;
   m.commit = std::min(pr.match, log_.committed());
+  m.index = log_.committed();
   m.context = heartbeat_round_;
   send(std::move(m));
 }
@@ -1011,6 +1137,8 @@ void Raft::broadcast_append() {
 
 void Raft::broadcast_heartbeat() {
   heartbeat_round_++;
+  round_sent_ms_.emplace_back(heartbeat_round_, now_ms_);
+  if (round_sent_ms_.size() > kMaxRememberedRounds) round_sent_ms_.pop_front();
   for (const auto& [id, pr] : tracker_.all()) {
     if (id != id_) send_heartbeat(id);
   }

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -57,6 +58,14 @@ struct RaftConfig {
   std::uint64_t snapshot_entries = 0;
   std::uint64_t snapshot_keep_entries = 256;
   std::uint64_t random_seed = 1;
+  // Leader leases (lease_until_ms). Off: no lease is ever held, and nothing below applies. On:
+  // a node grants no vote and starts no election (except one a leadership transfer asked for)
+  // within election_timeout_ms of last hearing its leader, nor within election_timeout_ms of
+  // starting; a leader that has sent timeout_now holds no lease for the rest of its term.
+  bool leases = false;
+  // The bound on how far any member's clock rate may stray from true time, in parts per million
+  // (50'000: 5 % fast or slow). Leases are only as safe as this bound; see lease_duration_ms().
+  std::uint32_t max_clock_drift_ppm = 50'000;
   // Simulator fault hooks (see base/fault_hooks.hpp); null in production. Not owned.
   FaultHooks* fault_hooks = nullptr;
 
@@ -64,6 +73,18 @@ struct RaftConfig {
 };
 
 inline constexpr std::uint64_t kMaxSnapshotKeepEntries = 1u << 20;
+// Above this a clock is broken, not drifting: leases would be too short to be of use.
+inline constexpr std::uint32_t kMaxClockDriftPpm = 500'000;
+// Heartbeat rounds whose send times a leader remembers (leases look them up); older rounds
+// are forgotten, which only shortens a lease.
+inline constexpr std::size_t kMaxRememberedRounds = 1024;
+
+// How long a lease lasts on the leader's clock, counted from when it sent the heartbeat round a
+// quorum answered. A voter that answered refuses other candidates for election_timeout_ms on
+// its own clock, which is at least election_timeout_ms / (1 + d) of true time; the leader's
+// lease_duration_ms on its clock is at most lease_duration_ms / (1 - d) of true time. So
+// duration = election_timeout_ms * (1 - d) / (1 + d), less 1 ms for rounding to milliseconds.
+std::uint64_t lease_duration_ms(std::uint64_t election_timeout_ms, std::uint32_t drift_ppm);
 
 // Durable state handed back on restart.
 struct RestoredState {
@@ -109,6 +130,12 @@ struct RaftStats {
   std::uint64_t snapshots_too_large = 0;
   std::uint64_t snapshots_installed = 0;  // follower: the log was replaced by a leader's snapshot
   std::uint64_t snapshots_stale = 0;      // follower: at or below our commit index, ignored
+  std::uint64_t read_rounds = 0;          // leader: heartbeat rounds sent for ReadIndex
+  // Leader: followers found to have lost entries they had acknowledged (a cut WAL tail, a data
+  // directory restored from a backup); each went back to probing.
+  std::uint64_t followers_regressed = 0;
+  // Votes refused and elections not started because a leader's lease could still be in force.
+  std::uint64_t lease_guarded = 0;
 };
 
 // One member as this node sees it, for operators (GET /v1/status).
@@ -154,6 +181,27 @@ class Raft {
   // out the election timeout. Safety does not depend on the lease; only disruption does, and
   // PreVote still refuses a candidate whose log is behind.
   void leader_unreachable(std::uint64_t now_ms);
+
+  // ReadIndex (Raft thesis §6.4). Leader only: send a heartbeat round now and return its number.
+  // Once confirmed_round() reaches it, a quorum of voters still followed this node in this term
+  // after the call, so no other leader had committed anything by then. A single-voter cluster
+  // confirms its rounds at once.
+  std::uint64_t request_read_round(std::uint64_t now_ms);
+  // Leader: the highest heartbeat round of this term answered by a quorum of voters (this node
+  // counts for the current round). 0 when none, or not leading.
+  std::uint64_t confirmed_round() const;
+  // Leader: has an entry of its own term committed? Until then its commit index may be behind
+  // what earlier leaders committed, so it is no read index.
+  bool committed_in_term() const;
+  // Leader with leases on: the instant (this node's clock) before which no other node can
+  // become leader, by the rule of RaftConfig::leases and max_clock_drift_ppm. 0: no lease (not
+  // leading, leases off, no round answered by a quorum yet, or timeout_now sent this term).
+  std::uint64_t lease_until_ms() const;
+  bool lease_revoked() const { return lease_revoked_; }
+  // Follower: the leader's commit index as last heard in this term (0 if none). Leader: its own.
+  Index leader_commit() const;
+  // Followers found to have lost acknowledged entries since the last call (see RaftStats).
+  std::vector<NodeId> take_regressed_followers();
 
   // Snapshots and compaction (the host's decisions). The host made a snapshot of its state as
   // of `index` (<= applied, above the previous snapshot): keep it to send to followers that
@@ -207,6 +255,10 @@ class Raft {
   void reset_election_timer();
   bool in_lease() const;
 
+  // Leases on, not leading: could a leader still hold a lease that counts on this node?
+  bool lease_guard() const;
+  void send_timeout_now(NodeId to);
+
   void become_follower(Term term, NodeId leader);
   void become_pre_candidate();
   void become_candidate();
@@ -258,6 +310,8 @@ class Raft {
   std::uint64_t election_jitter_ms_ = 0;  // Invariant: > 0
   bool pre_vote_ = true;
   bool check_quorum_ = true;
+  bool leases_ = false;
+  std::uint64_t lease_duration_ms_ = 0;
   std::size_t max_append_bytes_ = 0;
   std::size_t max_apply_batch_ = 0;
   FaultHooks* hooks_ = nullptr;
@@ -291,6 +345,17 @@ class Raft {
   std::uint64_t heartbeat_round_ = 0;          // leader, context of heartbeats
   NodeId transfer_target_ = kNoNode;           // leader, transfer in progress
   std::uint64_t transfer_deadline_ms_ = 0;
+  // Leader: (round, send time) of recent heartbeat rounds, increasing; at most
+  // kMaxRememberedRounds.
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> round_sent_ms_;
+  bool lease_revoked_ = false;                 // leader: timeout_now sent this term
+  // Leases: the last time a leader of the current term was heard (0: none since start or
+  // since leader_unreachable), and the end of the hold after start.
+  std::uint64_t lease_contact_ms_ = 0;
+  bool lease_contact_ = false;
+  std::uint64_t vote_hold_until_ms_ = 0;
+  Index leader_commit_ = 0;                    // follower: as last heard this term
+  std::vector<NodeId> regressed_followers_;
 
   // Pending outputs.
   std::vector<Message> outbox_;
