@@ -42,7 +42,8 @@ class InstantNode : public NodeApi {
       reply(std::move(value));
     }
   }
-  void kv_get(const std::string& key, Reply<KvEntryView> r) override {
+  void kv_get(const std::string& key, std::optional<anya::engine::ReadMode>,
+              Reply<KvEntryView> r) override {
     answer(r, KvEntryView{key, "v", 1, 2, 1});
   }
   void kv_write(KvWrite, Reply<KvWriteResult> r) override { answer(r, KvWriteResult{5}); }

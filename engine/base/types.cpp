@@ -30,4 +30,22 @@ const char* role_name(Role role) {
   return "unknown";
 }
 
+const char* read_mode_name(ReadMode mode) {
+  switch (mode) {
+    case ReadMode::linearizable: return "linearizable";
+    case ReadMode::lease: return "lease";
+    case ReadMode::serializable: return "serializable";
+  }
+  return "unknown";
+}
+
+Result<ReadMode> parse_read_mode(std::string_view text) {
+  for (ReadMode m : {ReadMode::linearizable, ReadMode::lease, ReadMode::serializable}) {
+    if (text == read_mode_name(m)) return m;
+  }
+  std::string quoted(text.substr(0, 64));
+  return Status(Errc::invalid_argument,
+                "'" + quoted + "': expected linearizable, lease or serializable");
+}
+
 }  // namespace anya::engine

@@ -5,7 +5,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "engine/base/result.hpp"
 
 namespace anya::engine {
 
@@ -109,5 +112,13 @@ struct HardState {
 
 enum class Role : std::uint8_t { follower, pre_candidate, candidate, leader, learner };
 const char* role_name(Role role);
+
+// How a client's read is answered (engine/node/node_core.hpp has the rules): linearizable
+// (ReadIndex), lease (from the leader's state while its lease holds), serializable (from any
+// node's state, possibly stale).
+enum class ReadMode : std::uint8_t { linearizable, lease, serializable };
+const char* read_mode_name(ReadMode mode);
+// "linearizable", "lease" or "serializable"; anything else is invalid_argument quoting it.
+Result<ReadMode> parse_read_mode(std::string_view text);
 
 }  // namespace anya::engine

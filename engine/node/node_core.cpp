@@ -6,23 +6,6 @@
 
 namespace anya::engine {
 
-const char* read_mode_name(ReadMode mode) {
-  switch (mode) {
-    case ReadMode::linearizable: return "linearizable";
-    case ReadMode::lease: return "lease";
-    case ReadMode::serializable: return "serializable";
-  }
-  return "unknown";
-}
-
-Result<ReadMode> parse_read_mode(std::string_view text) {
-  for (ReadMode m : {ReadMode::linearizable, ReadMode::lease, ReadMode::serializable}) {
-    if (text == read_mode_name(m)) return m;
-  }
-  return Status(Errc::invalid_argument, "read mode '" + std::string(text) +
-                                            "': expected linearizable, lease or serializable");
-}
-
 Result<std::unique_ptr<NodeCore>> NodeCore::open(const RaftConfig& raft, NodeOptions options,
                                                  StoragePort& storage, NetworkPort& network,
                                                  ClockPort& clock, ConfigOptions config,

@@ -42,11 +42,6 @@
 
 namespace anya::engine {
 
-enum class ReadMode : std::uint8_t { linearizable, lease, serializable };
-const char* read_mode_name(ReadMode mode);
-// "linearizable", "lease" or "serializable"; anything else is invalid_argument naming it.
-Result<ReadMode> parse_read_mode(std::string_view text);
-
 struct NodeOptions {
   std::uint64_t write_timeout_ms = 10'000;
   std::uint64_t read_timeout_ms = 5'000;

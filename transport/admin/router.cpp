@@ -196,12 +196,23 @@ void route_kv(const AdminRequest& req, std::string_view path, std::string_view q
     return json_response(200, json::object{{"revision", w.revision}});
   });
   if (req.method == "GET") {
-    return node.kv_get(*key, replying<KvEntryView>(respond, [](const KvEntryView& e) {
-      return json_response(200, json::object{{"key", e.key},
-                                             {"value", e.value},
-                                             {"create_revision", e.create_revision},
-                                             {"mod_revision", e.mod_revision},
-                                             {"version", e.version}});
+    std::optional<engine::ReadMode> consistency;
+    if (query.rfind("consistency=", 0) == 0) {
+      Result<engine::ReadMode> mode = engine::parse_read_mode(query.substr(12));
+      if (!mode) return respond(bad_request("consistency: " + mode.status().message()));
+      consistency = *mode;
+    } else if (!query.empty()) {
+      return respond(bad_request("unknown query parameter: " + std::string(query)));
+    }
+    return node.kv_get(*key, consistency, replying<KvEntryView>(respond, [](const KvEntryView& e) {
+      json::object body{{"key", e.key},
+                        {"value", e.value},
+                        {"create_revision", e.create_revision},
+                        {"mod_revision", e.mod_revision},
+                        {"version", e.version},
+                        {"consistency", engine::read_mode_name(e.consistency)}};
+      if (e.stale_possible) body["stale_possible"] = true;
+      return json_response(200, std::move(body));
     }));
   }
   if (req.method == "PUT") {
@@ -347,7 +358,9 @@ void route_v1(const AdminRequest& req, std::string_view path, std::string_view q
     return node.lease(replying<LeaseView>(respond, [](const LeaseView& l) {
       return json_response(200, json::object{{"holder", l.holder},
                                              {"fencing_token", l.fencing_token},
-                                             {"valid", l.valid}});
+                                             {"valid", l.valid},
+                                             {"valid_until_ms", l.valid_until_ms},
+                                             {"remaining_ms", l.remaining_ms}});
     }));
   }
   ANYA_ASSERT(!"allowed_methods() lists a /v1 path that route_v1 does not handle");

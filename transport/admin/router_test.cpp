@@ -63,8 +63,10 @@ class FakeNode : public NodeApi {
     calls.push_back("metrics_text");
     return metrics;
   }
-  void kv_get(const std::string& key, Reply<KvEntryView> reply) override {
-    calls.push_back("kv_get " + key);
+  void kv_get(const std::string& key, std::optional<engine::ReadMode> consistency,
+              Reply<KvEntryView> reply) override {
+    calls.push_back("kv_get " + key +
+                    (consistency ? std::string(" ") + engine::read_mode_name(*consistency) : ""));
     answer(kv_get_result, std::move(reply));
   }
   void kv_write(KvWrite write, Reply<KvWriteResult> reply) override {
@@ -454,10 +456,25 @@ TEST(AdminRouter, KvKeysArePercentDecodedExactlyOnce) {
   route(node, request("GET", "/v1/kv/plain+key"));     // '+' is not a space in a path
   route(node, request("GET", "/v1/kv/dir/sub/leaf"));  // unescaped slashes stay in the key
   route(node, request("GET", "/v1/kv/%C3%A9t%c3%a9"));  // UTF-8, either hex case
-  route(node, request("GET", "/v1/kv/x?ignored=1"));   // the query is not part of the key
+  route(node, request("GET", "/v1/kv/x?consistency=lease"));  // the query is not the key
   EXPECT_THAT(node.calls, ::testing::ElementsAre("kv_get %2F", "kv_get plain+key",
                                                  "kv_get dir/sub/leaf",
-                                                 "kv_get \xC3\xA9t\xC3\xA9", "kv_get x"));
+                                                 "kv_get \xC3\xA9t\xC3\xA9", "kv_get x lease"));
+}
+
+TEST(AdminRouter, KvGetConsistencyIsCheckedAndLabelled) {
+  FakeNode node;
+  node.kv_get_result = KvEntryView{"k", "v", 1, 1, 1, engine::ReadMode::serializable, true};
+  const AdminResponse ok = route(node, request("GET", "/v1/kv/k?consistency=serializable"));
+  ASSERT_EQ(ok.status, 200);
+  EXPECT_EQ(parse(ok).at("consistency"), "serializable");
+  EXPECT_EQ(parse(ok).at("stale_possible"), true);
+  const AdminResponse bad = route(node, request("GET", "/v1/kv/k?consistency=eventual"));
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(parse(bad).at("message").as_string().find("consistency"), std::string::npos);
+  const AdminResponse unknown = route(node, request("GET", "/v1/kv/k?stale=1"));
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_EQ(node.calls, std::vector<std::string>{"kv_get k serializable"});
 }
 
 TEST(AdminRouter, KvPutWithoutPrevRevisionIsAPlainPut) {

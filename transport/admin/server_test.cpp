@@ -89,7 +89,8 @@ class FakeNode : public NodeApi {
   }
   bool alive() override { return true; }
   std::string metrics_text() override { return "anya_up 1\n"; }
-  void kv_get(const std::string& key, Reply<KvEntryView> reply) override {
+  void kv_get(const std::string& key, std::optional<engine::ReadMode>,
+              Reply<KvEntryView> reply) override {
     record("kv_get " + key);
     reply(KvEntryView{key, "value of " + key, 1, 2, 1});
   }

@@ -212,6 +212,18 @@ Status read_document(const toml::table& root, const std::filesystem::path& base,
   if (Status s = r.read_bool("pre_vote", c.pre_vote); !s) return s;
   if (Status s = r.read_bool("check_quorum", c.check_quorum); !s) return s;
   if (Status s = r.read_duration("config_txn_deadline", c.config_txn_deadline_ms); !s) return s;
+  std::string reads = engine::read_mode_name(c.reads);
+  if (Status s = r.read_string("reads", reads); !s) return s;
+  Result<engine::ReadMode> mode = engine::parse_read_mode(reads);
+  if (!mode) return invalid("raft.reads: " + mode.status().message());
+  c.reads = *mode;
+  if (const toml::node* n = r.get("max_clock_drift")) {
+    const std::optional<double> ratio = n->value<double>();
+    if (!ratio || !(*ratio >= 0.0) || *ratio >= 0.5) {
+      return invalid("raft.max_clock_drift: expected a ratio from 0 to below 0.5, e.g. 0.05");
+    }
+    c.max_clock_drift_ppm = static_cast<std::uint32_t>(*ratio * 1e6 + 0.5);
+  }
   if (Status s = r.no_unknown_keys(); !s) return s;
 
   Result<const toml::table*> storage = top.table("storage");
@@ -499,6 +511,8 @@ std::string render_node_config(const NodeConfig& c, const std::filesystem::path&
       << "\npre_vote = " << (c.pre_vote ? "true" : "false")
       << "\ncheck_quorum = " << (c.check_quorum ? "true" : "false")
       << "\nconfig_txn_deadline = " << quoted(format_duration_ms(c.config_txn_deadline_ms))
+      << "\nreads = " << quoted(engine::read_mode_name(c.reads))
+      << "\nmax_clock_drift = " << c.max_clock_drift_ppm / 1e6
       << "\n\n[storage]\nfsync = " << (c.fsync ? "true" : "false")
       << "\nsegment_size = " << quoted(format_size_bytes(c.segment_bytes))
       << "\nsnapshot_entries = " << c.snapshot_entries << "\n\n[discovery]\nmethod = \"static\"\n"

@@ -60,6 +60,11 @@ struct NodeConfig {
   bool pre_vote = true;
   bool check_quorum = true;
   std::uint64_t config_txn_deadline_ms = 5000;
+  // How GET /v1/kv answers when the client does not say (?consistency=...).
+  engine::ReadMode reads = engine::ReadMode::linearizable;
+  // The bound on clock-rate error the lease relies on (raft.max_clock_drift, a ratio written
+  // like 0.05), in parts per million.
+  std::uint32_t max_clock_drift_ppm = 50'000;
 
   bool fsync = true;
   std::uint64_t segment_bytes = 64ull << 20;

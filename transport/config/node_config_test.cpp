@@ -65,6 +65,8 @@ TEST(NodeConfig, ValidDocumentParsesWithDefaults) {
   EXPECT_EQ(c->segment_bytes, 8u << 20);
   EXPECT_TRUE(c->pre_vote);
   EXPECT_TRUE(c->check_quorum);
+  EXPECT_EQ(c->reads, engine::ReadMode::linearizable);
+  EXPECT_EQ(c->max_clock_drift_ppm, 50'000u);
   ASSERT_EQ(c->members.size(), 3u);
   EXPECT_EQ(c->members[2], (StaticMember{3, {"127.0.0.1", 7103}}));
   EXPECT_NE(c->cluster_id(), 0u);
@@ -76,12 +78,16 @@ TEST(NodeConfig, RenderParsesBackToTheSameConfig) {
   c->election_timeout_ms = 2000;
   c->heartbeat_interval_ms = 100;
   c->fsync = false;
+  c->reads = engine::ReadMode::lease;
+  c->max_clock_drift_ppm = 20'000;
   const std::string text = render_node_config(*c, "/etc/anya-ha");
   Result<NodeConfig> back = parse_node_config(text, kFile);
   ASSERT_TRUE(back.is_ok()) << back.status().to_string() << "\n" << text;
   EXPECT_EQ(render_node_config(*back, "/etc/anya-ha"), text);
   EXPECT_EQ(back->election_timeout_ms, 2000u);
   EXPECT_FALSE(back->fsync);
+  EXPECT_EQ(back->reads, engine::ReadMode::lease);
+  EXPECT_EQ(back->max_clock_drift_ppm, 20'000u);
   EXPECT_EQ(back->data_dir, c->data_dir);
   EXPECT_EQ(back->tls_key, c->tls_key);
 }
@@ -150,6 +156,12 @@ INSTANTIATE_TEST_SUITE_P(
                 "raft.election_jitter: must be between 1ms and raft.election_timeout"},
         BadCase{"election_timeout", "election_timeout = \"300ms\"\nelection_jitter = \"0\"",
                 "raft.election_jitter: must be between"},
+        BadCase{"election_timeout", "election_timeout = \"300ms\"\nreads = \"eventual\"",
+                "raft.reads: 'eventual': expected linearizable, lease or serializable"},
+        BadCase{"election_timeout", "election_timeout = \"300ms\"\nmax_clock_drift = 0.5",
+                "raft.max_clock_drift: expected a ratio from 0 to below 0.5"},
+        BadCase{"election_timeout", "election_timeout = \"300ms\"\nmax_clock_drift = \"5%\"",
+                "raft.max_clock_drift: expected a ratio"},
         BadCase{"fsync", "fsync = \"yes\"", "storage.fsync: expected true or false"},
         BadCase{"segment_size", "segment_size = \"1KiB\"", "storage.segment_size: must be"},
         BadCase{"segment_size", "segment_size = \"8MB\"", "storage.segment_size: .*unit must be"},

@@ -338,7 +338,7 @@ Result<std::string> ClusterManager::get(const std::string& key) const {
   return impl_->call<std::string>(
       "get", kCallTimeout,
       [key](transport::Node& node, std::function<void(Result<std::string>)> reply) {
-        node.kv_get(key, [reply](transport::ApiResult<transport::KvEntryView> r) {
+        node.kv_get(key, std::nullopt, [reply](transport::ApiResult<transport::KvEntryView> r) {
           if (r.ok()) return reply(r.value->value);
           reply(r.error.status);
         });

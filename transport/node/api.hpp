@@ -68,6 +68,8 @@ struct KvEntryView {
   engine::Index create_revision = 0;
   engine::Index mod_revision = 0;
   std::uint64_t version = 0;
+  engine::ReadMode consistency = engine::ReadMode::linearizable;  // how it was read
+  bool stale_possible = false;  // serializable: may miss writes acknowledged elsewhere
 };
 
 struct KvWrite {
@@ -90,8 +92,9 @@ struct ConfigView {
 struct LeaseView {
   engine::NodeId holder = engine::kNoNode;  // the leader
   std::uint64_t fencing_token = 0;
-  bool valid = false;                       // the leader holds a quorum right now
+  bool valid = false;                       // the lease holds now (engine/node's rule)
   std::uint64_t remaining_ms = 0;           // how long it holds without hearing more
+  std::uint64_t valid_until_ms = 0;         // on the leader's monotonic clock; 0 unless valid
 };
 
 struct Empty {};
@@ -103,7 +106,9 @@ class NodeApi {
   virtual bool alive() = 0;
   virtual std::string metrics_text() = 0;
 
-  virtual void kv_get(const std::string& key, Reply<KvEntryView> reply) = 0;
+  // `consistency` nullopt: the node's configured default (reads = ... in its configuration).
+  virtual void kv_get(const std::string& key, std::optional<engine::ReadMode> consistency,
+                      Reply<KvEntryView> reply) = 0;
   virtual void kv_write(KvWrite write, Reply<KvWriteResult> reply) = 0;
 
   virtual void members_add(engine::NodeId id, std::string address, bool learner,

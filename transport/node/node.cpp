@@ -41,7 +41,6 @@ Node::Node(asio::io_context& io, NodeConfig config, Logger log, NodeEvents event
     : io_(io), config_(std::move(config)), log_(std::move(log)), events_(std::move(events)),
       metrics_(std::make_unique<NodeMetrics>()),
       tick_timer_(std::make_unique<Timer>(io)), shutdown_timer_(std::make_unique<Timer>(io)),
-      failover_timer_(std::make_unique<Timer>(io)),
       clock_origin_us_(steady_us()) {
   ANYA_ASSERT(validate(config_).is_ok());
 }
@@ -83,17 +82,27 @@ Status Node::start(const std::string& admin_endpoint) {
   po.listen_port = config_.peer_listen.port;
   po.server_tls = *server_tls;
   po.client_tls = *client_tls;
+  // A silent link is noticed within about two election timeouts (pings keep idle links heard),
+  // and a healed one is redialled within half a second.
+  po.ping_interval_ms = std::max<std::uint64_t>(config_.election_timeout_ms / 3, 10);
+  po.dead_after_ms = 2 * config_.election_timeout_ms;
+  po.dial_backoff_max_ms = 500;
   PeerLinkCallbacks callbacks;
   callbacks.on_message = [this](const engine::Message& m) {
-    if (host_ == nullptr || fatal_) return;
-    const std::uint64_t refused_before = host_->snapshots_refused();
-    after_host_call(host_->receive(m));
-    if (host_ != nullptr && host_->snapshots_refused() != refused_before) {
+    if (core_ == nullptr || fatal_) return;
+    const std::uint64_t refused_before = host().snapshots_refused();
+    after_host_call(core_->receive(m));
+    if (core_ != nullptr && host().snapshots_refused() != refused_before) {
       warn_refused_snapshot(m.from);
     }
   };
   callbacks.on_peer_down = [this](NodeId peer, const std::string& reason) {
-    on_peer_down(peer, reason);
+    if (core_ != nullptr && peer == core_->raft().leader()) {
+      log_.info("link to leader node ", peer, " down: ", reason);
+    }
+  };
+  callbacks.on_peer_gone = [this](NodeId peer) {
+    on_peer_gone(peer, "its peer port refuses connections");
   };
   peers_ = std::make_unique<PeerLinks>(io_, po, callbacks, log_.with("peer"));
 
@@ -111,6 +120,8 @@ Status Node::start(const std::string& admin_endpoint) {
   rc.election_jitter_ms = config_.effective_election_jitter_ms();
   rc.pre_vote = config_.pre_vote;
   rc.check_quorum = config_.check_quorum;
+  rc.leases = true;
+  rc.max_clock_drift_ppm = config_.max_clock_drift_ppm;
   rc.random_seed = std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32);
   // A snapshot every storage.snapshot_entries applied entries; the log keeps the last
   // kKeepEntries of them, so a follower a little behind catches up without a snapshot.
@@ -119,14 +130,18 @@ Status Node::start(const std::string& admin_endpoint) {
   engine::ConfigOptions co;
   co.txn_deadline_ms = config_.config_txn_deadline_ms;
   co.observer = this;
-  Result<std::unique_ptr<engine::Host>> host = engine::Host::open(rc, *wal_, *peers_, *this,
-                                                                  *this, co);
-  if (!host) return host.status();
-  host_ = std::move(*host);
+  engine::NodeOptions no;
+  no.write_timeout_ms = kWriteTimeoutMs;
+  no.failover_step_ms = std::max<std::uint64_t>(config_.heartbeat_interval_ms / 2, 5);
+  no.failover_retry_ms = 2 * config_.heartbeat_interval_ms;
+  Result<std::unique_ptr<engine::NodeCore>> core =
+      engine::NodeCore::open(rc, no, *wal_, *peers_, *this, co);
+  if (!core) return core.status();
+  core_ = std::move(*core);
   if (Status s = peers_->start(); !s) return s;
-  log_.info("started: cluster ", config_.cluster, ", term ", host_->raft().term(), ", log ",
+  log_.info("started: cluster ", config_.cluster, ", term ", core_->raft().term(), ", log ",
             wal_->recovery().first_index, "..", wal_->recovery().last_index, ", peers on ",
-            config_.peer_listen.to_string());
+            config_.peer_listen.to_string(), ", reads ", engine::read_mode_name(config_.reads));
   sync_peers();
   schedule_tick();
   return {};
@@ -150,23 +165,8 @@ void Node::schedule_tick() {
 }
 
 void Node::on_tick() {
-  after_host_call(host_->tick());
-  try_promotions();
+  after_host_call(core_->tick());
   const std::uint64_t now = now_ms();
-  // Writes that did not apply in time: their entries may still commit later, but the client
-  // must not wait forever (the leader may be on the other side of a partition).
-  for (auto it = waiters_.begin(); it != waiters_.end();) {
-    if (it->second.deadline_ms > now) {
-      ++it;
-      continue;
-    }
-    auto done = std::move(it->second.done);
-    kv_results_.erase(it->first);
-    it = waiters_.erase(it);
-    ApiError e{Status(Errc::busy, "not applied within " + std::to_string(kWriteTimeoutMs) +
-                                      " ms; it may still commit: check before retrying")};
-    done(&e);
-  }
   for (auto it = config_waiters_.begin(); it != config_waiters_.end();) {
     if (it->second.deadline_ms > now) {
       ++it;
@@ -185,23 +185,24 @@ void Node::warn_refused_snapshot(NodeId leader) {
   last_snapshot_warning_ms_ = now;
   log_.warn("refused a snapshot from node ", leader, ": its data would not restore here, so "
             "nothing was changed; this node cannot catch up until the leader sends one that "
-            "does (", host_->snapshots_refused(), " refused so far)");
+            "does (", host().snapshots_refused(), " refused so far)");
 }
 
 void Node::after_host_call(const Status& status) {
   if (fatal_) return;
-  if (!status.is_ok() && host_->failed()) {
+  route_replies();
+  if (!status.is_ok() && host().failed()) {
     fatal_ = true;
-    log_.error("stopping: ", host_->failure().message());
-    fail_all_waiters(ApiError{host_->failure()});
+    log_.error("stopping: ", host().failure().message());
+    fail_all_waiters(ApiError{host().failure()});
     tick_timer_->timer.cancel();
     if (peers_) peers_->stop();
-    if (events_.on_fatal) events_.on_fatal(host_->failure());
+    if (events_.on_fatal) events_.on_fatal(host().failure());
     return;
   }
-  resolve_waiters();
+  log_events();
   sync_peers();
-  const engine::Raft& raft = host_->raft();
+  const engine::Raft& raft = core_->raft();
   if (raft.leader() != last_leader_) {
     last_leader_ = raft.leader();
     if (last_leader_ == config_.node_id) {
@@ -211,11 +212,6 @@ void Node::after_host_call(const Status& status) {
     }
     if (events_.on_leader_change) events_.on_leader_change(last_leader_, raft.term());
   }
-  if (last_role_ == engine::Role::leader && !raft.is_leader()) {
-    // Our proposals may still commit under the next leader; their waiters resolve by index and
-    // term when they apply, or time out.
-    pending_promotions_.clear();
-  }
   if (raft.role() != last_role_ && (raft.role() == engine::Role::pre_candidate ||
                                     raft.role() == engine::Role::candidate)) {
     log_.info(raft.role() == engine::Role::candidate ? "election" : "pre-vote", " for term ",
@@ -224,44 +220,52 @@ void Node::after_host_call(const Status& status) {
   last_role_ = raft.role();
 }
 
-void Node::resolve_waiters() {
-  const engine::RaftLog& log = host_->raft().log();
-  while (!waiters_.empty() && waiters_.begin()->first <= log.applied()) {
-    const Index index = waiters_.begin()->first;
-    Waiter w = std::move(waiters_.begin()->second);
-    waiters_.erase(waiters_.begin());
-    const std::optional<engine::Term> term = log.term_at(index);
-    if (term && *term == w.term) {
-      w.done(nullptr);
-    } else if (!term) {
-      // Compacted into a snapshot (installed from a new leader) before this node saw whether
-      // its entry survived: the write may or may not have taken effect.
-      ApiError e{Status(Errc::busy, "the outcome of the write is unknown (the log was "
-                                    "replaced by the leader's snapshot); read the key to check"),
-                 host_->raft().leader(), admin_of(host_->raft().leader())};
-      w.done(&e);
-    } else {
-      ApiError e{Status(Errc::not_leader, "leadership changed before the write committed; "
-                                          "it did not take effect"),
-                 host_->raft().leader(), admin_of(host_->raft().leader())};
-      w.done(&e);
+void Node::route_replies() {
+  // A reply's callback may call back into the node (and the core): take them all first.
+  for (const engine::ClientReply& r : core_->take_replies()) {
+    auto it = tickets_.find(r.ticket);
+    ANYA_ASSERT(it != tickets_.end());  // every ticket is answered exactly once
+    auto done = std::move(it->second);
+    tickets_.erase(it);
+    done(r);
+  }
+}
+
+void Node::log_events() {
+  for (const engine::NodeEvent& e : core_->take_events()) {
+    switch (e.kind) {
+      case engine::NodeEvent::Kind::follower_lost_entries:
+        log_.warn("node ", e.node, " lost log entries it had acknowledged (a cut WAL tail or a "
+                  "data directory restored from a backup); sending them again");
+        break;
+      case engine::NodeEvent::Kind::fast_failover:
+        metrics_->fast_failovers->inc();
+        log_.info("leader node ", e.node, " is gone (its peer port refuses connections): "
+                  "campaigning without waiting out the election timeout");
+        break;
+      case engine::NodeEvent::Kind::promoted:
+        log_.info("promoting node ", e.node, " to voter");
+        break;
     }
-    kv_results_.erase(index);
   }
 }
 
 void Node::fail_all_waiters(const ApiError& error) {
-  auto waiters = std::move(waiters_);
-  waiters_.clear();
-  kv_results_.clear();
-  for (auto& [index, w] : waiters) w.done(&error);
+  auto tickets = std::move(tickets_);
+  tickets_.clear();
+  engine::ClientReply r;
+  r.status = error.status;
+  for (auto& [ticket, done] : tickets) {
+    r.ticket = ticket;
+    done(r);
+  }
   auto config_waiters = std::move(config_waiters_);
   config_waiters_.clear();
   for (auto& [version, w] : config_waiters) w.reply(error);
 }
 
 void Node::sync_peers() {
-  std::map<NodeId, std::string> addresses = host_->raft().membership().addresses;
+  std::map<NodeId, std::string> addresses = core_->raft().membership().addresses;
   if (addresses.empty()) {
     // Joining: no membership yet, so link to the seed members until the leader reaches us.
     for (const StaticMember& m : config_.members) addresses[m.id] = m.peer_address.to_string();
@@ -271,58 +275,14 @@ void Node::sync_peers() {
   peers_->set_members(addresses);
 }
 
-void Node::on_peer_down(NodeId peer, const std::string& reason) {
-  if (host_ == nullptr || fatal_ || stopping_) return;
-  const engine::Raft& raft = host_->raft();
-  if (peer != raft.leader() || raft.is_leader()) return;
-  // The leader's process is gone (the kernel closed its socket): stop honouring its lease
-  // now, then campaign in turn. Voters go one after another, by rank of id among the voters
-  // left, so two followers that saw the same drop do not split the vote; the first whose log is
-  // up to date wins, and the next one's turn comes only if it did not.
-  after_host_call(host_->leader_unreachable());
-  if (!raft.promotable()) return;
-  std::uint64_t rank = 0;
-  for (NodeId v : raft.membership().voters) {
-    if (v != peer && v < config_.node_id) rank++;
-  }
-  const std::uint64_t step_ms = std::max<std::uint64_t>(config_.heartbeat_interval_ms / 2, 5);
-  log_.info("link to leader node ", peer, " dropped (", reason, "): pre-vote in ",
-            rank * step_ms, " ms");
-  failover_timer_->timer.expires_after(std::chrono::milliseconds(rank * step_ms));
-  failover_timer_->timer.async_wait([this, peer](const boost::system::error_code& ec) {
-    if (ec || fatal_ || stopping_) return;
-    const engine::Raft& r = host_->raft();
-    if (r.is_leader() || (r.leader() != peer && r.leader() != engine::kNoNode)) return;
-    metrics_->fast_failovers->inc();
-    after_host_call(host_->campaign_now());
-  });
+void Node::on_peer_gone(NodeId peer, const std::string& reason) {
+  if (core_ == nullptr || fatal_ || stopping_) return;
+  if (peer != core_->raft().leader() || core_->raft().is_leader()) return;
+  log_.debug("node ", peer, " gone: ", reason);
+  after_host_call(core_->peer_gone(peer));
 }
 
 // ---- state machine ---------------------------------------------------------------------------
-
-void Node::apply(const Entry& entry) {
-  ANYA_ASSERT(entry.type == engine::EntryType::normal);
-  engine::KvResult result = kv_.apply(entry.index, entry.data);
-  if (waiters_.count(entry.index) != 0 || entry.index >= capture_results_from_) {
-    kv_results_[entry.index] = std::move(result);
-  }
-}
-
-std::string Node::snapshot() { return kv_.snapshot(); }
-
-Status Node::restore(std::string_view data) {
-  Result<engine::KvStore> restored = engine::KvStore::restore(data, kv_.limits());
-  if (!restored) return restored.status();
-  kv_ = std::move(restored).value();
-  // Results of writes a snapshot covers are not known here; their waiters learn the outcome
-  // from the log's terms (resolve_waiters).
-  kv_results_.clear();
-  return {};
-}
-
-Status Node::check_snapshot(std::string_view data) {
-  return engine::KvStore::restore(data, kv_.limits()).status();
-}
 
 void Node::on_config_effects(const engine::ConfigEffects& effects) {
   if (effects.activated != 0) {
@@ -331,7 +291,7 @@ void Node::on_config_effects(const engine::ConfigEffects& effects) {
     if (it != config_waiters_.end()) {
       auto reply = std::move(it->second.reply);
       config_waiters_.erase(it);
-      reply(ConfigView{effects.activated, host_->config_state().active_document()});
+      reply(ConfigView{effects.activated, host().config_state().active_document()});
     }
   }
   if (effects.dropped != 0) {
@@ -357,7 +317,7 @@ std::string Node::admin_of(NodeId node) const {
 }
 
 ApiError Node::not_leader_error() const {
-  const NodeId leader = host_->raft().leader();
+  const NodeId leader = core_->raft().leader();
   std::string message = leader == engine::kNoNode
                             ? "this node is not the leader and knows no leader yet; retry"
                             : "this node is not the leader; the leader is node " +
@@ -370,35 +330,31 @@ ApiError Node::error_from(const Status& status) const {
   return ApiError{status};
 }
 
-void Node::propose_and_wait(Result<Index> index, std::function<void(const ApiError*)> done) {
-  after_host_call(index.status());
-  if (!index) {
-    ApiError e = error_from(index.status());
-    return done(&e);
-  }
-  propose_and_wait(*index, std::move(done));
+ApiError Node::error_from(const engine::ClientReply& reply) const {
+  return ApiError{reply.status, reply.leader, admin_of(reply.leader)};
 }
 
-void Node::propose_and_wait(Index index, std::function<void(const ApiError*)> done) {
-  if (waiters_.size() >= kMaxPendingWrites) {
-    // The entry is in the log and will commit; the client just cannot wait for it here.
-    ApiError e{Status(Errc::busy, "too many writes waiting to commit; slow down")};
-    return done(&e);
-  }
-  if (index <= host_->raft().log().applied()) {
-    // Already applied (a single-node cluster commits at once): answer by its term now.
-    waiters_[index] = Waiter{host_->raft().log().term_at(index).value_or(0),
-                             now_ms() + kWriteTimeoutMs, std::move(done)};
-    resolve_waiters();
-    return;
-  }
-  waiters_[index] = Waiter{host_->raft().term(), now_ms() + kWriteTimeoutMs, std::move(done)};
+engine::Ticket Node::ticket(std::function<void(const engine::ClientReply&)> done) {
+  const engine::Ticket t = next_ticket_++;
+  tickets_.emplace(t, std::move(done));
+  return t;
+}
+
+void Node::post_flush() {
+  // Requests that arrive together are flushed together: one proposal (one fsync and one append
+  // per follower) for the writes, one heartbeat round for the reads.
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  asio::post(io_, [this] {
+    flush_posted_ = false;
+    if (core_ != nullptr && !fatal_) after_host_call(core_->flush());
+  });
 }
 
 // ---- NodeApi ---------------------------------------------------------------------------------
 
 StatusView Node::status() {
-  const engine::Raft& raft = host_->raft();
+  const engine::Raft& raft = core_->raft();
   StatusView v;
   v.node_id = config_.node_id;
   v.cluster = config_.cluster;
@@ -409,8 +365,8 @@ StatusView Node::status() {
   v.commit_index = raft.log().committed();
   v.applied_index = raft.log().applied();
   v.quorum = raft.has_quorum();
-  v.ready = v.quorum && v.applied_index >= v.commit_index && !fatal_;
-  v.config_version = host_->config_state().active_version();
+  v.ready = core_->ready() && !fatal_;
+  v.config_version = host().config_state().active_version();
   v.fencing_token = raft.leader() == engine::kNoNode ? 0 : raft.term();
   for (const engine::MemberStatus& m : raft.members()) {
     MemberView mv;
@@ -431,26 +387,23 @@ StatusView Node::status() {
 }
 
 std::string Node::metrics_text() {
-  metrics_->update(*host_, *peers_);
+  metrics_->update(host(), *peers_);
   return metrics_->registry.render();
 }
 
-void Node::kv_get(const std::string& key, Reply<KvEntryView> reply) {
-  const engine::Raft& raft = host_->raft();
-  // Served by the leader only, while it holds a quorum (CheckQuorum) and has applied everything
-  // it knows committed: never a silent stale answer from a deposed or lagging node.
-  if (!raft.is_leader()) return reply(not_leader_error());
-  if (!raft.has_quorum()) {
-    return reply(ApiError{Status(Errc::busy, "the leader cannot reach a quorum; retry")});
-  }
-  if (raft.log().term_at(raft.log().applied()) != raft.term()) {
-    return reply(ApiError{Status(Errc::busy, "the new leader is still applying its log; retry")});
-  }
-  const engine::KeyValue* kv = kv_.get(key);
-  if (kv == nullptr) {
-    return reply(ApiError{Status(Errc::not_found, "key not found: " + key)});
-  }
-  reply(KvEntryView{key, kv->value, kv->create_revision, kv->mod_revision, kv->version});
+void Node::kv_get(const std::string& key, std::optional<engine::ReadMode> consistency,
+                  Reply<KvEntryView> reply) {
+  const engine::ReadMode mode = consistency.value_or(config_.reads);
+  const engine::Ticket t = ticket([this, key, mode, reply](const engine::ClientReply& r) {
+    if (!r.status.is_ok()) return reply(error_from(r));
+    ANYA_ASSERT(r.value.has_value());
+    const engine::KeyValue& kv = *r.value;
+    reply(KvEntryView{key, kv.value, kv.create_revision, kv.mod_revision, kv.version, mode,
+                      r.stale_possible});
+  });
+  core_->submit_read(t, key, mode);
+  route_replies();
+  post_flush();
 }
 
 void Node::kv_write(KvWrite write, Reply<KvWriteResult> reply) {
@@ -465,121 +418,55 @@ void Node::kv_write(KvWrite write, Reply<KvWriteResult> reply) {
                                        std::move(write.value));
       break;
     case KvWrite::Op::del:
+      if (write.expected_revision && *write.expected_revision == 0) {
+        return reply(ApiError{Status(Errc::invalid_argument,
+                                     "prev_revision: must be non-zero")});
+      }
       command = engine::KvCommand::del(std::move(write.key), write.expected_revision);
       break;
   }
-  if (Status s = engine::check_command(command); !s) return reply(ApiError{s});
-  if (!host_->raft().is_leader()) return reply(not_leader_error());
-  // Writes that arrive together are proposed together (flush_writes, posted once): one fsync
-  // and one append per follower then carry all of them.
-  pending_writes_.push_back({engine::encode_command(command), std::move(reply)});
-  if (pending_writes_.size() >= kMaxWriteBatch) return flush_writes();
-  if (!flush_posted_) {
-    flush_posted_ = true;
-    asio::post(io_, [this] { flush_writes(); });
-  }
-}
-
-void Node::flush_writes() {
-  flush_posted_ = false;
-  if (pending_writes_.empty() || fatal_) return;
-  std::vector<PendingWrite> batch = std::move(pending_writes_);
-  pending_writes_.clear();
-  std::vector<std::string> data;
-  data.reserve(batch.size());
-  for (PendingWrite& w : batch) data.push_back(std::move(w.command));
-  // A single-node cluster applies the batch inside propose_batch, before its waiters exist:
-  // keep the results of whatever applies from here on until they do.
-  capture_results_from_ = host_->raft().log().last_index() + 1;
-  Result<Index> first = host_->propose_batch(std::move(data));
-  capture_results_from_ = std::numeric_limits<Index>::max();
-  after_host_call(first.status());
-  if (!first) {
-    const ApiError e = error_from(first.status());
-    for (PendingWrite& w : batch) w.reply(e);
-    return;
-  }
-  for (std::size_t i = 0; i < batch.size(); i++) {
-    wait_for_write(*first + i, std::move(batch[i].reply));
-  }
-  for (auto it = kv_results_.begin(); it != kv_results_.end();) {
-    it = waiters_.count(it->first) != 0 ? std::next(it) : kv_results_.erase(it);
-  }
-}
-
-void Node::wait_for_write(Index at, Reply<KvWriteResult> reply) {
-  propose_and_wait(at, [this, reply, at](const ApiError* error) {
-    if (error != nullptr) return reply(*error);
-    auto it = kv_results_.find(at);
-    if (it == kv_results_.end()) return reply(KvWriteResult{at});
-    const engine::KvResult r = it->second;
-    switch (r.outcome) {
-      case engine::KvOutcome::ok: return reply(KvWriteResult{r.revision});
-      case engine::KvOutcome::conflict:
-        return reply(ApiError{Status(Errc::conflict, "revision mismatch: the key's current "
-                                                     "revision is " +
-                                                         std::to_string(r.revision))});
-      case engine::KvOutcome::not_found:
-        return reply(ApiError{Status(Errc::not_found, "key not found")});
-      case engine::KvOutcome::invalid:
-        return reply(ApiError{Status(Errc::invalid_argument, r.message)});
-    }
+  const engine::Ticket t = ticket([this, reply](const engine::ClientReply& r) {
+    if (!r.status.is_ok()) return reply(error_from(r));
+    reply(KvWriteResult{r.revision});
   });
+  core_->submit_write(t, std::move(command));
+  route_replies();
+  post_flush();
 }
 
 void Node::members_add(NodeId id, std::string address, bool learner, Reply<Empty> reply) {
   if (Result<HostPort> hp = parse_host_port(address); !hp) {
     return reply(ApiError{Status(Errc::invalid_argument, "address: " + hp.status().message())});
   }
-  if (!host_->raft().is_leader()) return reply(not_leader_error());
-  engine::ConfChange change{engine::ConfChangeOp::add_learner, id, address};
-  Result<Index> index = host_->propose_conf_change(change);
-  propose_and_wait(std::move(index), [this, id, learner, reply](const ApiError* error) {
-    if (error != nullptr) return reply(*error);
-    if (!learner) pending_promotions_.insert(id);  // promoted once caught up (try_promotions)
+  const engine::Ticket t = ticket([this, reply](const engine::ClientReply& r) {
+    if (!r.status.is_ok()) return reply(error_from(r));
     reply(Empty{});
   });
-}
-
-void Node::try_promotions() {
-  if (pending_promotions_.empty() || !host_->raft().is_leader()) return;
-  for (auto it = pending_promotions_.begin(); it != pending_promotions_.end();) {
-    const NodeId id = *it;
-    if (host_->raft().membership().learners.count(id) == 0) {
-      it = pending_promotions_.erase(it);
-      continue;
-    }
-    engine::ConfChange change{engine::ConfChangeOp::promote, id, ""};
-    Result<Index> index = host_->propose_conf_change(change);
-    after_host_call(index.status());
-    if (index) {
-      log_.info("promoting node ", id, " to voter (log index ", *index, ")");
-      it = pending_promotions_.erase(it);
-    } else {
-      ++it;  // not caught up yet, or another change is in flight: try on a later tick
-    }
-  }
+  core_->submit_member_add(t, id, std::move(address), learner);
+  after_host_call({});
 }
 
 void Node::members_remove(NodeId id, Reply<Empty> reply) {
-  if (!host_->raft().is_leader()) return reply(not_leader_error());
-  engine::ConfChange change{engine::ConfChangeOp::remove, id, ""};
-  Result<Index> index = host_->propose_conf_change(change);
-  propose_and_wait(std::move(index), [reply](const ApiError* error) {
-    if (error != nullptr) return reply(*error);
+  const engine::Ticket t = ticket([this, reply](const engine::ClientReply& r) {
+    if (!r.status.is_ok()) return reply(error_from(r));
     reply(Empty{});
   });
+  core_->submit_member_remove(t, id);
+  after_host_call({});
 }
 
 void Node::config_get(Reply<ConfigView> reply) {
-  const engine::ConfigState& st = host_->config_state();
+  const engine::ConfigState& st = host().config_state();
   reply(ConfigView{st.active_version(), st.active_document()});
 }
 
 void Node::config_put(std::string document, std::optional<std::uint64_t> if_version,
                       Reply<ConfigView> reply) {
   if (stopping_) return reply(ApiError{Status(Errc::busy, "the node is shutting down")});
-  Result<std::uint64_t> version = host_->put_config(std::move(document), if_version);
+  // The clock first (through the core): a leader paused past its CheckQuorum deadline steps
+  // down here and answers not_leader instead of a stale "version N is current".
+  after_host_call(core_->tick());
+  Result<std::uint64_t> version = core_->host().put_config(std::move(document), if_version);
   after_host_call(version.status());
   if (!version) return reply(error_from(version.status()));
   config_waiters_[*version] =
@@ -589,7 +476,8 @@ void Node::config_put(std::string document, std::optional<std::uint64_t> if_vers
 void Node::config_rollback(std::uint64_t version, std::optional<std::uint64_t> if_version,
                            Reply<ConfigView> reply) {
   if (stopping_) return reply(ApiError{Status(Errc::busy, "the node is shutting down")});
-  Result<std::uint64_t> next = host_->rollback_config(version, if_version);
+  after_host_call(core_->tick());
+  Result<std::uint64_t> next = core_->host().rollback_config(version, if_version);
   after_host_call(next.status());
   if (!next) return reply(error_from(next.status()));
   config_waiters_[*next] =
@@ -598,43 +486,29 @@ void Node::config_rollback(std::uint64_t version, std::optional<std::uint64_t> i
 
 void Node::config_history(Reply<std::vector<ConfigView>> reply) {
   std::vector<ConfigView> out;
-  for (const engine::ConfigHistoryEntry& h : host_->config_state().history()) {
+  for (const engine::ConfigHistoryEntry& h : host().config_state().history()) {
     out.push_back(ConfigView{h.version, h.document});
   }
   reply(std::move(out));
 }
 
 void Node::leader_transfer(std::optional<NodeId> to, Reply<NodeId> reply) {
-  const engine::Raft& raft = host_->raft();
-  if (!raft.is_leader()) return reply(not_leader_error());
-  NodeId target = to.value_or(engine::kNoNode);
-  if (target == engine::kNoNode) {
-    // The most caught-up healthy voter other than us.
-    Index best = 0;
-    for (const engine::MemberStatus& m : raft.members()) {
-      if (m.id == config_.node_id || !m.voter || !m.healthy || !m.reachable) continue;
-      if (target == engine::kNoNode || m.match > best) {
-        target = m.id;
-        best = m.match;
-      }
-    }
-    if (target == engine::kNoNode) {
-      return reply(ApiError{Status(Errc::busy, "no other healthy, reachable voter to hand to")});
-    }
-  }
-  Status s = host_->transfer_leadership(target);
-  after_host_call(s);
-  if (!s) return reply(error_from(s));
-  reply(target);
+  Result<NodeId> target = core_->transfer_leadership(to);
+  after_host_call(target.status());
+  if (!target) return reply(error_from(target.status()));
+  reply(*target);
 }
 
 void Node::lease(Reply<LeaseView> reply) {
-  const engine::Raft& raft = host_->raft();
-  if (!raft.is_leader()) return reply(not_leader_error());
+  const engine::LeaseStatus l = core_->lease();
+  after_host_call({});
+  if (!core_->raft().is_leader()) return reply(not_leader_error());
   LeaseView v;
-  v.holder = config_.node_id;
-  v.fencing_token = raft.term();
-  v.valid = raft.has_quorum();
+  v.holder = l.holder;
+  v.fencing_token = l.fencing_token;
+  v.valid = l.valid;
+  v.remaining_ms = l.remaining_ms;
+  v.valid_until_ms = l.valid_until_ms;
   reply(v);
 }
 
@@ -644,7 +518,7 @@ void Node::shutdown(std::function<void()> done) {
   if (stopping_) return;
   stopping_ = true;
   const std::uint64_t give_up_ms = now_ms() + 2 * config_.election_timeout_ms;
-  if (host_ != nullptr && !fatal_ && host_->raft().is_leader()) {
+  if (core_ != nullptr && !fatal_ && core_->raft().is_leader()) {
     leader_transfer(std::nullopt, [this](ApiResult<NodeId> r) {
       if (r.ok()) log_.info("shutting down: handing leadership to node ", *r.value);
       else log_.warn("shutting down as leader: ", r.error.status.message());
@@ -654,7 +528,7 @@ void Node::shutdown(std::function<void()> done) {
 }
 
 void Node::continue_shutdown(std::uint64_t give_up_ms, std::function<void()> done) {
-  const bool leading = host_ != nullptr && !fatal_ && host_->raft().is_leader();
+  const bool leading = core_ != nullptr && !fatal_ && core_->raft().is_leader();
   if (leading && now_ms() < give_up_ms) {
     shutdown_timer_->timer.expires_after(std::chrono::milliseconds(5));
     shutdown_timer_->timer.async_wait(
@@ -665,7 +539,6 @@ void Node::continue_shutdown(std::uint64_t give_up_ms, std::function<void()> don
   }
   fail_all_waiters(ApiError{Status(Errc::busy, "the node is shutting down")});
   tick_timer_->timer.cancel();
-  failover_timer_->timer.cancel();
   if (peers_) peers_->stop();
   log_.info("stopped", leading ? " (leadership transfer did not finish in time)" : "");
   asio::post(io_, std::move(done));

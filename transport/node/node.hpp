@@ -1,17 +1,15 @@
-// The production node: one engine Host driven on one Asio io_context thread, over the real
-// ports (PeerLinks for the network, the WAL for storage, the steady clock), with the replicated
-// key-value store as its state machine. It implements NodeApi for the admin server.
+// The production node: one engine NodeCore (engine/node: the host loop, the KV store and every
+// decision a client relies on) driven on one Asio io_context thread, over the real ports
+// (PeerLinks for the network, the WAL for storage, the steady clock). It implements NodeApi for
+// the admin server.
 //
-// The io_context thread is the only thread that touches the node, so nothing here locks. The
-// host loop orders the I/O (persist, then send, then apply); the node adds what a real process
-// needs around it:
+// The io_context thread is the only thread that touches the node, so nothing here locks. Every
+// decision is NodeCore's; the node adds only I/O and wiring:
 //   - a tick timer (the engine's notion of time passing),
 //   - membership -> peer links (dial new members, drop removed ones),
-//   - fast failover: when the link to the leader drops (its process died, so the kernel closed
-//     the socket), start a pre-vote at once instead of waiting out the election timeout. PreVote
-//     keeps this from disturbing a leader that a majority still hears.
-//   - clients waiting for their writes: each waits for its log index to apply, and fails if a
-//     different entry (another leader's) lands there, or after a deadline.
+//   - evidence for fast failover: a leader's link that closed and whose redial is refused means
+//     its process is gone (PeerLinks reports it), which NodeCore acts on,
+//   - tickets: each client request gets one, and NodeCore's reply is routed back to it,
 //   - graceful shutdown: stop taking writes, hand leadership to a caught-up voter, close links.
 // A storage failure is fail-stop: the node stops and reports it through on_fatal.
 #pragma once
@@ -22,8 +20,7 @@
 #include <memory>
 #include <set>
 
-#include "engine/host/host.hpp"
-#include "engine/kv/kv.hpp"
+#include "engine/node/node_core.hpp"
 #include "transport/config/node_config.hpp"
 #include "transport/log/log.hpp"
 #include "transport/node/api.hpp"
@@ -45,13 +42,8 @@ struct NodeEvents {
   std::function<void(const Status& why)> on_fatal;
 };
 
-class Node final : public NodeApi,
-                   private engine::StateMachinePort,
-                   private engine::ClockPort,
-                   private engine::ConfigObserver {
+class Node final : public NodeApi, private engine::ClockPort, private engine::ConfigObserver {
  public:
-  // Bounds on clients waiting for commits.
-  static constexpr std::size_t kMaxPendingWrites = 65536;
   static constexpr std::uint64_t kWriteTimeoutMs = 10'000;
 
   Node(boost::asio::io_context& io, NodeConfig config, Logger log, NodeEvents events = {});
@@ -68,14 +60,15 @@ class Node final : public NodeApi,
   bool stopping() const { return stopping_; }
 
   std::uint16_t peer_port() const;
-  const engine::Host& host() const { return *host_; }
+  const engine::Host& host() const { return core_->host(); }
   const NodeConfig& config() const { return config_; }
 
   // NodeApi
   StatusView status() override;
-  bool alive() override { return host_ != nullptr && !host_->failed(); }
+  bool alive() override { return core_ != nullptr && !core_->host().failed(); }
   std::string metrics_text() override;
-  void kv_get(const std::string& key, Reply<KvEntryView> reply) override;
+  void kv_get(const std::string& key, std::optional<engine::ReadMode> consistency,
+              Reply<KvEntryView> reply) override;
   void kv_write(KvWrite write, Reply<KvWriteResult> reply) override;
   void members_add(engine::NodeId id, std::string address, bool learner,
                    Reply<Empty> reply) override;
@@ -90,44 +83,31 @@ class Node final : public NodeApi,
   void lease(Reply<LeaseView> reply) override;
 
  private:
-  // A client waiting for the entry it proposed at `index` in `term` to apply.
-  struct Waiter {
-    engine::Term term = 0;
-    std::uint64_t deadline_ms = 0;
-    std::function<void(const ApiError*)> done;  // null error: applied
-  };
   struct ConfigWaiter {
     std::uint64_t deadline_ms = 0;
     Reply<ConfigView> reply;
   };
 
-  // engine ports
-  void apply(const engine::Entry& entry) override;
-  // The KV store is the state machine: its snapshot() and restore() (engine/kv).
-  std::string snapshot() override;
-  Status restore(std::string_view data) override;
-  Status check_snapshot(std::string_view data) override;
   std::uint64_t now_ms() override;
   void on_config_effects(const engine::ConfigEffects& effects) override;
 
   void schedule_tick();
   void on_tick();
-  // After every call into the host: resolve waiters, follow membership, note role changes,
-  // fail-stop on a storage failure.
+  // After every call into the core: route its replies, log its events, follow membership,
+  // note role changes, fail-stop on a storage failure.
   void after_host_call(const Status& status);
-  void resolve_waiters();
+  void route_replies();
+  void log_events();
   void fail_all_waiters(const ApiError& error);
   void sync_peers();
-  void on_peer_down(engine::NodeId peer, const std::string& reason);
+  void on_peer_gone(engine::NodeId peer, const std::string& reason);
   ApiError not_leader_error() const;
   ApiError error_from(const Status& status) const;
+  ApiError error_from(const engine::ClientReply& reply) const;
   std::string admin_of(engine::NodeId node) const;
-  // Proposes and registers a waiter; `done` runs once the entry applies or fails.
-  void propose_and_wait(Result<engine::Index> index, std::function<void(const ApiError*)> done);
-  void propose_and_wait(engine::Index index, std::function<void(const ApiError*)> done);
-  void flush_writes();
-  void wait_for_write(engine::Index at, Reply<KvWriteResult> reply);
-  void try_promotions();
+  // A ticket whose reply runs `done`.
+  engine::Ticket ticket(std::function<void(const engine::ClientReply&)> done);
+  void post_flush();
   void continue_shutdown(std::uint64_t give_up_ms, std::function<void()> done);
   void warn_refused_snapshot(engine::NodeId leader);
 
@@ -137,27 +117,17 @@ class Node final : public NodeApi,
   NodeEvents events_;
   std::unique_ptr<Wal> wal_;
   std::unique_ptr<PeerLinks> peers_;
-  std::unique_ptr<engine::Host> host_;
+  std::unique_ptr<engine::NodeCore> core_;
   std::unique_ptr<NodeMetrics> metrics_;
   struct Timer;
   std::unique_ptr<Timer> tick_timer_;
   std::unique_ptr<Timer> shutdown_timer_;
-  std::unique_ptr<Timer> failover_timer_;
-  engine::KvStore kv_;
   std::uint64_t clock_origin_us_ = 0;
 
-  struct PendingWrite {
-    std::string command;
-    Reply<KvWriteResult> reply;
-  };
-  static constexpr std::size_t kMaxWriteBatch = 1024;
-  std::vector<PendingWrite> pending_writes_;  // not yet proposed; see flush_writes
-  bool flush_posted_ = false;
-  engine::Index capture_results_from_ = std::numeric_limits<engine::Index>::max();
-  std::map<engine::Index, Waiter> waiters_;
-  std::map<engine::Index, engine::KvResult> kv_results_;  // for waiters only
+  bool flush_posted_ = false;  // writes and reads wait for one flush per io loop turn
+  engine::Ticket next_ticket_ = 1;
+  std::map<engine::Ticket, std::function<void(const engine::ClientReply&)>> tickets_;
   std::map<std::uint64_t, ConfigWaiter> config_waiters_;  // by version
-  std::set<engine::NodeId> pending_promotions_;           // added as learners, to promote
   std::map<engine::NodeId, std::string> linked_members_;
   engine::NodeId last_leader_ = engine::kNoNode;
   engine::Role last_role_ = engine::Role::follower;

@@ -27,7 +27,16 @@ NodeMetrics::NodeMetrics() {
   elections_won = &r.counter("anya_elections_won_total", "Elections this node won");
   pre_votes_started = &r.counter("anya_pre_votes_started_total", "Pre-votes this node started");
   fast_failovers = &r.counter("anya_fast_failovers_total",
-                              "Pre-votes started at once because the link to the leader dropped");
+                              "Campaigns started early because the leader's process was gone "
+                              "(its peer port refused connections)");
+  followers_lost_entries = &r.counter(
+      "anya_followers_lost_entries_total",
+      "Leader: followers found to have lost log entries they had acknowledged (sent them again)");
+  read_rounds = &r.counter("anya_read_rounds_total",
+                           "Leader heartbeat rounds sent to confirm linearizable reads");
+  lease_guarded = &r.counter("anya_lease_guarded_total",
+                             "Votes refused or elections not started because a leader's lease "
+                             "could still hold");
   commit_index = &r.gauge("anya_commit_index", "Highest log index known committed");
   applied_index = &r.gauge("anya_applied_index", "Highest log index applied");
   has_quorum = &r.gauge("anya_quorum", "1 if this node is part of a quorum (leader heard or "
@@ -76,6 +85,9 @@ void NodeMetrics::update(const engine::Host& host, const PeerLinks& peers) {
   copy_total(*elections_started, st.elections_started);
   copy_total(*elections_won, st.elections_won);
   copy_total(*pre_votes_started, st.pre_votes_started);
+  copy_total(*followers_lost_entries, st.followers_regressed);
+  copy_total(*read_rounds, st.read_rounds);
+  copy_total(*lease_guarded, st.lease_guarded);
   commit_index->set(static_cast<double>(raft.log().committed()));
   applied_index->set(static_cast<double>(raft.log().applied()));
   has_quorum->set(raft.has_quorum() ? 1 : 0);

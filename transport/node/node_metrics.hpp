@@ -22,6 +22,9 @@ struct NodeMetrics {
   metrics::Counter* elections_won;
   metrics::Counter* pre_votes_started;
   metrics::Counter* fast_failovers;
+  metrics::Counter* followers_lost_entries;
+  metrics::Counter* read_rounds;
+  metrics::Counter* lease_guarded;
   metrics::Gauge* commit_index;
   metrics::Gauge* applied_index;
   metrics::Gauge* has_quorum;

@@ -172,7 +172,12 @@ void Link::dial(const tcp::resolver::results_type& endpoints, const std::string&
       std::chrono::milliseconds(owner_.options.handshake_timeout_ms));
   beast::get_lowest_layer(ws_).async_connect(
       endpoints, [self, host](beast::error_code ec, const tcp::endpoint&) {
-        if (ec) return self->fail("connect: " + ec.message());
+        if (ec) {
+          if (ec == asio::error::connection_refused && self->owner_.callbacks.on_peer_gone) {
+            self->owner_.callbacks.on_peer_gone(self->peer_);
+          }
+          return self->fail("connect: " + ec.message());
+        }
         self->ws_.next_layer().async_handshake(
             asio::ssl::stream_base::client, [self, host](beast::error_code ec2) {
               if (ec2) {

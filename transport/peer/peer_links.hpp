@@ -78,6 +78,9 @@ struct PeerLinkCallbacks {
   // A link to `peer` closed (EOF, reset, timeout, replaced links excluded). The node uses it to
   // start a pre-vote at once when `peer` was the leader.
   std::function<void(engine::NodeId peer, const std::string& reason)> on_peer_down;
+  // A dial to `peer` was refused: nothing listens at its address, so its process is not
+  // running. Evidence a follower may act on before its leader's lease ends (engine/node).
+  std::function<void(engine::NodeId peer)> on_peer_gone;
 };
 
 class PeerLinks : public engine::NetworkPort {
