@@ -24,9 +24,10 @@ TEST(Mutant, SimulatorCatchesIt) {
   std::uint64_t first = 1;
   if (const char* from = std::getenv("ANYA_MUTANT_FROM")) first = std::strtoull(from, nullptr, 10);
   for (std::uint64_t seed = first; seed < first + kMaxSeeds; seed++) {
-    // Each seed runs the swarm, the two harshest named scenarios, and the one whose quorum
-    // outages leave many learners up.
-    for (const char* scenario : {"swarm", "leader-churn", "figure-8", "many-learners"}) {
+    // Each seed runs the swarm, the two harshest named scenarios, the one whose quorum
+    // outages leave many learners up, and the two that aim at reads and leases.
+    for (const char* scenario :
+         {"swarm", "leader-churn", "figure-8", "many-learners", "stale-reads", "slow-clocks"}) {
       Simulation sim(*scenario_options(scenario, seed, 0));
       RunResult r = sim.run();
       if (!r.ok) {

@@ -20,12 +20,14 @@ std::string SimOptions::describe() const {
   if (snapshot_entries > 0) {
     s += " snapshot/" + n(snapshot_entries) + " keep=" + n(snapshot_keep_entries);
   }
+  s += " kv-clients=" + n(kv_clients);
   if (!faults_on) return s + " faults=off";
   s += " loss=" + n(link.loss_ppm) + "ppm dup=" + n(link.duplicate_ppm) +
        "ppm reorder=" + n(link.reorder_ppm) + "ppm";
   s += " crash/" + n(faults.crash_every_ms) + "ms pause/" + n(faults.pause_every_ms) +
        "ms partition/" + n(faults.partition_every_ms) + "ms clog/" + n(faults.clog_every_ms) +
-       "ms jump/" + n(faults.clock_jump_every_ms) + "ms drift<=" + n(clocks.max_drift_ppm) + "ppm";
+       "ms jump/" + n(faults.clock_jump_every_ms) + "ms transfer/" + n(faults.transfer_every_ms) +
+       "ms drift<=" + n(clocks.max_drift_ppm) + "ppm";
   return s;
 }
 
@@ -88,6 +90,9 @@ SimOptions swarm_options(std::uint64_t seed) {
     o.config_reject_ppm = static_cast<std::uint32_t>(rng.between(0, 300'000));
   }
   o.clocks.max_drift_ppm = static_cast<std::uint32_t>(rng.between(0, 1000));
+  // Drawn last, so the draws above (and the cluster each seed makes) stay as they were.
+  o.faults.transfer_every_ms = maybe_every(rng, 300, 5000);
+  o.kv_clients = static_cast<std::uint32_t>(rng.between(1, 5));
   return o;
 }
 

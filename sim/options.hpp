@@ -34,6 +34,7 @@ struct FaultProfile {
   std::uint64_t clog_min_ms = 50, clog_max_ms = 2000;
   std::uint64_t clock_jump_every_ms = 0;                  // a node's clock leaps forward
   std::uint64_t clock_jump_max_ms = 2000;
+  std::uint64_t transfer_every_ms = 0;   // the leader is asked to hand leadership on
   std::uint32_t torn_write_ppm = 0;    // on crash, part of the unsynced tail reaches the disk
   std::uint32_t bit_flip_ppm = 0;      // on restart, a durable bit is flipped (detected by CRC)
   std::uint32_t crash_in_sync_ppm = 0; // a sync fails mid-way and the process dies
@@ -112,6 +113,14 @@ struct SimOptions {
   // The run fails unless at least this many snapshots were installed from a leader.
   std::uint64_t min_snapshots_installed = 0;
   bool faults_on = true;               // false: a clean run (some swarm seeds)
+  // KV clients (put, get, compare-and-set, delete on kv_keys keys, through the same NodeCore
+  // path production uses), checked for linearizability at the end of the run.
+  std::uint32_t kv_clients = 3;
+  std::uint32_t kv_keys = 3;
+  std::uint64_t kv_timeout_ms = 1000;  // a client gives up and counts the outcome unknown
+  // The clock-rate bound the engine's leases assume (RaftConfig::max_clock_drift_ppm). Clocks
+  // drifting more than this (clocks.max_drift_ppm) must make the lease checker fire.
+  std::uint32_t lease_drift_bound_ppm = 50'000;
   std::vector<ScriptStep> script;      // named scenarios: scripted faults
 
   std::string describe() const;

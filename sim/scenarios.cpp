@@ -46,6 +46,15 @@ const std::vector<ScenarioInfo>& scenario_catalogue() {
       {"snapshot-catch-up", "snapshots every 10 to 30 entries; a follower is cut off for 3 s "
                             "while the leader compacts far past it, then healed: it must catch "
                             "up by installing a snapshot; crashes restart nodes from theirs"},
+      {"stale-reads", "KV clients read and write while the leader is paused past its election "
+                      "timeout, hands leadership on, and is cut off; requests reach a paused "
+                      "leader and wait for it to wake: every history must be linearizable"},
+      {"slow-clocks", "clocks drift up to 4 % (inside the 5 % lease bound) while the leader is "
+                      "cut off and hands leadership on: no two nodes may hold a lease at once, "
+                      "and lease reads must stay linearizable"},
+      {"lease-drift-exceeded", "clocks drift up to 60 %, beyond the lease's 5 % bound, while the "
+                               "leader is cut off: the lease checker must fire (an expected "
+                               "failure, proof that the bound matters)"},
       {"many-learners", "5 or 7 voters and 16 to 20 learners joining under crashes, pauses "
                         "and partitions; a majority of the voters goes down three times "
                         "while the learners live, and nothing may commit"},
@@ -199,6 +208,23 @@ std::optional<SimOptions> scenario_options(const std::string& name, std::uint64_
     o.faults.down_max_ms = 1500;
     o.faults.torn_write_ppm = 300'000;
     every(o, 1500, 4500, ScriptAction::isolate_follower, 3000);
+  } else if (name == "stale-reads") {
+    o.nodes = nodes == 0 ? 3 : nodes;
+    o.kv_clients = 6;
+    o.kv_keys = 2;
+    o.faults.transfer_every_ms = 800;
+    o.faults.partition_every_ms = 3000;
+    o.faults.partition_min_ms = 200;
+    o.faults.partition_max_ms = 1500;
+    every(o, 1000, 1500, ScriptAction::pause_leader, 2 * o.election_timeout_ms);
+    every(o, 1700, 3100, ScriptAction::isolate_leader, 1000);
+  } else if (name == "slow-clocks" || name == "lease-drift-exceeded") {
+    o.nodes = nodes == 0 ? 3 : nodes;
+    o.kv_clients = 4;
+    o.kv_keys = 2;
+    o.clocks.max_drift_ppm = name == "slow-clocks" ? 40'000 : 600'000;
+    o.faults.transfer_every_ms = 1500;
+    every(o, 1000, 1200, ScriptAction::isolate_leader, 900);
   } else if (name == "leader-churn") {
     o.propose_every_ms = 10;
     o.faults.crash_every_ms = 400;

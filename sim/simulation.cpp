@@ -1,4 +1,7 @@
 #include "sim/simulation.hpp"
+#include "sim/sim_node.hpp"
+
+#include "engine/kv/kv.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -21,17 +24,6 @@ constexpr std::uint64_t kRaceStart = 2;  // EventKind::config_race param: begin 
 // How far back from a leader's last entry to look for the COMMIT it has just proposed.
 constexpr Index kCommitSearchEntries = 16;
 
-constexpr std::uint64_t kDigestBasis = 0xcbf29ce484222325ULL;
-constexpr std::size_t kSimSnapshotBytes = 16;  // index u64, digest u64
-
-std::uint64_t fnv1a(std::uint64_t h, std::string_view bytes) {
-  for (const char c : bytes) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
 // Folds a word into the rolling event hash (a multiply-xorshift mixer: fast, order-sensitive).
 std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
   h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
@@ -39,103 +31,6 @@ std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
   return h ^ (h >> 31);
 }
 }  // namespace
-
-// The ports of one simulated node, and what the simulator tracks about it.
-struct Simulation::Node : engine::NetworkPort, engine::StateMachinePort, engine::ClockPort,
-                          FaultHooks, engine::ConfigValidator {
-  Node(Simulation& sim, NodeId id) : sim(sim), id(id) {
-    disk.before_compact = [this] {
-      if (host) this->sim.checker_observe(this->id);
-    };
-  }
-
-  void send(const Message& m) override { sim.send_from(id, m); }
-  // The simulated state machine: a running digest of every normal entry applied, so two
-  // replicas that applied the same prefix hold the same state, and a snapshot is 16 bytes.
-  void apply(const Entry& e) override {
-    sm_digest = mix(sm_digest, e.index);
-    sm_digest = mix(sm_digest, e.term);
-    sm_digest = mix(sm_digest, fnv1a(kDigestBasis, e.data));
-    sm_index = e.index;
-    sim.check_digest(id, e.index, sm_digest, "applied");
-    sim.on_apply(id, e);
-  }
-  std::string snapshot() override {
-    std::string out;
-    for (std::uint64_t v : {sm_index, sm_digest}) {
-      for (int i = 0; i < 8; i++) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-    }
-    return out;
-  }
-  Status check_snapshot(std::string_view data) override {
-    if (data.size() != kSimSnapshotBytes) {
-      return {Errc::malformed, "sim state machine: snapshot of " + std::to_string(data.size()) +
-                                   " bytes, expected " + std::to_string(kSimSnapshotBytes)};
-    }
-    return {};
-  }
-  Status restore(std::string_view data) override {
-    if (Status s = check_snapshot(data); !s) return s;
-    std::uint64_t v[2] = {0, 0};
-    for (int k = 0; k < 2; k++) {
-      for (int i = 0; i < 8; i++) {
-        v[k] |= static_cast<std::uint64_t>(static_cast<unsigned char>(data[8 * k + i])) << (8 * i);
-      }
-    }
-    sm_index = v[0];
-    sm_digest = v[1];
-    // Null while Host::open runs: a restart from the disk; otherwise installed from a leader.
-    if (host) {
-      sim.result_.stats.snapshots_installed++;
-    } else {
-      sim.result_.stats.snapshots_restored++;
-    }
-    if (sm_index > 0) sim.check_digest(id, sm_index, sm_digest, "restored a snapshot at");
-    return {};
-  }
-  std::uint64_t now_ms() override {
-    last_local_ms = std::max(last_local_ms, clock.local_ms(sim.now_us_));
-    return last_local_ms;
-  }
-  // Deterministic: a document naming this node in its "reject" list is refused by it.
-  Status validate(std::uint64_t version, std::string_view document) override {
-    const std::string mark = "reject:" + std::to_string(id) + ";";
-    if (document.find(mark) != std::string_view::npos) {
-      return {Errc::invalid_argument, "node " + std::to_string(id) + " rejects version " +
-                                          std::to_string(version) + " (scripted)"};
-    }
-    return {};
-  }
-  bool fire(FaultSite site) override {
-    if (!sim.faults_on_) return false;
-    std::uint32_t ppm = sim.options_.faults.fault_hook_ppm;
-    // A failing disk stops the node: keep it far rarer than the cheap hooks.
-    if (site == FaultSite::storage_fails) ppm /= 100;
-    return sim.rng_.chance(ppm, 1'000'000);
-  }
-
-  Simulation& sim;
-  NodeId id;
-  SimDisk disk;
-  SimClock clock;
-  std::uint64_t last_local_ms = 0;
-  std::unique_ptr<engine::Host> host;  // null while down
-  bool dead = false;                   // its disk failed its checksums: stays down
-  std::uint64_t paused_until_us = 0;
-  std::uint64_t wakeup_generation = 0;
-  std::uint64_t wakeup_at_us = 0;
-  bool wakeup_pending = false;
-  Role last_role = Role::follower;
-  Term last_term = 0;
-  Index last_commit = 0;
-  Index last_index = 0;  // the end of its log, as last observed
-  NodeId last_leader = engine::kNoNode;
-  std::set<NodeId> last_voters;  // its latest configuration, as last observed
-  std::uint64_t last_config_version = 0;  // active configuration version, this process
-  std::uint64_t last_staged_version = 0;  // staged (prepared) version at the last observation
-  engine::Index sm_index = 0;             // the last normal entry in the state machine
-  std::uint64_t sm_digest = kDigestBasis;
-};
 
 Simulation::Simulation(SimOptions options)
     : options_(std::move(options)),
@@ -206,6 +101,11 @@ RunResult Simulation::run() {
     schedule(options_.script[i].at_ms * kMs, Event{EventKind::script, 0, i, {}});
   }
   schedule(options_.propose_every_ms * kMs, Event{EventKind::propose, 0, 0, {}});
+  clients_.resize(options_.kv_clients);
+  for (std::uint32_t c = 0; c < options_.kv_clients; c++) {
+    clients_[c].target = static_cast<NodeId>(rng_.between(1, options_.nodes));
+    schedule(rng_.between(1, 50) * kMs, Event{EventKind::client, 0, c, {}});
+  }
   schedule(options_.safety_ms * kMs, Event{EventKind::start_liveness, 0, 0, {}});
   if (options_.membership_every_ms > 0) {
     schedule(rng_.between(1, 2 * options_.membership_every_ms) * kMs,
@@ -234,6 +134,7 @@ RunResult Simulation::run() {
     ANYA_ASSERT(result_.stats.events < kMaxEvents);
     dispatch(event);
   }
+  if (result_.ok) check_history();
   if (result_.ok) check_scenario_proofs();
   result_.hash = hash_;
   result_.stats.sim_time_us = now_us_;
@@ -265,7 +166,7 @@ void Simulation::dispatch(Event& event) {
       if (faults_on_ && rng_.chance(options_.faults.crash_in_sync_ppm, 1'000'000)) {
         n.disk.fail_next_sync();
       }
-      (void)n.host->receive(event.message);
+      (void)n.core->receive(event.message);
       after_node_event(id);
       return;
     }
@@ -273,15 +174,32 @@ void Simulation::dispatch(Event& event) {
       Node& n = *nodes_.at(id);
       if (event.param != n.wakeup_generation || !up(id)) return;  // superseded
       n.wakeup_pending = false;
-      (void)n.host->tick();
+      (void)n.core->tick();
       after_node_event(id);
       return;
     }
     case EventKind::restart: start_node(id); return;
     case EventKind::resume:
       if (timeline_) timeline_->mark(now_us_, id, Timeline::Mark::resume, "");
-      if (up(id)) schedule_wakeup(id);
+      if (!up(id) || paused(id)) return;
+      // Client requests that reached it while it was stopped are handled now, first thing,
+      // as a woken process reads its sockets: before it has heard from anyone.
+      for (auto& [call, op] : std::exchange(inbox_[id], {})) submit_call(id, call);
+      if (nodes_.at(id)->core) (void)nodes_.at(id)->core->flush();
+      after_node_event(id);
       return;
+    case EventKind::peer_gone: {
+      const NodeId gone = static_cast<NodeId>(event.param);
+      if (!up(id) || up(gone)) return;  // restarted meanwhile: its port listens again
+      if (paused(id)) return;           // a stopped process notices nothing
+      const NodeId leader_before = nodes_.at(id)->host->raft().leader();
+      (void)nodes_.at(id)->core->peer_gone(gone);
+      if (leader_before == gone) result_.stats.fast_failovers++;
+      after_node_event(id);
+      return;
+    }
+    case EventKind::client: client_step(static_cast<std::uint32_t>(event.param)); return;
+    case EventKind::client_timeout: client_timeout(event.param); return;
     case EventKind::fault:
       if (!liveness_phase_) {
         inject(static_cast<FaultKind>(event.param));
@@ -368,17 +286,23 @@ void Simulation::start_node(NodeId id) {
   engine::ConfigOptions config_options;
   config_options.validator = &n;
   config_options.txn_deadline_ms = 10 * options_.election_timeout_ms;
-  n.sm_index = 0;  // a new process: empty until restored from a snapshot or replayed
-  n.sm_digest = kDigestBasis;
-  auto host = engine::Host::open(config, n.disk, n, n, n, config_options);
-  if (!host) {
+  config.leases = true;
+  config.max_clock_drift_ppm = options_.lease_drift_bound_ppm;
+  engine::NodeOptions node_options;
+  node_options.write_timeout_ms = 2 * options_.kv_timeout_ms;
+  node_options.read_timeout_ms = options_.kv_timeout_ms;
+  node_options.failover_step_ms = std::max<std::uint64_t>(options_.heartbeat_ms / 2, 5);
+  node_options.failover_retry_ms = 2 * options_.heartbeat_ms;
+  auto core = engine::NodeCore::open(config, node_options, n.disk, n, n, config_options, &n);
+  if (!core) {
     // The disk failed its checksums: the node refuses to start, as it must.
     n.dead = true;
     result_.stats.disks_corrupted++;
-    if (timeline_) timeline_->mark(now_us_, id, Timeline::Mark::dead, host.status().message());
+    if (timeline_) timeline_->mark(now_us_, id, Timeline::Mark::dead, core.status().message());
     return;
   }
-  n.host = std::move(host).value();
+  n.core = std::move(core).value();
+  n.host = &n.core->host();
   if (options_.learners > 0 && id > options_.nodes && id % 2 == 0) {
     (void)n.host->set_healthy(false);  // many-learners: the leader must report it
   }
@@ -398,12 +322,22 @@ void Simulation::start_node(NodeId id) {
 void Simulation::crash_node(NodeId id, std::uint32_t torn_ppm, const char* why) {
   Node& n = *nodes_.at(id);
   if (!n.host) return;
-  n.host.reset();
+  n.host = nullptr;
+  n.core.reset();
   n.disk.crash(rng_, torn_ppm);
   n.paused_until_us = 0;
-  // Proposals pending on it can no longer be acknowledged by it.
-  std::erase_if(pending_, [id](const auto& kv) { return kv.second == id; });
+  // Requests in flight at it die with it: their clients time out, not knowing the outcome.
+  proposals_.erase(id);
+  calls_.erase(id);
+  inbox_.erase(id);
   result_.stats.crashes++;
+  // Its peer port refuses connections now: the others learn it is gone within a few ms, as
+  // a redial tells them in production (a pause or a partition tells them nothing).
+  for (NodeId other = 1; other <= max_id(); other++) {
+    if (other != id && up(other)) {
+      schedule(now_us_ + rng_.between(1, 5) * kMs, Event{EventKind::peer_gone, other, id, {}});
+    }
+  }
   if (timeline_) {
     timeline_->mark(now_us_, id, Timeline::Mark::crash, why);
     timeline_->role(now_us_, id, Role::follower, n.last_term);
@@ -420,13 +354,14 @@ void Simulation::after_node_event(NodeId id) {
     return;
   }
   if (!n.host) return;
+  drain_replies(id);
   observe(id);
   schedule_wakeup(id);
 }
 
 void Simulation::schedule_wakeup(NodeId id) {
   Node& n = *nodes_.at(id);
-  const std::uint64_t deadline_ms = n.host->raft().next_deadline_ms();
+  const std::uint64_t deadline_ms = n.core->next_deadline_ms();
   std::uint64_t at = n.clock.virtual_when(deadline_ms, now_us_);
   if (at <= now_us_) at = now_us_ + kMs;  // due already: tick again shortly, never in a loop
   if (n.wakeup_pending && n.wakeup_at_us <= at) return;  // an earlier wakeup will re-plan
@@ -454,13 +389,33 @@ void Simulation::check_digest(NodeId id, Index index, std::uint64_t digest, cons
   }
 }
 
-void Simulation::on_apply(NodeId id, const Entry& e) {
-  if (e.type != engine::EntryType::normal) return;
-  auto it = pending_.find(e.data);
-  if (it == pending_.end() || it->second != id) return;
-  acked_[e.index] = e.data;
-  if (liveness_phase_ && liveness_target_ == 0) liveness_target_ = e.index;
-  pending_.erase(it);
+void Simulation::drain_replies(NodeId id) {
+  Node& n = *nodes_.at(id);
+  if (!n.core) return;
+  for (const engine::ClientReply& r : n.core->take_replies()) {
+    auto& proposals = proposals_[id];
+    if (auto p = proposals.find(r.ticket); p != proposals.end()) {
+      const std::string data = std::move(p->second);
+      proposals.erase(p);
+      on_proposal_reply(id, r, data);
+      continue;
+    }
+    auto& calls = calls_[id];
+    auto c = calls.find(r.ticket);
+    ANYA_ASSERT(c != calls.end());  // every ticket is answered once, by the node it went to
+    const Call call = c->second;
+    calls.erase(c);
+    client_reply(call.client, call.seq, r);
+  }
+}
+
+void Simulation::on_proposal_reply(NodeId id, const engine::ClientReply& r,
+                                   const std::string& data) {
+  (void)id;
+  if (!r.status.is_ok()) return;
+  // Acknowledged: the entry applied at its index with the term it was proposed in.
+  acked_[r.revision] = data;
+  if (liveness_phase_ && liveness_target_ == 0) liveness_target_ = r.revision;
 }
 
 NodeId Simulation::believed_leader() const {
@@ -495,16 +450,21 @@ void Simulation::propose() {
     return;
   }
   Node& n = *nodes_.at(client_target_);
-  std::string data = "s" + std::to_string(options_.seed) + "-" + std::to_string(++client_counter_);
-  pending_[data] = client_target_;
-  Result<Index> index = n.host->propose(data);
+  // A put of a unique value to one of a few keys of its own (the KV clients use others).
+  const std::uint64_t k = ++client_counter_;
+  const std::string data = engine::encode_command(engine::KvCommand::put(
+      "p" + std::to_string(k % 4), "s" + std::to_string(options_.seed) + "-" + std::to_string(k)));
   result_.stats.proposals++;
-  if (!index) {
-    pending_.erase(data);
+  if (!n.host->raft().is_leader()) {
     // Follow the leader hint, as a real client would; otherwise try someone else.
-    const NodeId hint = n.host ? n.host->raft().leader() : engine::kNoNode;
+    const NodeId hint = n.host->raft().leader();
     client_target_ = hint != engine::kNoNode ? hint : rng_.between(1, max_id());
+    return;
   }
+  const engine::Ticket t = next_ticket_++;
+  proposals_[n.id][t] = data;
+  n.core->submit_write(t, *engine::decode_command(data));
+  (void)n.core->flush();
   after_node_event(n.id);
 }
 
@@ -519,6 +479,7 @@ void Simulation::schedule_fault(FaultKind kind, bool first) {
     case FaultKind::partition: every = f.partition_every_ms; break;
     case FaultKind::clog: every = f.clog_every_ms; break;
     case FaultKind::clock_jump: every = f.clock_jump_every_ms; break;
+    case FaultKind::transfer: every = f.transfer_every_ms; break;
     case FaultKind::count: return;
   }
   if (every == 0) return;
@@ -571,12 +532,27 @@ void Simulation::inject(FaultKind kind) {
     case FaultKind::clock_jump: {
       const std::uint64_t jump_ms = rng_.between(1, f.clock_jump_max_ms);
       n.clock.jump_forward(jump_ms * kMs);
+      last_clock_jump_us_ = now_us_;
       result_.stats.clock_jumps++;
       if (timeline_) {
         timeline_->mark(now_us_, target, Timeline::Mark::clock_jump,
                         "+" + std::to_string(jump_ms) + " ms");
       }
       if (n.host) schedule_wakeup(target);
+      return;
+    }
+    case FaultKind::transfer: {
+      const NodeId from = callable_leader();
+      if (from == engine::kNoNode) return;
+      Result<NodeId> to = nodes_.at(from)->core->transfer_leadership(std::nullopt);
+      if (to) {
+        result_.stats.transfers++;
+        if (timeline_) {
+          timeline_->mark(now_us_, from, Timeline::Mark::membership,
+                          "transfer to " + std::to_string(*to));
+        }
+      }
+      after_node_event(from);
       return;
     }
     case FaultKind::count: return;
@@ -646,6 +622,7 @@ void Simulation::run_script_step(const ScriptStep& step) {
       schedule(now_us_ + step.param * kMs, Event{EventKind::resume, leader, 0, {}});
       return;
     case ScriptAction::clock_jump_all:
+      last_clock_jump_us_ = now_us_;
       for (auto& [id, n] : nodes_) {
         n->clock.jump_forward(step.param * kMs);
         result_.stats.clock_jumps++;
@@ -1350,6 +1327,7 @@ void Simulation::observe(NodeId id) {
   n.last_commit = r.log().committed();
   n.last_index = r.log().last_index();
   check_outage(id);
+  check_leases();
 }
 
 void Simulation::violation(const std::string& what, NodeId node) {

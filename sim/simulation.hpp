@@ -20,8 +20,10 @@
 #include "engine/base/prng.hpp"
 #include "engine/host/host.hpp"
 #include "engine/invariants/invariants.hpp"
+#include "engine/node/node_core.hpp"
 #include "sim/clock.hpp"
 #include "sim/disk.hpp"
+#include "sim/linearizability.hpp"
 #include "sim/network.hpp"
 #include "sim/options.hpp"
 #include "sim/timeline.hpp"
@@ -72,6 +74,24 @@ struct RunStats {
   std::uint64_t snapshots_taken = 0;      // by hosts, every snapshot_entries applied entries
   std::uint64_t snapshots_installed = 0;  // from a leader, by followers
   std::uint64_t snapshots_restored = 0;   // on restart, from the disk
+  // The KV clients (sim/workload.cpp): operations completed with a known outcome, with an
+  // unknown one (timed out, or the node died), refused with a definite "did not happen"; reads
+  // answered; lease reads among them; and the linearizability search's work.
+  std::uint64_t kv_ops = 0;
+  std::uint64_t kv_unknown = 0;
+  std::uint64_t kv_refused = 0;
+  std::uint64_t kv_reads = 0;
+  std::uint64_t kv_lease_reads = 0;
+  std::uint64_t kv_calls_while_paused = 0;  // requests that waited at a paused node
+  std::uint64_t linearizability_steps = 0;
+  bool linearizability_inconclusive = false;
+  // Leases and fencing: instants checked with a lease held, leadership transfers begun, early
+  // campaigns on a gone leader, and requests a simulated resource refused for carrying an older
+  // fencing token than one it had accepted (a deposed leader acting late).
+  std::uint64_t lease_checks = 0;
+  std::uint64_t transfers = 0;
+  std::uint64_t fast_failovers = 0;
+  std::uint64_t fence_refused = 0;
 };
 
 struct RunResult {
@@ -99,8 +119,11 @@ class Simulation {
   enum class EventKind : std::uint8_t {
     deliver, wakeup, restart, resume, fault, heal, propose, start_liveness, check_liveness,
     script, unflap, crash, membership, config, config_crash, config_race,
+    client, client_timeout, peer_gone,
   };
-  enum class FaultKind : std::uint8_t { crash, pause, partition, clog, clock_jump, count };
+  enum class FaultKind : std::uint8_t {
+    crash, pause, partition, clog, clock_jump, transfer, count
+  };
   struct Event {
     EventKind kind;
     engine::NodeId node = 0;
@@ -152,6 +175,33 @@ class Simulation {
   // The state machine's digest after applying index `index` must be the same on every node.
   void check_digest(engine::NodeId id, engine::Index index, std::uint64_t digest,
                     const char* how);
+  // Client replies waiting at node `id`: route each to its client or proposal.
+  void drain_replies(engine::NodeId id);
+  void on_proposal_reply(engine::NodeId id, const engine::ClientReply& reply,
+                         const std::string& data);
+
+  // The KV clients (sim/workload.cpp).
+  struct KvClient {
+    std::uint64_t seq = 0;          // of its current operation
+    bool busy = false;
+    std::size_t op = 0;             // its current operation's place in history_
+    engine::NodeId target = 1;      // where it sends next (it follows leader hints)
+    std::map<std::string, engine::Index> seen_revision;  // per key, for its CAS and deletes
+  };
+  struct Call {                     // a request that reached a node
+    std::uint32_t client = 0;
+    std::uint64_t seq = 0;
+    engine::Ticket ticket = 0;
+  };
+  void client_step(std::uint32_t client);
+  void client_reply(std::uint32_t client, std::uint64_t seq, const engine::ClientReply& reply);
+  void client_timeout(std::uint64_t param);
+  void client_done(std::uint32_t client, std::uint64_t next_in_ms);
+  void submit_call(engine::NodeId id, const Call& call);
+  void check_history();
+  bool lease_reads_allowed() const;
+  // Leases and fencing, after every node event (see RunStats).
+  void check_leases();
 
   // Faults and phases.
   void schedule_fault(FaultKind kind, bool first);
@@ -198,10 +248,21 @@ class Simulation {
   engine::InvariantChecker checker_;
   engine::NodeId client_target_ = 1;
   std::uint64_t client_counter_ = 0;
-  // Proposals accepted by a leader: data -> that node. Acknowledged when that node applies
-  // them (possibly before propose() even returns, as in a one-node cluster). Data is unique.
-  std::map<std::string, engine::NodeId> pending_;
+  // Requests in flight at each node, by ticket: a proposal (its data, unique) or a KV client's
+  // call. A crash drops that node's; their clients time out.
+  engine::Ticket next_ticket_ = 1;
+  std::map<engine::NodeId, std::map<engine::Ticket, std::string>> proposals_;
+  std::map<engine::NodeId, std::map<engine::Ticket, Call>> calls_;
   std::map<engine::Index, std::string> acked_;  // index -> data, acknowledged to the client
+  // KV clients: their state, the history they produced, and requests waiting at paused nodes.
+  std::vector<KvClient> clients_;
+  std::vector<KvOp> history_;
+  std::vector<bool> history_dropped_;  // refused for sure, or a read never answered
+  std::map<engine::NodeId, std::vector<std::pair<Call, KvOp>>> inbox_;
+  // Leases: when a clock last jumped (a jump breaks the drift bound, so lease overlaps within
+  // the following window are excused), and the fencing resource's highest accepted token.
+  std::optional<std::uint64_t> last_clock_jump_us_;
+  std::uint64_t fence_token_ = 0;
   // State machine agreement: the digest of the applied state after each index that changed it
   // (normal entries), as first seen on any node. Every node, whether it applied the entries or
   // restored a snapshot, must hold the same digest there.

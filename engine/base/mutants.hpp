@@ -13,6 +13,10 @@ enum Id : int {
   send_before_persist = 3,  // let messages leave before their state is durable
   skip_up_to_date = 4,      // vote without the §5.4.1 log up-to-date check
   learners_vote = 5,        // count learners as voters: in elections and toward commits
+  // answer a linearizable read at once from the leader's state while CheckQuorum holds and an
+  // entry of its term has committed: no round confirmed after the read arrived, no look at
+  // the clock first, nor at a transfer under way (the node's rule before engine/node)
+  stale_read = 6,
 };
 
 #ifdef ANYA_MUTANT

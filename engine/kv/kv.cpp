@@ -7,6 +7,29 @@
 #include "engine/base/le_bytes.hpp"
 
 namespace anya::engine {
+
+namespace {
+// One key's part of KvStore::digest(): FNV-1a over the key, the value and the three revisions.
+// Summed over keys, so the digest does not depend on the order keys changed in.
+std::uint64_t key_digest(std::string_view key, const KeyValue& kv) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  const auto add = [&h](std::string_view bytes) {
+    for (const char c : bytes) {
+      h ^= static_cast<unsigned char>(c);
+      h *= 0x100000001b3ULL;
+    }
+  };
+  add(key);
+  h ^= 0xff;  // the key's end: ("ab", "c") and ("a", "bc") differ
+  h *= 0x100000001b3ULL;
+  add(kv.value);
+  for (std::uint64_t v : {kv.create_revision, kv.mod_revision, kv.version}) {
+    h ^= v;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+}  // namespace
 namespace {
 
 constexpr std::size_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
@@ -263,6 +286,7 @@ KvResult KvStore::apply_delete(Index index, const KvCommand& command) {
   const std::size_t bytes = it->first.size() + it->second.value.size();
   ANYA_ASSERT(store_bytes_ >= bytes);
   store_bytes_ -= bytes;
+  keys_digest_ -= key_digest(it->first, it->second);
   entries_.erase(it);
   return KvResult{KvOutcome::ok, index, {}};
 }
@@ -285,14 +309,25 @@ KvResult KvStore::write(Index index, std::string& key, std::string& value) {
   if (exists) {
     KeyValue& entry = it->second;
     ANYA_ASSERT(entry.mod_revision < index);
+    keys_digest_ -= key_digest(it->first, entry);
     entry.value = std::move(value);
     entry.mod_revision = index;
     ++entry.version;
+    keys_digest_ += key_digest(it->first, entry);
   } else {
-    entries_.emplace(std::move(key), KeyValue{std::move(value), index, index, 1});
+    auto [added, fresh] = entries_.emplace(std::move(key), KeyValue{std::move(value), index, index, 1});
+    ANYA_ASSERT(fresh);
+    keys_digest_ += key_digest(added->first, added->second);
   }
   store_bytes_ = new_total;
   return KvResult{KvOutcome::ok, index, {}};
+}
+
+std::uint64_t KvStore::digest() const {
+  std::uint64_t h = keys_digest_ ^ 0x9e3779b97f4a7c15ULL;
+  h ^= revision_ + (h << 6) + (h >> 2);
+  h *= 0xbf58476d1ce4e5b9ULL;
+  return h ^ (h >> 31);
 }
 
 // --- snapshots -----------------------------------------------------------------------------------
@@ -411,6 +446,7 @@ Result<KvStore> KvStore::restore(std::string_view bytes, KvLimits limits) {
                 key_offset);
       break;
     }
+    store.keys_digest_ += key_digest(key, entry);
     store.entries_.emplace_hint(store.entries_.end(), std::string(key), std::move(entry));
     previous_key = key;
   }

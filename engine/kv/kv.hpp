@@ -155,6 +155,10 @@ class KvStore {
   std::size_t store_bytes() const { return store_bytes_; }
   Index revision() const { return revision_; }
   const KvLimits& limits() const { return limits_; }
+  // A 64-bit digest of the whole state (every key with its value and revisions, and
+  // revision()), kept up to date as keys change, so replicas can be compared after every apply
+  // without serializing the store. Equal stores have equal digests; restore() recomputes it.
+  std::uint64_t digest() const;
 
   // The whole state, in the snapshot layout above. restore(snapshot()) yields an equal store.
   std::string snapshot() const;
@@ -170,6 +174,7 @@ class KvStore {
   KvLimits limits_;
   std::map<std::string, KeyValue, std::less<>> entries_;  // ordered: snapshots are canonical
   std::size_t store_bytes_ = 0;  // Invariant: sum of key and value sizes, <= max_store_bytes
+  std::uint64_t keys_digest_ = 0;  // Invariant: sum (mod 2^64) of key_digest over entries_
   Index revision_ = 0;           // Invariant: >= every key's mod_revision
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "engine/base/mutants.hpp"
 #include "engine/raft/membership.hpp"
 
 namespace anya::engine {
@@ -129,6 +130,10 @@ void NodeCore::submit_read(Ticket ticket, std::string key, ReadMode mode) {
     return;
   }
   if (!raft.is_leader()) return reply_not_leader(ticket);
+  if (mutants::active(mutants::stale_read) && raft.has_quorum() && raft.committed_in_term() &&
+      raft.log().applied() >= raft.log().committed()) {
+    return serve_read(PendingRead{ticket, std::move(key), raft.term(), 0, 0, now_ms});
+  }
   if (raft.transfer_target() != kNoNode || raft.lease_revoked()) {
     return reply_not_leader(ticket, transfer_message());
   }
@@ -434,12 +439,23 @@ void NodeCore::try_promotions() {
 
 void NodeCore::expect(const std::vector<Ticket>& tickets, bool kv, NodeId promote) {
   const Raft& raft = host_->raft();
+  ANYA_ASSERT(raft.is_leader());
   Index index = raft.log().last_index();
   for (Ticket t : tickets) {
-    const bool fresh = waiters_.emplace(++index, Waiter{t, raft.term(),
-                                                        now() + options_.write_timeout_ms, kv,
-                                                        promote}).second;
-    ANYA_ASSERT(fresh);  // indexes past the log's end have no waiter
+    auto [it, fresh] = waiters_.try_emplace(++index, Waiter{t, raft.term(),
+                                                            now() + options_.write_timeout_ms,
+                                                            kv, promote});
+    if (fresh) continue;
+    // A waiter from an earlier leadership of this node, whose entry a later leader's log
+    // replaced: this node now leads without it, so (leader completeness) it never committed.
+    ANYA_ASSERT(it->second.term < raft.term());
+    ClientReply lost;
+    lost.ticket = it->second.ticket;
+    lost.status = Status(Errc::not_leader, "leadership changed before the write committed; "
+                                           "it did not take effect");
+    replies_.push_back(std::move(lost));
+    results_.erase(index);
+    it->second = Waiter{t, raft.term(), now() + options_.write_timeout_ms, kv, promote};
   }
 }
 

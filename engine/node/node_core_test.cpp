@@ -78,6 +78,7 @@ class Nodes {
       Message m = queue_.front();
       queue_.pop_front();
       if (cut_.count(m.from) || cut_.count(m.to) || !up(m.to)) continue;
+      if (cut_links_.count({std::min(m.from, m.to), std::max(m.from, m.to)})) continue;
       collect(m.to, at(m.to).receive(m));
     }
   }
@@ -126,6 +127,7 @@ class Nodes {
   }
 
   std::set<NodeId> cut_;
+  std::set<std::pair<NodeId, NodeId>> cut_links_;  // one pair, both ways
   std::set<NodeId> paused_;
   std::map<NodeId, std::vector<NodeEvent>> events_;
   std::uint64_t now_ms_ = 1000;
@@ -308,6 +310,30 @@ TEST(NodeCoreLease, NoOtherLeaderWhileTheLeaseHolds) {
   EXPECT_GT(s2.lease_guarded + s3.lease_guarded + s2.votes_ignored_in_lease +
                 s3.votes_ignored_in_lease,
             0u);
+}
+
+TEST(NodeCoreLease, ARestartedVoterHoldsItsVoteForAnElectionTimeout) {
+  // Node 1 leads with node 2's acknowledgements; node 3 cannot hear node 1. Node 2 restarts
+  // (forgetting it heard node 1) while node 3 campaigns: node 2 must not hand node 3 the
+  // majority before node 1's lease, which counted on node 2, has ended.
+  Nodes c(3);
+  c.elect(1);
+  c.cut_links_ = {{1, 3}};
+  c.advance(60);
+  ASSERT_TRUE(c.at(1).lease().valid);
+  const std::uint64_t until = c.at(1).lease().valid_until_ms;
+  c.crash(2);
+  c.start(2);
+  c.paused_ = {1};  // node 1 sends nothing more that would refresh node 2's stickiness
+  for (; c.now_ms_ < until;) {
+    // Node 3 campaigns every millisecond, as if its timer kept firing early: once its own
+    // guard lapses, only node 2's hold stands between it and a majority.
+    c.collect(3, c.at(3).host().campaign_now());
+    c.deliver();
+    c.advance(1);
+    ASSERT_FALSE(c.at(3).raft().is_leader() || c.at(2).raft().is_leader())
+        << "a new leader at " << c.now_ms_ << " while node 1's lease lasts until " << until;
+  }
 }
 
 TEST(NodeCoreFailover, FollowersToldTheLeaderIsGoneElectANewOneWithinTens_ms) {

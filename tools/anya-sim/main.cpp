@@ -152,6 +152,15 @@ void print_result(const SimOptions& o, const RunResult& r, double wall_s) {
               static_cast<unsigned long long>(s.snapshots_installed),
               static_cast<unsigned long long>(s.snapshots_restored));
   const auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::printf("clients: %llu operations with a known outcome (%llu reads, %llu by lease), %llu "
+              "unknown, %llu refused; %llu asked of a paused node; linearizable (%llu search "
+              "steps%s)\n",
+              u(s.kv_ops), u(s.kv_reads), u(s.kv_lease_reads), u(s.kv_unknown), u(s.kv_refused),
+              u(s.kv_calls_while_paused), u(s.linearizability_steps),
+              s.linearizability_inconclusive ? ", some key inconclusive" : "");
+  std::printf("leases: %llu instants with a lease held, %llu transfers, %llu fast failovers, "
+              "%llu late requests refused by the fenced resource\n",
+              u(s.lease_checks), u(s.transfers), u(s.fast_failovers), u(s.fence_refused));
   if (s.config_crashes_in_prepare + s.config_crashes_in_commit + s.config_races > 0) {
     std::printf("forced: %llu leader crashes during PREPARE, %llu during COMMIT; %llu config "
                 "races (%llu won, %llu refused with the current version)\n",
