@@ -1,6 +1,7 @@
 #include "sim/linearizability.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <limits>
 #include <map>
 #include <tuple>
@@ -247,6 +248,100 @@ std::string KvOp::describe() const {
   s += outcomes[static_cast<int>(outcome)];
   if (kind == Kind::get && outcome == Outcome::ok) s += " '" + value + "'";
   return s + " rev " + std::to_string(revision) + " @" + std::to_string(*complete_us) + "us";
+}
+
+namespace {
+std::optional<std::uint64_t> parse_u64(std::string_view s) {
+  std::uint64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+Status parse_line(std::string_view line, std::size_t number, KvOp& op) {
+  std::vector<std::string_view> f;
+  for (std::size_t start = 0;;) {
+    const std::size_t tab = line.find('\t', start);
+    f.push_back(line.substr(start, tab == std::string_view::npos ? tab : tab - start));
+    if (tab == std::string_view::npos) break;
+    start = tab + 1;
+  }
+  const std::string where = "line " + std::to_string(number) + ": ";
+  const auto bad = [&](const char* field, std::string_view got, const char* want) {
+    return Status(Errc::invalid_argument, where + field + ": '" + std::string(got.substr(0, 40)) +
+                                              "' is not " + want);
+  };
+  if (f.size() != 9) {
+    return Status(Errc::invalid_argument,
+                  where + "expected 9 tab-separated fields, found " + std::to_string(f.size()));
+  }
+  const auto client = parse_u64(f[0]);
+  if (!client || *client > 0xffffffffu) return bad("client", f[0], "a client number");
+  op.client = static_cast<std::uint32_t>(*client);
+  static const std::pair<std::string_view, KvOp::Kind> kinds[] = {
+      {"get", KvOp::Kind::get}, {"put", KvOp::Kind::put}, {"cas", KvOp::Kind::cas},
+      {"del", KvOp::Kind::del}};
+  bool kind_ok = false;
+  for (const auto& [name, kind] : kinds) {
+    if (f[1] == name) {
+      op.kind = kind;
+      kind_ok = true;
+    }
+  }
+  if (!kind_ok) return bad("kind", f[1], "get, put, cas or del");
+  if (f[2].empty()) return bad("key", f[2], "a key");
+  op.key = std::string(f[2]);
+  op.value = std::string(f[3]);
+  const auto expected = parse_u64(f[4]);
+  if (!expected) return bad("expected", f[4], "a revision");
+  op.expected = *expected;
+  const auto invoke = parse_u64(f[5]);
+  if (!invoke) return bad("invoke_us", f[5], "a time in microseconds");
+  op.invoke_us = *invoke;
+  if (f[6] == "-") {
+    if (op.kind == KvOp::Kind::get) {
+      return Status(Errc::invalid_argument, where + "complete_us: a read with no answer "
+                                                    "constrains nothing; leave it out");
+    }
+    op.complete_us.reset();
+    return {};
+  }
+  const auto complete = parse_u64(f[6]);
+  if (!complete || *complete < op.invoke_us) {
+    return bad("complete_us", f[6], "a time in microseconds at or after invoke_us");
+  }
+  op.complete_us = *complete;
+  if (f[7] == "ok") {
+    op.outcome = KvOp::Outcome::ok;
+  } else if (f[7] == "not_found") {
+    op.outcome = KvOp::Outcome::not_found;
+  } else if (f[7] == "conflict") {
+    op.outcome = KvOp::Outcome::conflict;
+  } else {
+    return bad("outcome", f[7], "ok, not_found or conflict");
+  }
+  const auto revision = parse_u64(f[8]);
+  if (!revision) return bad("revision", f[8], "a revision");
+  op.revision = *revision;
+  return {};
+}
+}  // namespace
+
+Result<std::vector<KvOp>> parse_history(std::string_view text) {
+  std::vector<KvOp> ops;
+  std::size_t number = 0;
+  for (std::size_t start = 0; start < text.size();) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    number++;
+    if (line.empty() || line[0] == '#') continue;
+    KvOp op;
+    if (Status s = parse_line(line, number, op); !s) return s;
+    ops.push_back(std::move(op));
+  }
+  return ops;
 }
 
 LinearizabilityResult check_linearizable(const std::vector<KvOp>& history,

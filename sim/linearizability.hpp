@@ -16,7 +16,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "engine/base/result.hpp"
 
 namespace anya::sim {
 
@@ -49,5 +52,13 @@ struct LinearizabilityResult {
 // Checks every key's history. `max_steps` bounds the search per key.
 LinearizabilityResult check_linearizable(const std::vector<KvOp>& history,
                                          std::uint64_t max_steps = 2'000'000);
+
+// A history recorded outside the simulator (the real-process chaos suite), one operation per
+// line, nine tab-separated fields:
+//   client  kind(get|put|cas|del)  key  value  expected  invoke_us  complete_us|-
+//   outcome(ok|not_found|conflict|-)  revision
+// "-" in complete_us (and outcome) marks an unknown outcome; blank lines and lines starting with
+// '#' are skipped. Errc::invalid_argument naming the line and the field otherwise.
+Result<std::vector<KvOp>> parse_history(std::string_view text);
 
 }  // namespace anya::sim

@@ -101,3 +101,45 @@ TEST(Linearizability, KeysAreCheckedApart) {
 
 }  // namespace
 }  // namespace anya::sim
+
+namespace anya::sim {
+namespace {
+
+TEST(HistoryFile, ParsesOperationsAndUnknownOutcomes) {
+  const auto ops = parse_history(
+      "# client kind key value expected invoke complete outcome revision\n"
+      "1\tput\tk\tv1\t0\t10\t20\tok\t5\n"
+      "\n"
+      "2\tcas\tk\tv2\t5\t30\t-\t-\t0\n"
+      "1\tget\tk\tv1\t0\t40\t50\tok\t5\n");
+  ASSERT_TRUE(ops.is_ok()) << ops.status().message();
+  ASSERT_EQ(ops->size(), 3u);
+  EXPECT_EQ((*ops)[1].kind, KvOp::Kind::cas);
+  EXPECT_FALSE((*ops)[1].complete_us.has_value());
+  EXPECT_EQ((*ops)[2].revision, 5u);
+  EXPECT_TRUE(check_linearizable(*ops).ok);
+}
+
+TEST(HistoryFile, BadLinesAreRefusedNamingLineAndField) {
+  const struct {
+    const char* text;
+    const char* expected;
+  } cases[] = {
+      {"1\tput\tk\tv\t0\t10\t20\tok\n", "line 1: expected 9 tab-separated fields, found 8"},
+      {"x\tput\tk\tv\t0\t10\t20\tok\t5\n", "line 1: client: 'x'"},
+      {"1\tpost\tk\tv\t0\t10\t20\tok\t5\n", "line 1: kind: 'post'"},
+      {"1\tput\t\tv\t0\t10\t20\tok\t5\n", "line 1: key"},
+      {"\n1\tput\tk\tv\t0\t10\t5\tok\t5\n", "line 2: complete_us: '5'"},
+      {"1\tput\tk\tv\t0\t10\t20\tmaybe\t5\n", "line 1: outcome: 'maybe'"},
+      {"1\tget\tk\t\t0\t10\t-\t-\t0\n", "line 1: complete_us: a read with no answer"},
+  };
+  for (const auto& c : cases) {
+    const auto r = parse_history(c.text);
+    ASSERT_FALSE(r.is_ok()) << c.text;
+    EXPECT_EQ(r.status().code(), Errc::invalid_argument);
+    EXPECT_NE(r.status().message().find(c.expected), std::string::npos) << r.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace anya::sim

@@ -82,12 +82,14 @@ class Cluster:
             return f.read()
 
     # ---- processes ----
-    def start(self, i, config=None):
+    def start(self, i, config=None, env=None):
+        """Starts node i; `env` adds variables (e.g. LD_PRELOAD for libfaketime)."""
         assert i not in self.procs or self.procs[i].poll() is not None, f"node {i} running"
         log = open(os.path.join(self.dir, str(i), "agent.log"), "a")
         self.procs[i] = subprocess.Popen([self.binary, "agent", "--config",
                                           config or self.config_path(i)],
-                                         stdout=log, stderr=log)
+                                         stdout=log, stderr=log,
+                                         env=dict(os.environ, **env) if env else None)
         log.close()
 
     def start_all(self):

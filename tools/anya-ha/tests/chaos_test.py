@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""A bounded Jepsen-style run against real anya-ha agents on 127.0.0.1: concurrent clients put,
+get, compare-and-set and delete a few keys over the admin API while a nemesis SIGKILLs the
+leader, freezes it with SIGSTOP for longer than an election timeout, asks it to hand
+leadership on, and runs one node under a clock slowed to half speed (libfaketime). Every
+operation is recorded with its invocation and completion times; at the end the history goes
+to the simulator's own checker (`anya-sim check-history`, sim/linearizability.cpp), and stale
+reads are counted directly: a read answering an older revision of a key than a write that had
+been acknowledged before the read was sent.
+
+Usage: chaos_test.py ANYA_HA ANYA_SIM [--seconds 45] [--clients 4] [--keep FILE]
+TAP output, one case per check. Every loop is bounded by --seconds; the run stops by itself."""
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Cluster  # noqa: E402
+
+FAKETIME_LIBS = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+                 "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1"]
+KEYS = ["k0", "k1", "k2"]
+REQUEST_TIMEOUT_S = 1.0
+
+
+def now_us():
+    return time.monotonic_ns() // 1000
+
+
+class History:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.ops = []  # dicts; "complete" None = unknown outcome
+
+    def add(self, op):
+        with self.lock:
+            self.ops.append(op)
+
+    def write_tsv(self, path):
+        with open(path, "w") as f:
+            f.write("# client kind key value expected invoke_us complete_us outcome revision\n")
+            for o in self.ops:
+                done = "-" if o["complete"] is None else str(o["complete"])
+                outcome = "-" if o["complete"] is None else o["outcome"]
+                f.write(f'{o["client"]}\t{o["kind"]}\t{o["key"]}\t{o["value"]}\t'
+                        f'{o["expected"]}\t{o["invoke"]}\t{done}\t{outcome}\t{o["revision"]}\n')
+
+    def stale_reads(self):
+        """Reads that answered an older revision than a write acknowledged before they began."""
+        acked = {}  # key -> [(complete_us, revision)] of successful writes
+        for o in self.ops:
+            if o["kind"] in ("put", "cas") and o["complete"] is not None and o["outcome"] == "ok":
+                acked.setdefault(o["key"], []).append((o["complete"], o["revision"]))
+        stale = []
+        for o in self.ops:
+            if o["kind"] != "get" or o["outcome"] != "ok":
+                continue
+            newer = [rev for done, rev in acked.get(o["key"], []) if done < o["invoke"]]
+            if newer and max(newer) > o["revision"]:
+                stale.append((o, max(newer)))
+        return stale
+
+
+class Client(threading.Thread):
+    def __init__(self, number, cluster, history, deadline):
+        super().__init__(daemon=True)
+        self.number = number
+        self.c = cluster
+        self.history = history
+        self.deadline = deadline
+        self.target = 1
+        self.seq = 0
+        self.seen = {}
+        self.counts = {"ok": 0, "unknown": 0, "refused": 0, "unanswered": 0}
+        self.rng = random.Random(number)
+
+    def call(self, method, path, body=None):
+        conn = http.client.HTTPSConnection("127.0.0.1", self.c.admin_port(self.target),
+                                           timeout=REQUEST_TIMEOUT_S, context=self.c.ctx)
+        try:
+            conn.request(method, path, body=None if body is None else json.dumps(body))
+            r = conn.getresponse()
+            raw = r.read().decode()
+            try:
+                return r.status, json.loads(raw)
+            except ValueError:
+                return r.status, {}
+        finally:
+            conn.close()
+
+    def follow(self, reply):
+        leader = reply.get("leader") if isinstance(reply, dict) else None
+        if leader:
+            self.target = leader
+        else:
+            self.target = self.rng.randint(1, self.c.nodes)
+
+    def run(self):
+        while time.monotonic() < self.deadline:
+            self.one()
+
+    def one(self):
+        key = self.rng.choice(KEYS)
+        pick = self.rng.randrange(100)
+        kind = "get" if pick < 45 else "put" if pick < 70 else "cas" if pick < 88 else "del"
+        self.seq += 1
+        value = f"c{self.number}-{self.seq}" if kind in ("put", "cas") else ""
+        expected = self.seen.get(key, 0) if kind == "cas" else (
+            self.seen.get(key, 0) if kind == "del" and self.rng.random() < 0.5 else 0)
+        op = {"client": self.number, "kind": kind, "key": key, "value": value,
+              "expected": expected, "invoke": now_us(), "complete": None, "outcome": "-",
+              "revision": 0}
+        try:
+            if kind == "get":
+                code, reply = self.call("GET", "/v1/kv/" + key)
+            elif kind == "put":
+                code, reply = self.call("PUT", "/v1/kv/" + key, {"value": value})
+            elif kind == "cas":
+                code, reply = self.call("PUT", "/v1/kv/" + key,
+                                        {"value": value, "prev_revision": expected})
+            else:
+                path = "/v1/kv/" + key + (f"?prev_revision={expected}" if expected else "")
+                code, reply = self.call("DELETE", path)
+        except (OSError, ssl.SSLError, http.client.HTTPException):
+            code, reply = None, {}
+        done = now_us()
+        if code == 200 or code == 404 or code == 409:
+            op["complete"] = done
+            op["outcome"] = {200: "ok", 404: "not_found", 409: "conflict"}[code]
+            if code == 200 and kind == "get":
+                op["value"] = reply["value"]
+                op["revision"] = reply["mod_revision"]
+            elif code == 200 and kind != "del":
+                op["revision"] = reply["revision"]
+            elif code == 409:
+                m = re.search(r"current revision is (\d+)", reply.get("message", ""))
+                op["revision"] = int(m.group(1)) if m else 0
+            if code == 200 and kind == "del":
+                self.seen.pop(key, None)
+            elif op["revision"]:
+                self.seen[key] = op["revision"]
+            self.counts["ok"] += 1
+            self.history.add(op)
+            return
+        if code == 421:
+            self.counts["refused"] += 1  # definitely did not happen
+            self.follow(reply)
+            time.sleep(0.002)
+            return
+        # 503, a timeout or a dead node: a write may still take effect, a read tells nothing.
+        if kind == "get":
+            self.counts["unanswered"] += 1
+        else:
+            self.counts["unknown"] += 1
+            self.history.add(op)
+        self.target = self.rng.randint(1, self.c.nodes)
+        time.sleep(0.01)
+
+
+class Nemesis(threading.Thread):
+    def __init__(self, cluster, deadline, faketime):
+        super().__init__(daemon=True)
+        self.c = cluster
+        self.deadline = deadline
+        self.faketime = faketime
+        self.faults = {"kill": 0, "stop": 0, "transfer": 0, "slow_clock": 0}
+        self.error = None
+
+    def leader(self):
+        try:
+            return self.c.wait_leader(timeout=10)
+        except TimeoutError:
+            return None
+
+    def pause(self, seconds):
+        end = min(self.deadline, time.monotonic() + seconds)
+        while time.monotonic() < end:
+            time.sleep(0.05)
+
+    def run(self):
+        try:
+            self.loop()
+        except Exception:  # noqa: BLE001 - reported as a failed case
+            self.error = traceback.format_exc()
+
+    def loop(self):
+        kinds = ["kill", "stop", "transfer"] + (["slow_clock"] if self.faketime else [])
+        k = 0
+        self.pause(2)
+        while time.monotonic() < self.deadline - 3:
+            kind = kinds[k % len(kinds)]
+            k += 1
+            leader = self.leader()
+            if leader is None:
+                continue
+            if kind == "kill":
+                self.c.kill(leader)
+                self.pause(1.0)
+                self.c.start(leader)
+            elif kind == "stop":
+                self.c.kill(leader, signal.SIGSTOP)
+                self.pause(1.0)  # three election timeouts: a new leader acknowledges writes
+                self.c.kill(leader, signal.SIGCONT)
+            elif kind == "transfer":
+                self.c.request(leader, "POST", "/v1/leader/transfer", {})
+            else:
+                # Restart a follower with its clock at half speed, make it the leader, then
+                # freeze it so the others elect someone while its slow clock says little time
+                # has passed.
+                slow = next(i for i in range(1, self.c.nodes + 1) if i != leader)
+                self.c.kill(slow)
+                self.c.start(slow, env={"LD_PRELOAD": self.faketime, "FAKETIME": "+0 x0.5"})
+                self.pause(1.5)
+                self.c.request(self.leader() or leader, "POST", "/v1/leader/transfer",
+                               {"to": slow})
+                self.pause(1.0)
+                self.c.kill(slow, signal.SIGSTOP)
+                self.pause(1.0)
+                self.c.kill(slow, signal.SIGCONT)
+                self.pause(0.5)
+                self.c.kill(slow)
+                self.c.start(slow)
+            self.faults[kind] += 1
+            self.pause(1.5)
+
+
+def tap(results):
+    print(f"1..{len(results)}")
+    for i, (ok, name, notes) in enumerate(results, 1):
+        print(f"{'ok' if ok else 'not ok'} {i} - {name}")
+        for line in notes:
+            print(f"# {line}")
+    sys.stdout.flush()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("anya_ha")
+    ap.add_argument("anya_sim")
+    ap.add_argument("--seconds", type=float, default=45)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--keep", help="also write the history to this file")
+    a = ap.parse_args()
+    faketime = next((p for p in FAKETIME_LIBS if os.path.exists(p)), None)
+    notes = []
+    if faketime is None:
+        notes.append("slow clock: skipped, libfaketime is not installed (apt-get install "
+                     "libfaketime)")
+    notes.append("partitions: not injected by this suite yet (kills, pauses, transfers and a "
+                 "slow clock are)")
+    c = Cluster(os.path.abspath(a.anya_ha), 3)
+    history = History()
+    results = []
+    try:
+        c.start_all()
+        c.wait_leader(timeout=15)
+        deadline = time.monotonic() + a.seconds
+        clients = [Client(n, c, history, deadline) for n in range(1, a.clients + 1)]
+        nemesis = Nemesis(c, deadline, faketime)
+        for t in clients + [nemesis]:
+            t.start()
+        for t in clients + [nemesis]:
+            t.join(timeout=a.seconds + 60)
+        counts = {k: sum(cl.counts[k] for cl in clients) for k in clients[0].counts}
+        results.append((nemesis.error is None and all(v > 0 for v in nemesis.faults.values()),
+                        "faults injected", [f"faults: {nemesis.faults}"] + notes +
+                        ([nemesis.error] if nemesis.error else [])))
+        with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as f:
+            path = f.name
+        history.write_tsv(path)
+        if a.keep:
+            history.write_tsv(a.keep)
+        check = subprocess.run([os.path.abspath(a.anya_sim), "check-history", path],
+                               capture_output=True, text=True, timeout=300)
+        os.unlink(path)
+        results.append((check.returncode == 0, "history is linearizable",
+                        [f"operations: {counts}"] +
+                        (check.stdout + check.stderr).strip().splitlines()[:60]))
+        stale = history.stale_reads()
+        results.append((not stale and counts["ok"] > 0, "no stale reads",
+                        [f"stale reads: {len(stale)}"] +
+                        [f"{o} after revision {rev}" for o, rev in stale[:10]]))
+    except Exception:  # noqa: BLE001
+        results.append((False, "chaos run", traceback.format_exc().splitlines()))
+    finally:
+        c.close()
+    tap(results)
+    return 0 if all(ok for ok, _, _ in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
