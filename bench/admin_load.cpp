@@ -1,9 +1,11 @@
 // A load generator for the admin API: C concurrent HTTPS keep-alive connections (TLS 1.3 with a
 // client certificate), each writing 256-byte values with PUT /v1/kv/KEY one after another for a
-// fixed time, against one endpoint (the leader). Prints throughput and latency percentiles.
+// fixed time, against one endpoint (the leader), or with --read MODE reading keys with
+// GET /v1/kv/KEY?consistency=MODE. Prints throughput and latency percentiles.
 //
 //   admin_load --endpoint https://127.0.0.1:7201 --cacert ca.crt --cert client.crt
 //              --key client.key --clients 16 --seconds 10 [--value-bytes 256]
+//              [--read linearizable|lease|serializable]
 //
 // One thread, one io_context: the generator costs little CPU next to the cluster it measures.
 #include <boost/asio/ip/tcp.hpp>
@@ -36,6 +38,7 @@ struct Options {
   int clients = 1;
   int seconds = 10;
   int value_bytes = 256;
+  std::string read_mode;  // empty: write
 };
 
 struct Totals {
@@ -67,12 +70,20 @@ class Client : public std::enable_shared_from_this<Client> {
   void next() {
     if (Clock::now() >= totals_.end) return;
     req_ = {};
-    req_.method(http::verb::put);
-    req_.target("/v1/kv/load-" + std::to_string(id_) + "-" + std::to_string(seq_++ % 1000));
+    const std::string key = "/v1/kv/load-" + std::to_string(id_) + "-" +
+                            std::to_string(seq_++ % 1000);
     req_.version(11);
     req_.set(http::field::host, o_.host);
-    req_.set(http::field::content_type, "application/json");
-    req_.body() = "{\"value\":\"" + value_ + "\"}";
+    if (o_.read_mode.empty()) {
+      req_.method(http::verb::put);
+      req_.target(key);
+      req_.set(http::field::content_type, "application/json");
+      req_.body() = "{\"value\":\"" + value_ + "\"}";
+    } else {
+      // A key that was never written answers 404, as fast as a hit: both count as answered.
+      req_.method(http::verb::get);
+      req_.target(key + "?consistency=" + o_.read_mode);
+    }
     req_.keep_alive(true);
     req_.prepare_payload();
     started_ = Clock::now();
@@ -83,7 +94,8 @@ class Client : public std::enable_shared_from_this<Client> {
       http::async_read(self->stream_, self->buffer_, self->res_,
                        [self](beast::error_code e, std::size_t) {
                          if (e) return self->fail("read", e);
-                         if (self->res_.result_int() == 200) {
+                         const unsigned code = self->res_.result_int();
+                         if (code == 200 || (code == 404 && !self->o_.read_mode.empty())) {
                            self->totals_.latencies_ms.push_back(
                                std::chrono::duration<double, std::milli>(Clock::now() -
                                                                          self->started_)
@@ -132,15 +144,19 @@ bool parse(int argc, char** argv, Options& o) {
     else if (flag == "--clients") o.clients = std::atoi(value.c_str());
     else if (flag == "--seconds") o.seconds = std::atoi(value.c_str());
     else if (flag == "--value-bytes") o.value_bytes = std::atoi(value.c_str());
+    else if (flag == "--read") o.read_mode = value;
     else {
       std::fprintf(stderr, "admin_load: unknown flag %s\n", flag.c_str());
       return false;
     }
   }
   if (o.port.empty() || o.cacert.empty() || o.clients < 1 || o.clients > 1024 || o.seconds < 1 ||
-      o.seconds > 3600 || o.value_bytes < 1 || o.value_bytes > 65536) {
+      o.seconds > 3600 || o.value_bytes < 1 || o.value_bytes > 65536 ||
+      !(o.read_mode.empty() || o.read_mode == "linearizable" || o.read_mode == "lease" ||
+        o.read_mode == "serializable")) {
     std::fprintf(stderr, "admin_load: need --endpoint --cacert --cert --key; --clients 1..1024, "
-                         "--seconds 1..3600, --value-bytes 1..65536\n");
+                         "--seconds 1..3600, --value-bytes 1..65536, --read linearizable, "
+                         "lease or serializable\n");
     return false;
   }
   return true;
@@ -171,9 +187,10 @@ int main(int argc, char** argv) {
   io.run();
   const double elapsed_s = std::chrono::duration<double>(Clock::now() - begin).count();
   const std::size_t n = totals.latencies_ms.size();
-  std::printf("clients=%d writes=%zu errors=%llu seconds=%.1f writes_per_s=%.0f p50_ms=%.2f "
+  const char* what = o.read_mode.empty() ? "writes" : "reads";
+  std::printf("clients=%d %s=%zu errors=%llu seconds=%.1f %s_per_s=%.0f p50_ms=%.2f "
               "p90_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
-              o.clients, n, static_cast<unsigned long long>(totals.errors), elapsed_s,
+              o.clients, what, n, static_cast<unsigned long long>(totals.errors), elapsed_s, what,
               static_cast<double>(n) / elapsed_s, percentile(totals.latencies_ms, 0.5),
               percentile(totals.latencies_ms, 0.9), percentile(totals.latencies_ms, 0.99),
               percentile(totals.latencies_ms, 1.0));

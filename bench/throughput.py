@@ -20,12 +20,12 @@ from harness import Cluster  # noqa: E402
 from failover import settle  # noqa: E402
 
 
-def load(c, load_bin, leader, clients, seconds):
+def load(c, load_bin, leader, clients, seconds, extra=()):
     out = subprocess.run([load_bin, "--endpoint", f"https://127.0.0.1:{c.admin_port(leader)}",
                           "--cacert", os.path.join(c.dir, "ca.crt"),
                           "--cert", os.path.join(c.dir, "client.crt"),
                           "--key", os.path.join(c.dir, "client.key"),
-                          "--clients", str(clients), "--seconds", str(seconds)],
+                          "--clients", str(clients), "--seconds", str(seconds), *extra],
                          capture_output=True, text=True, timeout=seconds + 60)
     line = out.stdout.strip().splitlines()[-1]
     return dict((k, float(v)) for k, v in re.findall(r"(\w+)=([0-9.]+)", line)), out.stderr

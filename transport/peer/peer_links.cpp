@@ -66,6 +66,7 @@ class Link : public std::enable_shared_from_this<Link> {
 
   // Dialer: TCP connect, TLS handshake, check the certificate names `peer_`, WebSocket upgrade.
   void dial(const tcp::resolver::results_type& endpoints, const std::string& host);
+  void on_connect(beast::error_code ec, const std::string& host);
   // Acceptor: TLS handshake, identity, upgrade request checks, WebSocket accept.
   void accept();
   void enqueue(std::string frame, MessageType type);
@@ -170,27 +171,46 @@ void Link::dial(const tcp::resolver::results_type& endpoints, const std::string&
   auto self = shared_from_this();
   beast::get_lowest_layer(ws_).expires_after(
       std::chrono::milliseconds(owner_.options.handshake_timeout_ms));
+  // Dial from the address we listen on (when it is a specific one), so a node's links in both
+  // directions carry its own address: what a firewall rule, or a test's partition, sees.
+  beast::error_code bind_ec;
+  const asio::ip::address local = asio::ip::make_address(owner_.options.listen_host, bind_ec);
+  if (!bind_ec && !local.is_unspecified() && !endpoints.empty()) {
+    const tcp::endpoint remote = endpoints.begin()->endpoint();
+    tcp::socket& socket = beast::get_lowest_layer(ws_).socket();
+    socket.open(remote.protocol(), bind_ec);
+    if (!bind_ec) socket.bind(tcp::endpoint(local, 0), bind_ec);
+    if (bind_ec) return fail("bind to " + owner_.options.listen_host + ": " + bind_ec.message());
+    beast::get_lowest_layer(ws_).async_connect(
+        remote, [self, host](beast::error_code ec) { self->on_connect(ec, host); });
+    return;
+  }
   beast::get_lowest_layer(ws_).async_connect(
       endpoints, [self, host](beast::error_code ec, const tcp::endpoint&) {
-        if (ec) {
-          if (ec == asio::error::connection_refused && self->owner_.callbacks.on_peer_gone) {
-            self->owner_.callbacks.on_peer_gone(self->peer_);
-          }
-          return self->fail("connect: " + ec.message());
+        self->on_connect(ec, host);
+      });
+}
+
+void Link::on_connect(beast::error_code ec, const std::string& host) {
+  auto self = shared_from_this();
+  if (ec) {
+    if (ec == asio::error::connection_refused && owner_.callbacks.on_peer_gone) {
+      owner_.callbacks.on_peer_gone(peer_);
+    }
+    return fail("connect: " + ec.message());
+  }
+  ws_.next_layer().async_handshake(
+      asio::ssl::stream_base::client, [self, host](beast::error_code ec2) {
+        if (ec2) {
+          self->owner_.reject("tls");
+          const std::string why = "TLS handshake with node " + std::to_string(self->peer_) +
+                                  " at " + host + ": " +
+                                  tls::describe_handshake_failure(
+                                      self->ws_.next_layer().native_handle(), ec2);
+          self->owner_.warn_limited("refused link: " + why);
+          return self->fail(why);
         }
-        self->ws_.next_layer().async_handshake(
-            asio::ssl::stream_base::client, [self, host](beast::error_code ec2) {
-              if (ec2) {
-                self->owner_.reject("tls");
-                const std::string why = "TLS handshake with node " +
-                                        std::to_string(self->peer_) + " at " + host + ": " +
-                                        tls::describe_handshake_failure(
-                                            self->ws_.next_layer().native_handle(), ec2);
-                self->owner_.warn_limited("refused link: " + why);
-                return self->fail(why);
-              }
-              self->on_tls_client_handshake(host);
-            });
+        self->on_tls_client_handshake(host);
       });
 }
 

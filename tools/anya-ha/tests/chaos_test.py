@@ -2,7 +2,11 @@
 """A bounded Jepsen-style run against real anya-ha agents on 127.0.0.1: concurrent clients put,
 get, compare-and-set and delete a few keys over the admin API while a nemesis SIGKILLs the
 leader, freezes it with SIGSTOP for longer than an election timeout, asks it to hand
-leadership on, and runs one node under a clock slowed to half speed (libfaketime). Every
+leadership on, runs one node under a clock slowed to half speed (libfaketime), and cuts the
+leader's peer links off for two seconds. Partitions need a network namespace of the test's own:
+run as root, the script re-runs itself under `unshare --net`, where the nodes listen and dial
+from 127.0.1.ID and nftables rules in that namespace drop one node's peer traffic (the admin API
+stays on 127.0.0.1); elsewhere partitions are skipped with a message saying why. Every
 operation is recorded with its invocation and completion times; at the end the history goes
 to the simulator's own checker (`anya-sim check-history`, sim/linearizability.cpp), and stale
 reads are counted directly: a read answering an older revision of a key than a write that had
@@ -12,12 +16,14 @@ Usage: chaos_test.py ANYA_HA ANYA_SIM [--seconds 45] [--clients 4] [--keep FILE]
 TAP output, one case per check. Every loop is bounded by --seconds; the run stops by itself."""
 import argparse
 import http.client
+import shutil
 import json
 import os
 import random
 import re
 import signal
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +37,9 @@ from harness import Cluster  # noqa: E402
 FAKETIME_LIBS = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
                  "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1"]
 KEYS = ["k0", "k1", "k2"]
-REQUEST_TIMEOUT_S = 1.0
+# Half the clients give up quickly and go find the new leader; the other half wait out a frozen
+# leader, so their requests are answered (or not) when it wakes: both sides of a stale read.
+REQUEST_TIMEOUT_S = (0.5, 3.0)
 
 
 def now_us():
@@ -83,21 +91,30 @@ class Client(threading.Thread):
         self.seq = 0
         self.seen = {}
         self.counts = {"ok": 0, "unknown": 0, "refused": 0, "unanswered": 0}
+        self.conns = {}
         self.rng = random.Random(number)
 
     def call(self, method, path, body=None):
-        conn = http.client.HTTPSConnection("127.0.0.1", self.c.admin_port(self.target),
-                                           timeout=REQUEST_TIMEOUT_S, context=self.c.ctx)
+        # Keep-alive connections, one per node, as a real client pool keeps them: a request to a
+        # frozen node is then already in its socket, TLS done, when it wakes.
+        conn = self.conns.get(self.target)
+        if conn is None:
+            conn = http.client.HTTPSConnection("127.0.0.1", self.c.admin_port(self.target),
+                                               timeout=REQUEST_TIMEOUT_S[self.number % 2],
+                                               context=self.c.ctx)
+            self.conns[self.target] = conn
         try:
             conn.request(method, path, body=None if body is None else json.dumps(body))
             r = conn.getresponse()
             raw = r.read().decode()
-            try:
-                return r.status, json.loads(raw)
-            except ValueError:
-                return r.status, {}
-        finally:
+        except Exception:
             conn.close()
+            del self.conns[self.target]
+            raise
+        try:
+            return r.status, json.loads(raw)
+        except ValueError:
+            return r.status, {}
 
     def follow(self, reply):
         leader = reply.get("leader") if isinstance(reply, dict) else None
@@ -168,13 +185,37 @@ class Client(threading.Thread):
         time.sleep(0.01)
 
 
+def peer_host(i):
+    return f"127.0.1.{i}"
+
+
+def nft(*args):
+    subprocess.run(["nft", *args], check=True, capture_output=True, text=True, timeout=10)
+
+
+def can_partition():
+    """Why partitions cannot be made here, or None."""
+    if os.environ.get("ANYA_CHAOS_NETNS") != "1":
+        return "not inside a network namespace of the test's own (needs root and unshare)"
+    if shutil.which("nft") is None:
+        return "nft is not installed (apt-get install nftables)"
+    return None
+
+
 class Nemesis(threading.Thread):
-    def __init__(self, cluster, deadline, faketime):
+    def __init__(self, cluster, deadline, faketime, partitions):
         super().__init__(daemon=True)
         self.c = cluster
         self.deadline = deadline
         self.faketime = faketime
-        self.faults = {"kill": 0, "stop": 0, "transfer": 0, "slow_clock": 0}
+        self.partitions = partitions
+        self.faults = {"kill": 0, "stop": 0, "transfer": 0, "slow_clock": 0, "partition": 0}
+        if not faketime:
+            del self.faults["slow_clock"]
+        if not partitions:
+            del self.faults["partition"]
+        self.rejoin_ms = []
+        self.term_raised_by_return = 0
         self.error = None
 
     def leader(self):
@@ -195,7 +236,7 @@ class Nemesis(threading.Thread):
             self.error = traceback.format_exc()
 
     def loop(self):
-        kinds = ["kill", "stop", "transfer"] + (["slow_clock"] if self.faketime else [])
+        kinds = list(self.faults)
         k = 0
         self.pause(2)
         while time.monotonic() < self.deadline - 3:
@@ -214,6 +255,8 @@ class Nemesis(threading.Thread):
                 self.c.kill(leader, signal.SIGCONT)
             elif kind == "transfer":
                 self.c.request(leader, "POST", "/v1/leader/transfer", {})
+            elif kind == "partition":
+                self.partition(leader)
             else:
                 # Restart a follower with its clock at half speed, make it the leader, then
                 # freeze it so the others elect someone while its slow clock says little time
@@ -234,6 +277,35 @@ class Nemesis(threading.Thread):
             self.faults[kind] += 1
             self.pause(1.5)
 
+    def partition(self, node):
+        """Cut `node`'s peer links for 2 s, heal, and time its return: until it follows the
+        current leader in the current term and has applied what that leader had committed."""
+        h = peer_host(node)
+        nft("add", "table", "inet", "anya_chaos")
+        nft("add", "chain", "inet", "anya_chaos", "out",
+            "{ type filter hook output priority 0 ; }")
+        nft("add", "rule", "inet", "anya_chaos", "out", "ip", "saddr", h, "ip", "daddr", "!=", h,
+            "drop")
+        nft("add", "rule", "inet", "anya_chaos", "out", "ip", "daddr", h, "ip", "saddr", "!=", h,
+            "drop")
+        self.pause(2.0)
+        others = [i for i in range(1, self.c.nodes + 1) if i != node]
+        leader = self.c.wait_leader(timeout=10, among=others)
+        before = self.c.status(leader)
+        nft("delete", "table", "inet", "anya_chaos")
+        healed = time.monotonic()
+        while time.monotonic() - healed < 10:
+            st = self.c.status(node, timeout=0.5)
+            lst = self.c.status(leader, timeout=0.5)
+            if st and lst and lst["role"] == "leader" and st["leader"] == leader and \
+                    st["term"] == lst["term"] and st["applied_index"] >= before["commit_index"]:
+                self.rejoin_ms.append((time.monotonic() - healed) * 1000)
+                if lst["term"] > before["term"]:
+                    self.term_raised_by_return += 1
+                return
+            time.sleep(0.01)
+        self.rejoin_ms.append(float("inf"))
+
 
 def tap(results):
     print(f"1..{len(results)}")
@@ -249,17 +321,34 @@ def main():
     ap.add_argument("anya_ha")
     ap.add_argument("anya_sim")
     ap.add_argument("--seconds", type=float, default=45)
-    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--clients", type=int, default=6)
     ap.add_argument("--keep", help="also write the history to this file")
+    ap.add_argument("--faults", help="comma-separated subset of kill,stop,transfer,slow_clock,"
+                                     "partition (default: every one that can run here)")
     a = ap.parse_args()
+    if (os.environ.get("ANYA_CHAOS_NETNS") is None and os.geteuid() == 0 and
+            shutil.which("unshare") and shutil.which("ip") and
+            subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode == 0):
+        # Again, inside a network namespace of our own (it ends with this process).
+        env = dict(os.environ, ANYA_CHAOS_NETNS="1")
+        inner = ["unshare", "--net", "--", "sh", "-c",
+                 'ip link set lo up && exec "$0" "$@"', sys.executable,
+                 os.path.abspath(sys.argv[0]), *sys.argv[1:]]
+        return subprocess.run(inner, env=env).returncode
     faketime = next((p for p in FAKETIME_LIBS if os.path.exists(p)), None)
     notes = []
     if faketime is None:
         notes.append("slow clock: skipped, libfaketime is not installed (apt-get install "
                      "libfaketime)")
-    notes.append("partitions: not injected by this suite yet (kills, pauses, transfers and a "
-                 "slow clock are)")
+    why_not = can_partition()
+    if why_not:
+        notes.append("partitions: skipped, " + why_not)
     c = Cluster(os.path.abspath(a.anya_ha), 3)
+    if not why_not:
+        # Each node listens and dials from its own address, so rules can single it out.
+        for i in range(1, c.nodes + 1):
+            c.edit_config(i, {f"127.0.0.1:{c.base + j}": f"{peer_host(j)}:{c.base + j}"
+                              for j in range(1, c.nodes + 1)})
     history = History()
     results = []
     try:
@@ -267,7 +356,13 @@ def main():
         c.wait_leader(timeout=15)
         deadline = time.monotonic() + a.seconds
         clients = [Client(n, c, history, deadline) for n in range(1, a.clients + 1)]
-        nemesis = Nemesis(c, deadline, faketime)
+        nemesis = Nemesis(c, deadline, faketime, why_not is None)
+        if a.faults:
+            wanted = a.faults.split(",")
+            unknown = [f for f in wanted if f not in nemesis.faults]
+            if unknown:
+                raise ValueError(f"--faults: {unknown} unknown or not possible here")
+            nemesis.faults = {f: 0 for f in wanted}
         for t in clients + [nemesis]:
             t.start()
         for t in clients + [nemesis]:
@@ -276,6 +371,15 @@ def main():
         results.append((nemesis.error is None and all(v > 0 for v in nemesis.faults.values()),
                         "faults injected", [f"faults: {nemesis.faults}"] + notes +
                         ([nemesis.error] if nemesis.error else [])))
+        if nemesis.partitions:
+            r = sorted(nemesis.rejoin_ms)
+            results.append((bool(r) and r[-1] < 10_000 and nemesis.term_raised_by_return == 0,
+                            "a healed node rejoins and never raises the term",
+                            [f"rejoin after heal: n={len(r)} "
+                             + (f"median={statistics.median(r):.0f} ms max={r[-1]:.0f} ms"
+                                if r else ""),
+                             f"heals after which the leader's term had risen: "
+                             f"{nemesis.term_raised_by_return}"]))
         with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as f:
             path = f.name
         history.write_tsv(path)
