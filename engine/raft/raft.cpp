@@ -177,6 +177,9 @@ bool Raft::lease_guard() const {
   // Unlike stickiness this survives becoming a pre-candidate: a node whose election timer fired
   // early (or was forced) may still be counted on by the leader's lease.
   if (!leases_ || role_ == Role::leader) return false;
+  // A lone voter's lease counts on nobody else: it may elect itself at once after a start.
+  const std::set<NodeId> voters = tracker_.voters().all_voters();
+  if (voters.size() == 1 && voters.count(id_) == 1) return false;
   if (now_ms_ < vote_hold_until_ms_) return true;
   return lease_contact_ && now_ms_ - lease_contact_ms_ < election_timeout_ms_;
 }
@@ -329,8 +332,12 @@ void Raft::leader_unreachable(std::uint64_t now_ms) {
   if (role_ == Role::leader || leader_ == kNoNode) return;
   heard_from_leader_ = false;
   // The host has evidence the leader's process is gone (engine/node decides what counts), and
-  // a process that is gone holds no lease.
+  // a process that is gone holds no lease. Nor does any earlier leader this node may have
+  // answered before it restarted: the gone one was elected after their leases had ended (its
+  // voters waited them out), and it is the newest this node knows. So the hold after a
+  // restart ends too.
   lease_contact_ = false;
+  vote_hold_until_ms_ = 0;
 }
 
 std::uint64_t Raft::request_read_round(std::uint64_t now_ms) {
