@@ -20,9 +20,6 @@ struct State {
   bool exists = false;
   std::string value;
   std::uint64_t rev = 0;
-  friend bool operator<(const State& a, const State& b) {
-    return std::tie(a.exists, a.value, a.rev) < std::tie(b.exists, b.value, b.rev);
-  }
 };
 
 bool rev_matches(const State& s, std::uint64_t rev) { return s.rev == 0 || s.rev == rev; }
