@@ -55,6 +55,9 @@ const std::vector<ScenarioInfo>& scenario_catalogue() {
       {"lease-drift-exceeded", "clocks drift up to 60 %, beyond the lease's 5 % bound, while the "
                                "leader is cut off: the lease checker must fire (an expected "
                                "failure, proof that the bound matters)"},
+      {"follower-returns", "a follower (never the leader) is cut off for 0.5 to 3 s every 4 s and "
+                           "nothing else happens: no returning node may raise the term of the "
+                           "healthy cluster (PreVote), so the first leader leads to the end"},
       {"many-learners", "5 or 7 voters and 16 to 20 learners joining under crashes, pauses "
                         "and partitions; a majority of the voters goes down three times "
                         "while the learners live, and nothing may commit"},
@@ -208,6 +211,10 @@ std::optional<SimOptions> scenario_options(const std::string& name, std::uint64_
     o.faults.down_max_ms = 1500;
     o.faults.torn_write_ppm = 300'000;
     every(o, 1500, 4500, ScriptAction::isolate_follower, 3000);
+  } else if (name == "follower-returns") {
+    for (std::uint64_t t = 1500; t + 500 < o.safety_ms; t += 4000) {
+      o.script.push_back(ScriptStep{t, ScriptAction::isolate_follower, 500 + (seed * 7 + t) % 2500});
+    }
   } else if (name == "stale-reads") {
     o.nodes = nodes == 0 ? 3 : nodes;
     o.kv_clients = 6;

@@ -162,6 +162,7 @@ void Simulation::dispatch(Event& event) {
       network_.delivered(event.message.from, id);
       if (!up(id)) return;
       result_.stats.messages_delivered++;
+      last_heard_us_[{id, event.message.from}] = now_us_;
       Node& n = *nodes_.at(id);
       if (faults_on_ && rng_.chance(options_.faults.crash_in_sync_ppm, 1'000'000)) {
         n.disk.fail_next_sync();
@@ -405,7 +406,7 @@ void Simulation::drain_replies(NodeId id) {
     ANYA_ASSERT(c != calls.end());  // every ticket is answered once, by the node it went to
     const Call call = c->second;
     calls.erase(c);
-    client_reply(call.client, call.seq, r);
+    client_reply(id, call.client, call.seq, r);
   }
 }
 
@@ -639,8 +640,7 @@ void Simulation::run_script_step(const ScriptStep& step) {
       if (callable_leader() == engine::kNoNode) return;  // no leader, or a paused one
       const engine::Membership& m = nodes_.at(leader)->host->raft().membership();
       if (m.voters.size() <= 1) return;
-      auto r = nodes_.at(leader)->host->propose_conf_change(
-          {engine::ConfChangeOp::remove, leader, ""});
+      auto r = conf_change(leader, {engine::ConfChangeOp::remove, leader, ""});
       if (r) result_.stats.membership_changes++;
       if (r && timeline_) {
         timeline_->mark(now_us_, leader, Timeline::Mark::membership, "leader removes itself");
@@ -811,7 +811,7 @@ void Simulation::change_membership() {
     }
     change = {engine::ConfChangeOp::remove, victim, ""};
   }
-  Result<Index> index = nodes_.at(leader)->host->propose_conf_change(change);
+  Result<Index> index = conf_change(leader, change);
   if (index) {
     result_.stats.membership_changes++;
     if (timeline_) {
@@ -1141,8 +1141,8 @@ void Simulation::grow_learners() {
   const bool fresh = id == engine::kNoNode;
   if (fresh && max_id() >= options_.nodes + options_.learners) return;
   if (fresh) id = max_id() + 1;
-  Result<Index> index = nodes_.at(leader)->host->propose_conf_change(
-      {engine::ConfChangeOp::add_learner, id, "sim:" + std::to_string(id)});
+  Result<Index> index =
+      conf_change(leader, {engine::ConfChangeOp::add_learner, id, "sim:" + std::to_string(id)});
   if (index) {
     result_.stats.membership_changes++;
     if (fresh) {
@@ -1260,8 +1260,30 @@ bool Simulation::learners_reported_ok(NodeId leader) {
 }
 
 // A scenario that scripts a situation must show it happened, or the run proves nothing.
+Result<Index> Simulation::conf_change(NodeId leader, const engine::ConfChange& change) {
+  engine::Host& host = *nodes_.at(leader)->host;
+  const engine::Raft& raft = host.raft();
+  // A new leader may change the membership only once an entry of its own term has committed:
+  // before that, an older leader's change may still be in flight (the single-server change
+  // bug Raft's authors found, fixed by the new leader's no-op).
+  const bool term_committed = raft.log().term_at(raft.log().committed()) == raft.term();
+  Result<Index> index = host.propose_conf_change(change);
+  if (index && !term_committed) {
+    violation("membership: node " + std::to_string(leader) + " accepted a membership change " +
+                  "in term " + std::to_string(raft.term()) + " before any entry of that term " +
+                  "committed (commit " + std::to_string(raft.log().committed()) + ")",
+              leader);
+  }
+  return index;
+}
+
 void Simulation::check_scenario_proofs() {
   const RunStats& s = result_.stats;
+  if (options_.scenario == "follower-returns" && s.max_term > first_leader_term_) {
+    violation("a follower returning from a partition raised the term of a healthy cluster from " +
+                  std::to_string(first_leader_term_) + " to " + std::to_string(s.max_term),
+              engine::kNoNode);
+  }
   if (s.snapshots_installed < options_.min_snapshots_installed) {
     violation("scenario: " + std::to_string(s.snapshots_installed) + " snapshots installed, " +
                   "expected at least " + std::to_string(options_.min_snapshots_installed),
@@ -1308,6 +1330,7 @@ void Simulation::observe(NodeId id) {
   result_.stats.max_commit = std::max(result_.stats.max_commit, r.log().committed());
   if (r.leader() != n.last_leader && r.leader() != engine::kNoNode && r.leader() == id) {
     result_.stats.leader_changes++;
+    if (first_leader_term_ == 0) first_leader_term_ = r.term();
     if (faults_on_ && rng_.chance(options_.faults.crash_new_leader_ppm, 1'000'000)) {
       schedule(now_us_ + rng_.between(0, 3 * options_.link.latency_max_us),
                Event{EventKind::crash, id, 0, {}});

@@ -161,6 +161,9 @@ class Simulation {
   engine::Index majority_held_index(const std::set<engine::NodeId>& voters) const;
   bool learners_reported_ok(engine::NodeId leader);
   void check_scenario_proofs();
+  // Every membership change the simulator asks of a leader goes through here (it checks the
+  // change waited for an entry of the leader's term to commit).
+  Result<engine::Index> conf_change(engine::NodeId leader, const engine::ConfChange& change);
   bool can_lose_for_good(engine::NodeId id) const;
   void start_node(engine::NodeId id);
   void crash_node(engine::NodeId id, std::uint32_t torn_ppm, const char* why);
@@ -194,7 +197,8 @@ class Simulation {
     engine::Ticket ticket = 0;
   };
   void client_step(std::uint32_t client);
-  void client_reply(std::uint32_t client, std::uint64_t seq, const engine::ClientReply& reply);
+  void client_reply(engine::NodeId id, std::uint32_t client, std::uint64_t seq,
+                    const engine::ClientReply& reply);
   void client_timeout(std::uint64_t param);
   void client_done(std::uint32_t client, std::uint64_t next_in_ms);
   void submit_call(engine::NodeId id, const Call& call);
@@ -202,6 +206,10 @@ class Simulation {
   bool lease_reads_allowed() const;
   // Leases and fencing, after every node event (see RunStats).
   void check_leases();
+  // A leader cut off from a quorum must stop acting within its bound: `what` (a read it
+  // answered, a lease it holds) is a violation if node `id` has heard from no quorum of its
+  // voters for longer than an election timeout on the slowest clock allowed.
+  void check_not_cut_off(engine::NodeId id, const char* what);
 
   // Faults and phases.
   void schedule_fault(FaultKind kind, bool first);
@@ -263,6 +271,9 @@ class Simulation {
   // the following window are excused), and the fencing resource's highest accepted token.
   std::optional<std::uint64_t> last_clock_jump_us_;
   std::uint64_t fence_token_ = 0;
+  engine::Term first_leader_term_ = 0;  // the term the first leader was elected in
+  // (receiver, sender) -> when the receiver last got any message from the sender.
+  std::map<std::pair<engine::NodeId, engine::NodeId>, std::uint64_t> last_heard_us_;
   // State machine agreement: the digest of the applied state after each index that changed it
   // (normal entries), as first seen on any node. Every node, whether it applied the entries or
   // restored a snapshot, must hold the same digest there.

@@ -117,7 +117,7 @@ void Simulation::submit_call(NodeId id, const Call& call) {
   }
 }
 
-void Simulation::client_reply(std::uint32_t c, std::uint64_t seq,
+void Simulation::client_reply(NodeId id, std::uint32_t c, std::uint64_t seq,
                               const engine::ClientReply& r) {
   KvClient& client = clients_.at(c);
   if (client.seq != seq || !client.busy) return;  // it gave up already: the outcome stays unknown
@@ -131,6 +131,7 @@ void Simulation::client_reply(std::uint32_t c, std::uint64_t seq,
       op.outcome = r.status.code() == Errc::ok          ? KvOp::Outcome::ok
                    : r.status.code() == Errc::not_found ? KvOp::Outcome::not_found
                                                         : KvOp::Outcome::conflict;
+      if (read) check_not_cut_off(id, "answered a read");
       if (read && r.value) {
         op.value = r.value->value;
         op.revision = r.value->mod_revision;
@@ -186,6 +187,33 @@ void Simulation::client_done(std::uint32_t c, std::uint64_t next_in_ms) {
   schedule(now_us_ + next_in_ms * kMs, Event{EventKind::client, 0, c, {}});
 }
 
+void Simulation::check_not_cut_off(NodeId id, const char* what) {
+  const engine::Raft& raft = nodes_.at(id)->host->raft();
+  const std::set<NodeId>& voters = raft.membership().voters;
+  if (voters.count(id) == 0) return;
+  // CheckQuorum steps a leader down once no quorum was heard for an election timeout on its
+  // own clock; on a clock running slow by the most the run allows, that is this long in true
+  // time. Any message counts as heard here (the engine counts only answers to itself), so
+  // this bound is never tighter than the engine's.
+  const std::uint64_t drift = options_.clocks.max_drift_ppm;
+  const std::uint64_t bound_us =
+      options_.election_timeout_ms * kMs * 1'000'000 / (1'000'000 - std::min<std::uint64_t>(drift, 900'000)) +
+      2 * kMs;
+  std::size_t heard = 0;
+  for (NodeId v : voters) {
+    const auto it = last_heard_us_.find({id, v});
+    heard += v == id || (it != last_heard_us_.end() && now_us_ - it->second <= bound_us);
+  }
+  if (heard * 2 > voters.size()) return;
+  if (last_clock_jump_us_ && now_us_ - *last_clock_jump_us_ < 4 * options_.election_timeout_ms * kMs) {
+    return;  // a jump breaks the clock bound this rests on
+  }
+  violation("cut off: node " + std::to_string(id) + " " + what + " after hearing from only " +
+                std::to_string(heard) + " of its " + std::to_string(voters.size()) +
+                " voters within " + std::to_string(bound_us / kMs) + " ms",
+            id);
+}
+
 void Simulation::check_history() {
   std::vector<KvOp> kept;
   for (std::size_t i = 0; i < history_.size(); i++) {
@@ -228,6 +256,7 @@ void Simulation::check_leases() {
     }
     if (!holds) continue;
     result_.stats.lease_checks++;
+    check_not_cut_off(id, "holds a valid lease");
     if (holder == engine::kNoNode) {
       holder = id;
       continue;
