@@ -1322,10 +1322,34 @@ void Simulation::checker_observe(NodeId id) {
   if (!checker_.ok()) violation(checker_.violations().front().to_string(), id);
 }
 
+void Simulation::check_follower_commit(NodeId id) {
+  // A follower commits only what it has verified to match its leader (§5.3: min(leader commit,
+  // last new entry)): its commit index lies within the leader's log, on the same entry.
+  const engine::Raft& f = nodes_.at(id)->host->raft();
+  const NodeId leader = f.leader();
+  if (leader == engine::kNoNode || leader == id || !up(leader)) return;
+  const engine::Raft& l = nodes_.at(leader)->host->raft();
+  if (!l.is_leader() || l.term() != f.term()) return;
+  const Index commit = f.log().committed();
+  if (commit == 0) return;
+  const std::optional<Term> mine = f.log().term_at(commit);
+  const std::optional<Term> theirs = l.log().term_at(commit);
+  const bool beyond = commit > l.log().last_index();
+  if (beyond || (mine && theirs && *mine != *theirs)) {
+    violation("follower commit: node " + std::to_string(id) + " committed index " +
+                  std::to_string(commit) + (beyond ? ", beyond its leader's log (last " +
+                                                         std::to_string(l.log().last_index()) + ")"
+                                                   : ", holding another entry than its leader") +
+                  " in term " + std::to_string(f.term()),
+              id);
+  }
+}
+
 void Simulation::observe(NodeId id) {
   Node& n = *nodes_.at(id);
   const engine::Raft& r = n.host->raft();
   checker_observe(id);
+  check_follower_commit(id);
   result_.stats.max_term = std::max(result_.stats.max_term, r.term());
   result_.stats.max_commit = std::max(result_.stats.max_commit, r.log().committed());
   if (r.leader() != n.last_leader && r.leader() != engine::kNoNode && r.leader() == id) {
