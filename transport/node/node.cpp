@@ -82,11 +82,13 @@ Status Node::start(const std::string& admin_endpoint) {
   po.listen_port = config_.peer_listen.port;
   po.server_tls = *server_tls;
   po.client_tls = *client_tls;
-  // A silent link is noticed within about two election timeouts (pings keep idle links heard),
-  // and a healed one is redialled within half a second.
+  // A silent link is noticed within about an election timeout (pings every third of one keep
+  // idle links heard; four missed in a row close it), and a healed one is redialled within
+  // half a second, a connect that hangs given up after one election timeout.
   po.ping_interval_ms = std::max<std::uint64_t>(config_.election_timeout_ms / 3, 10);
-  po.dead_after_ms = 2 * config_.election_timeout_ms;
+  po.dead_after_ms = config_.election_timeout_ms + po.ping_interval_ms;
   po.dial_backoff_max_ms = 500;
+  po.handshake_timeout_ms = std::max<std::uint64_t>(config_.election_timeout_ms, 1000);
   PeerLinkCallbacks callbacks;
   callbacks.on_message = [this](const engine::Message& m) {
     if (core_ == nullptr || fatal_) return;
