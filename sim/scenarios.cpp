@@ -213,7 +213,8 @@ std::optional<SimOptions> scenario_options(const std::string& name, std::uint64_
     every(o, 1500, 4500, ScriptAction::isolate_follower, 3000);
   } else if (name == "follower-returns") {
     for (std::uint64_t t = 1500; t + 500 < o.safety_ms; t += 4000) {
-      o.script.push_back(ScriptStep{t, ScriptAction::isolate_follower, 500 + (seed * 7 + t) % 2500});
+      const std::uint64_t cut_ms = 500 + (seed * 7 + t) % 2500;
+      o.script.push_back(ScriptStep{t, ScriptAction::isolate_follower, cut_ms});
     }
   } else if (name == "stale-reads") {
     o.nodes = nodes == 0 ? 3 : nodes;

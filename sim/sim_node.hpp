@@ -40,7 +40,9 @@ struct Simulation::Node : engine::NetworkPort, engine::ApplyObserver, engine::Cl
     } else {
       sim.result_.stats.snapshots_restored++;
     }
-    if (kv.revision() > 0) sim.check_digest(id, kv.revision(), kv.digest(), "restored a snapshot at");
+    if (kv.revision() > 0) {
+      sim.check_digest(id, kv.revision(), kv.digest(), "restored a snapshot at");
+    }
   }
   std::uint64_t now_ms() override {
     last_local_ms = std::max(last_local_ms, clock.local_ms(sim.now_us_));

@@ -9,12 +9,7 @@
 
 namespace anya::sim {
 
-using engine::Entry;
-using engine::Index;
-using engine::Message;
-using engine::NodeId;
-using engine::Role;
-using engine::Term;
+// (Entry, Index, Message, NodeId, Role and Term: see sim_node.hpp.)
 
 namespace {
 constexpr std::uint64_t kMs = 1000;

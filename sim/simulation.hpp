@@ -210,6 +210,7 @@ class Simulation {
   // answered, a lease it holds) is a violation if node `id` has heard from no quorum of its
   // voters for longer than an election timeout on the slowest clock allowed.
   void check_not_cut_off(engine::NodeId id, const char* what);
+  bool clock_jumped_recently() const;
   // A follower's commit index never passes what it has verified to match its leader.
   void check_follower_commit(engine::NodeId id);
 

@@ -187,6 +187,13 @@ void Simulation::client_done(std::uint32_t c, std::uint64_t next_in_ms) {
   schedule(now_us_ + next_in_ms * kMs, Event{EventKind::client, 0, c, {}});
 }
 
+bool Simulation::clock_jumped_recently() const {
+  // A forward clock jump breaks the drift bound leases and CheckQuorum rest on: what clocks
+  // decide within a few election timeouts of one is the jump's doing, not the protocol's.
+  const std::uint64_t window_us = 4 * options_.election_timeout_ms * kMs;
+  return last_clock_jump_us_ && now_us_ - *last_clock_jump_us_ < window_us;
+}
+
 void Simulation::check_not_cut_off(NodeId id, const char* what) {
   const engine::Raft& raft = nodes_.at(id)->host->raft();
   const std::set<NodeId>& voters = raft.membership().voters;
@@ -195,19 +202,17 @@ void Simulation::check_not_cut_off(NodeId id, const char* what) {
   // own clock; on a clock running slow by the most the run allows, that is this long in true
   // time. Any message counts as heard here (the engine counts only answers to itself), so
   // this bound is never tighter than the engine's.
-  const std::uint64_t drift = options_.clocks.max_drift_ppm;
+  const std::uint64_t slow_ppm = 1'000'000 - std::min<std::uint64_t>(
+                                                  options_.clocks.max_drift_ppm, 900'000);
   const std::uint64_t bound_us =
-      options_.election_timeout_ms * kMs * 1'000'000 / (1'000'000 - std::min<std::uint64_t>(drift, 900'000)) +
-      2 * kMs;
+      options_.election_timeout_ms * kMs * 1'000'000 / slow_ppm + 2 * kMs;
   std::size_t heard = 0;
   for (NodeId v : voters) {
     const auto it = last_heard_us_.find({id, v});
     heard += v == id || (it != last_heard_us_.end() && now_us_ - it->second <= bound_us);
   }
   if (heard * 2 > voters.size()) return;
-  if (last_clock_jump_us_ && now_us_ - *last_clock_jump_us_ < 4 * options_.election_timeout_ms * kMs) {
-    return;  // a jump breaks the clock bound this rests on
-  }
+  if (clock_jumped_recently()) return;  // a jump breaks the clock bound this rests on
   violation("cut off: node " + std::to_string(id) + " " + what + " after hearing from only " +
                 std::to_string(heard) + " of its " + std::to_string(voters.size()) +
                 " voters within " + std::to_string(bound_us / kMs) + " ms",
@@ -241,8 +246,7 @@ void Simulation::check_leases() {
     const bool holds = raft.lease_until_ms() > n->clock.local_ms(now_us_);
     // The fenced resource: every node that believes it leads acts on it now; a request with an
     // older token than one accepted is refused, as the resource's fencing must do.
-    const std::uint64_t window_us = 4 * options_.election_timeout_ms * kMs;
-    const bool clocks_broke = last_clock_jump_us_ && now_us_ - *last_clock_jump_us_ < window_us;
+    const bool clocks_broke = clock_jumped_recently();
     if (raft.term() < fence_token_) {
       result_.stats.fence_refused++;
       if (holds && !clocks_broke) {
@@ -261,8 +265,6 @@ void Simulation::check_leases() {
       holder = id;
       continue;
     }
-    // A forward clock jump breaks the drift bound the lease rests on: overlaps within a few
-    // election timeouts of one are the jump's, not the protocol's.
     if (clocks_broke) continue;
     violation("lease exclusivity: nodes " + std::to_string(holder) + " (term " +
                   std::to_string(nodes_.at(holder)->host->raft().term()) + ") and " +

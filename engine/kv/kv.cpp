@@ -315,7 +315,8 @@ KvResult KvStore::write(Index index, std::string& key, std::string& value) {
     ++entry.version;
     keys_digest_ += key_digest(it->first, entry);
   } else {
-    auto [added, fresh] = entries_.emplace(std::move(key), KeyValue{std::move(value), index, index, 1});
+    auto [added, fresh] =
+        entries_.emplace(std::move(key), KeyValue{std::move(value), index, index, 1});
     ANYA_ASSERT(fresh);
     keys_digest_ += key_digest(added->first, added->second);
   }

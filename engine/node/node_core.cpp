@@ -123,16 +123,11 @@ void NodeCore::submit_read(Ticket ticket, std::string key, ReadMode mode) {
   if (host_->failed()) return reply_error(ticket, host_->failure());
   const Raft& raft = host_->raft();
   const std::uint64_t now_ms = now();
-  if (mode == ReadMode::serializable) {
-    PendingRead r{ticket, std::move(key), raft.term(), 0, 0, now_ms};
-    serve_read(r);
-    replies_.back().stale_possible = true;
-    return;
-  }
+  if (mode == ReadMode::serializable) return serve_read(ticket, key, /*stale_possible=*/true);
   if (!raft.is_leader()) return reply_not_leader(ticket);
   if (mutants::active(mutants::stale_read) && raft.has_quorum() && raft.committed_in_term() &&
       raft.log().applied() >= raft.log().committed()) {
-    return serve_read(PendingRead{ticket, std::move(key), raft.term(), 0, 0, now_ms});
+    return serve_read(ticket, key, false);
   }
   if (raft.transfer_target() != kNoNode || raft.lease_revoked()) {
     return reply_not_leader(ticket, transfer_message());
@@ -144,7 +139,7 @@ void NodeCore::submit_read(Ticket ticket, std::string key, ReadMode mode) {
   if (mode == ReadMode::lease && raft.committed_in_term() && raft.lease_until_ms() > now_ms) {
     // No other leader can exist before the lease ends, so the commit index now is current.
     r.read_index = raft.log().committed();
-    if (raft.log().applied() >= r.read_index) return serve_read(r);
+    if (raft.log().applied() >= r.read_index) return serve_read(ticket, r.key, false);
     r.round = raft.confirmed_round();  // already confirmed: wait for the apply only
     ANYA_ASSERT(r.round > 0);
   }
@@ -206,25 +201,20 @@ Status NodeCore::flush() {
 }
 
 void NodeCore::submit_member_add(Ticket ticket, NodeId id, std::string address, bool learner) {
-  if (host_->failed()) return reply_error(ticket, host_->failure());
-  if (!host_->raft().is_leader()) return reply_not_leader(ticket);
-  const Index first = host_->raft().log().last_index() + 1;
-  expect({ticket}, false, learner ? kNoNode : id);
-  Result<Index> index =
-      host_->propose_conf_change(ConfChange{ConfChangeOp::add_learner, id, std::move(address)});
-  if (!index) {
-    unexpect(first, 1);
-    reply_error(ticket, index.status());
-  }
-  (void)settle({});
+  submit_conf_change(ticket, ConfChange{ConfChangeOp::add_learner, id, std::move(address)},
+                     learner ? kNoNode : id);
 }
 
 void NodeCore::submit_member_remove(Ticket ticket, NodeId id) {
+  submit_conf_change(ticket, ConfChange{ConfChangeOp::remove, id, ""}, kNoNode);
+}
+
+void NodeCore::submit_conf_change(Ticket ticket, const ConfChange& change, NodeId promote) {
   if (host_->failed()) return reply_error(ticket, host_->failure());
   if (!host_->raft().is_leader()) return reply_not_leader(ticket);
   const Index first = host_->raft().log().last_index() + 1;
-  expect({ticket}, false);
-  Result<Index> index = host_->propose_conf_change(ConfChange{ConfChangeOp::remove, id, ""});
+  expect({ticket}, false, promote);
+  Result<Index> index = host_->propose_conf_change(change);
   if (!index) {
     unexpect(first, 1);
     reply_error(ticket, index.status());
@@ -380,7 +370,7 @@ void NodeCore::settle_reads() {
     if (r.read_index == 0 && raft.committed_in_term()) r.read_index = raft.log().committed();
     const bool confirmed = r.round != 0 && raft.confirmed_round() >= r.round;
     if (confirmed && r.read_index != 0 && raft.log().applied() >= r.read_index) {
-      serve_read(r);
+      serve_read(r.ticket, r.key, false);
       continue;
     }
     waiting.push_back(std::move(r));
@@ -496,14 +486,15 @@ std::string NodeCore::transfer_message() const {
   return "leadership is being handed to node " + std::to_string(target) + "; retry there";
 }
 
-void NodeCore::serve_read(const PendingRead& read) {
+void NodeCore::serve_read(Ticket ticket, const std::string& key, bool stale_possible) {
   ClientReply r;
-  r.ticket = read.ticket;
+  r.ticket = ticket;
   r.revision = host_->raft().log().applied();
-  if (const KeyValue* kv = kv_.get(read.key)) {
+  r.stale_possible = stale_possible;
+  if (const KeyValue* kv = kv_.get(key)) {
     r.value = *kv;
   } else {
-    r.status = Status(Errc::not_found, "key not found: " + read.key);
+    r.status = Status(Errc::not_found, "key not found: " + key);
   }
   replies_.push_back(std::move(r));
 }

@@ -183,7 +183,10 @@ class NodeCore final : private StateMachinePort {
   void drive_failover(std::uint64_t now_ms);
   void reply_error(Ticket ticket, Status status);
   void reply_not_leader(Ticket ticket, std::string why = {});
-  void serve_read(const PendingRead& read);
+  void serve_read(Ticket ticket, const std::string& key, bool stale_possible);
+  // Proposes `change` with a waiter answering `ticket` once it applies; `promote`: a learner
+  // to promote once caught up, after it does.
+  void submit_conf_change(Ticket ticket, const ConfChange& change, NodeId promote);
   std::string transfer_message() const;
   // Register waiters for `count` entries about to be proposed at the end of the log.
   void expect(const std::vector<Ticket>& tickets, bool kv, NodeId promote = kNoNode);

@@ -178,7 +178,7 @@ bool Raft::lease_guard() const {
   // early (or was forced) may still be counted on by the leader's lease.
   if (!leases_ || role_ == Role::leader) return false;
   // A lone voter's lease counts on nobody else: it may elect itself at once after a start.
-  const std::set<NodeId> voters = tracker_.voters().all_voters();
+  const std::set<NodeId>& voters = membership().voters;
   if (voters.size() == 1 && voters.count(id_) == 1) return false;
   if (now_ms_ < vote_hold_until_ms_) return true;
   return lease_contact_ && now_ms_ - lease_contact_ms_ < election_timeout_ms_;

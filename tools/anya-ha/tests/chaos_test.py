@@ -15,7 +15,9 @@ been acknowledged before the read was sent.
 Usage: chaos_test.py ANYA_HA ANYA_SIM [--seconds 45] [--clients 4] [--keep FILE]
 TAP output, one case per check. Every loop is bounded by --seconds; the run stops by itself."""
 import argparse
+import bisect
 import http.client
+import itertools
 import shutil
 import json
 import os
@@ -70,13 +72,19 @@ class History:
         for o in self.ops:
             if o["kind"] in ("put", "cas") and o["complete"] is not None and o["outcome"] == "ok":
                 acked.setdefault(o["key"], []).append((o["complete"], o["revision"]))
+        # Per key: completion times in order, and the highest revision acknowledged by then.
+        done_at, best = {}, {}
+        for key, writes in acked.items():
+            writes.sort()
+            done_at[key] = [done for done, _ in writes]
+            best[key] = list(itertools.accumulate((rev for _, rev in writes), max))
         stale = []
         for o in self.ops:
-            if o["kind"] != "get" or o["outcome"] != "ok":
+            if o["kind"] != "get" or o["outcome"] != "ok" or o["key"] not in done_at:
                 continue
-            newer = [rev for done, rev in acked.get(o["key"], []) if done < o["invoke"]]
-            if newer and max(newer) > o["revision"]:
-                stale.append((o, max(newer)))
+            k = bisect.bisect_left(done_at[o["key"]], o["invoke"])  # writes done before it
+            if k > 0 and best[o["key"]][k - 1] > o["revision"]:
+                stale.append((o, best[o["key"]][k - 1]))
         return stale
 
 
