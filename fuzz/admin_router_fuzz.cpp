@@ -47,6 +47,7 @@ class InstantNode : public NodeApi {
     answer(r, KvEntryView{key, "v", 1, 2, 1});
   }
   void kv_write(KvWrite, Reply<KvWriteResult> r) override { answer(r, KvWriteResult{5}); }
+  std::vector<KvEntryView> kv_scan(const std::string&, std::size_t) override { return {}; }
   void members_add(anya::engine::NodeId, std::string, bool, Reply<Empty> r) override {
     answer(r, Empty{});
   }

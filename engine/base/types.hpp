@@ -16,6 +16,9 @@ using NodeId = std::uint64_t;  // 0 means "nobody" (no leader, no vote).
 using Term = std::uint64_t;
 using Index = std::uint64_t;   // log positions start at 1; index 0 is the empty log.
 inline constexpr NodeId kNoNode = 0;
+// Node ids are 1..kMaxNodeId: the top half is kept free so an id never reads as a negative
+// number in a signed language or JSON parser, and 2^64-1 never looks like a sentinel.
+inline constexpr NodeId kMaxNodeId = (NodeId{1} << 63) - 1;
 
 // Limits on everything that crosses a boundary. The codec rejects frames over these before it
 // allocates; the leader never builds an append larger than max_entry_bytes_per_message.

@@ -263,6 +263,17 @@ const KeyValue* KvStore::get(std::string_view key) const {
   return it == entries_.end() ? nullptr : &it->second;
 }
 
+std::vector<std::pair<std::string, KeyValue>> KvStore::scan(std::string_view prefix,
+                                                            std::size_t limit) const {
+  std::vector<std::pair<std::string, KeyValue>> out;
+  for (auto it = entries_.lower_bound(prefix);
+       it != entries_.end() && out.size() < limit && it->first.starts_with(prefix); ++it) {
+    out.emplace_back(it->first, it->second);
+  }
+  ANYA_ASSERT(out.size() <= limit);
+  return out;
+}
+
 KvResult KvStore::apply_put(Index index, KvCommand& command) {
   return write(index, command.key, command.value);
 }

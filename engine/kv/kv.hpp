@@ -48,6 +48,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "engine/base/result.hpp"
 #include "engine/base/types.hpp"
@@ -151,6 +153,9 @@ class KvStore {
   KvResult apply(Index index, std::string_view command);
 
   const KeyValue* get(std::string_view key) const;  // nullptr if absent
+  // The keys that start with `prefix`, in key order, at most `limit` of them.
+  std::vector<std::pair<std::string, KeyValue>> scan(std::string_view prefix,
+                                                     std::size_t limit) const;
   std::size_t size() const { return entries_.size(); }
   std::size_t store_bytes() const { return store_bytes_; }
   Index revision() const { return revision_; }

@@ -57,6 +57,24 @@ TEST(KvApply, PutCreatesThenUpdates) {
   EXPECT_EQ(store.get("other"), nullptr);
 }
 
+TEST(KvScan, ListsOnlyThePrefixInKeyOrderUpToTheLimit) {
+  KvStore store;
+  Index i = 1;
+  for (const char* key : {"a/2", "b", "a/1", "a", "a/3", "a0"}) {
+    ASSERT_EQ(apply(store, i, KvCommand::put(key, key)), ok_at(i));
+    ++i;
+  }
+  const auto all = store.scan("a/", 10);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].first, "a/1");
+  EXPECT_EQ(all[1].first, "a/2");
+  EXPECT_EQ(all[2].first, "a/3");
+  EXPECT_EQ(all[2].second.value, "a/3");
+  EXPECT_EQ(store.scan("a/", 2).size(), 2u);
+  EXPECT_EQ(store.scan("", 100).size(), 6u);
+  EXPECT_TRUE(store.scan("zz", 5).empty());
+}
+
 TEST(KvApply, CasWithZeroCreatesOnlyIfAbsent) {
   KvStore store;
   EXPECT_EQ(apply(store, 1, KvCommand::cas("k", 0, "first")), ok_at(1));

@@ -201,8 +201,30 @@ Status NodeCore::flush() {
 }
 
 void NodeCore::submit_member_add(Ticket ticket, NodeId id, std::string address, bool learner) {
+  // On the leader only: a follower's membership may lag, and it answers not_leader anyway.
+  if (host_->raft().is_leader()) {
+    if (Status s = check_new_member(id, address); !s) return reply_error(ticket, std::move(s));
+  }
   submit_conf_change(ticket, ConfChange{ConfChangeOp::add_learner, id, std::move(address)},
                      learner ? kNoNode : id);
+}
+
+Status NodeCore::check_new_member(NodeId id, const std::string& address) const {
+  if (id == kNoNode || id > kMaxNodeId) {
+    return {Errc::invalid_argument, "id: " + std::to_string(id) + " is outside 1.." +
+                                        std::to_string(kMaxNodeId)};
+  }
+  const Membership& m = host_->raft().membership();
+  if (m.contains(id)) {
+    return {Errc::conflict, "id: node " + std::to_string(id) + " is already a member"};
+  }
+  for (const auto& [member, member_address] : m.addresses) {
+    if (member_address == address) {
+      return {Errc::conflict, "address: " + address + " is already the address of node " +
+                                  std::to_string(member)};
+    }
+  }
+  return Status::ok();
 }
 
 void NodeCore::submit_member_remove(Ticket ticket, NodeId id) {

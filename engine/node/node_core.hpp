@@ -187,6 +187,8 @@ class NodeCore final : private StateMachinePort {
   // Proposes `change` with a waiter answering `ticket` once it applies; `promote`: a learner
   // to promote once caught up, after it does.
   void submit_conf_change(Ticket ticket, const ConfChange& change, NodeId promote);
+  // A new member's id is in range and unused, and its address is not another member's.
+  Status check_new_member(NodeId id, const std::string& address) const;
   std::string transfer_message() const;
   // Register waiters for `count` entries about to be proposed at the end of the log.
   void expect(const std::vector<Ticket>& tickets, bool kv, NodeId promote = kNoNode);

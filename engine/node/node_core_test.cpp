@@ -70,7 +70,10 @@ class Nodes {
   }
 
   NodeCore& at(NodeId id) { return *nodes_.at(id).core; }
-  bool up(NodeId id) const { return nodes_.at(id).core != nullptr; }
+  bool up(NodeId id) const {  // a member added but never started is down
+    auto it = nodes_.find(id);
+    return it != nodes_.end() && it->second.core != nullptr;
+  }
 
   // Deliver every queued message whose link is up; messages on a cut link are dropped.
   void deliver() {
@@ -390,5 +393,28 @@ TEST(NodeCoreReady, FollowerThatLostAcknowledgedEntriesIsCaughtUpAgain) {
   EXPECT_TRUE(c.at(3).ready());
 }
 
+TEST(NodeCoreMembers, NewMemberNeedsAnUnusedIdInRangeAndAnUnusedAddress) {
+  Nodes c(3);
+  c.elect(1);
+  const auto add = [&](Ticket t, NodeId id, const std::string& address) {
+    c.at(1).submit_member_add(t, id, address, true);
+    c.flush(1);
+    c.deliver();
+    c.advance(1);
+    c.flush(1);
+    auto r = c.reply(t);
+    EXPECT_TRUE(r.has_value());
+    return r ? r->status : Status(Errc::io_error, "no reply");
+  };
+  EXPECT_EQ(add(1, ~NodeId{0}, "10.0.0.9:7000").code(), Errc::invalid_argument);
+  EXPECT_EQ(add(2, kMaxNodeId + 1, "10.0.0.9:7000").code(), Errc::invalid_argument);
+  EXPECT_EQ(add(3, 2, "10.0.0.9:7000").code(), Errc::conflict);  // an existing voter
+  ASSERT_TRUE(add(4, 4, "10.0.0.4:7000").is_ok());
+  const Status twice = add(5, 5, "10.0.0.4:7000");
+  EXPECT_EQ(twice.code(), Errc::conflict);
+  EXPECT_NE(twice.message().find("node 4"), std::string::npos) << twice.message();
+  EXPECT_EQ(c.at(1).raft().membership().contains(5), false);
+  EXPECT_TRUE(add(6, kMaxNodeId, "10.0.0.6:7000").is_ok());
+}
 }  // namespace
 }  // namespace anya::engine

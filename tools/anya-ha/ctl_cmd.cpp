@@ -10,6 +10,7 @@
 
 #include "tools/anya-ha/commands.hpp"
 #include "transport/admin/client.hpp"
+#include "transport/config/node_config.hpp"
 
 namespace anya::tools {
 
@@ -21,6 +22,7 @@ constexpr int kMaxLeaderHops = 3;
 
 struct CtlArgs {
   std::string endpoints, cacert, cert, key, token, output = "text";
+  std::string token_name, token_role, token_ttl, token_id;
   std::vector<std::string> words;  // sub-command arguments
   std::uint64_t id = 0, to = 0, version = 0, if_version = 0, prev_revision = 0;
   bool learner = false, has_if_version = false, has_prev = false;
@@ -51,18 +53,22 @@ class Ctl {
     options_.ca_cert = env_or(args_.cacert, "ANYA_HA_CACERT");
     options_.cert = env_or(args_.cert, "ANYA_HA_CERT");
     options_.key = env_or(args_.key, "ANYA_HA_KEY");
-    if (!env_or(args_.token, "ANYA_HA_TOKEN").empty()) {
-      std::cerr << "anya-ha ctl: --token: token authentication is not supported by this "
-                   "version; use --cacert/--cert/--key\n";
-      return kExitUsage;
-    }
+    options_.token = env_or(args_.token, "ANYA_HA_TOKEN");
     if (endpoints_.empty()) {
       std::cerr << "anya-ha ctl: --endpoint (or ANYA_HA_ENDPOINTS) is required\n";
       return kExitUsage;
     }
-    if (options_.ca_cert.empty() || options_.cert.empty() || options_.key.empty()) {
-      std::cerr << "anya-ha ctl: --cacert, --cert and --key (or ANYA_HA_CACERT, ANYA_HA_CERT, "
-                   "ANYA_HA_KEY) are required\n";
+    if (options_.ca_cert.empty()) {
+      std::cerr << "anya-ha ctl: --cacert (or ANYA_HA_CACERT) is required\n";
+      return kExitUsage;
+    }
+    if (options_.cert.empty() != options_.key.empty()) {
+      std::cerr << "anya-ha ctl: --cert and --key (or ANYA_HA_CERT, ANYA_HA_KEY) go together\n";
+      return kExitUsage;
+    }
+    if (options_.cert.empty() && options_.token.empty()) {
+      std::cerr << "anya-ha ctl: a credential is required: --cert and --key, or --token (or "
+                   "ANYA_HA_CERT and ANYA_HA_KEY, or ANYA_HA_TOKEN)\n";
       return kExitUsage;
     }
     if (args_.output != "text" && args_.output != "json") {
@@ -184,7 +190,7 @@ Runner add_ctl_command(CLI::App& app) {
   ctl->add_option("--cacert", a->cacert, "Cluster CA (or ANYA_HA_CACERT)");
   ctl->add_option("--cert", a->cert, "Client certificate (or ANYA_HA_CERT)");
   ctl->add_option("--key", a->key, "Client key (or ANYA_HA_KEY)");
-  ctl->add_option("--token", a->token, "Token (or ANYA_HA_TOKEN); not supported yet");
+  ctl->add_option("--token", a->token, "Bearer token (or ANYA_HA_TOKEN)");
   ctl->add_option("-o,--output", a->output, "text or json");
 
   using Action = std::function<int(Ctl&)>;
@@ -286,6 +292,39 @@ Runner add_ctl_command(CLI::App& app) {
     }
     return c.call("DELETE", target, "", "", print_revision);
   });
+  CLI::App* token = ctl->add_subcommand("token", "Bearer tokens (admins only)");
+  CLI::App* tcreate = token->add_subcommand("create", "Make a token; it is shown once");
+  tcreate->add_option("--name", a->token_name, "What it is for")->required();
+  tcreate->add_option("--role", a->token_role, "viewer, operator, admin or a custom role")
+      ->required();
+  tcreate->add_option("--ttl", a->token_ttl, "How long it is valid, e.g. 1h or 30d (default: "
+                                             "until revoked)");
+  CLI::App* trevoke = token->add_subcommand("revoke", "Revoke a token by its id");
+  trevoke->add_option("id", a->token_id, "The token's id (16 hex characters)")->required();
+  on(tcreate, [a](Ctl& c) {
+    json::object body{{"name", a->token_name}, {"role", a->token_role}};
+    if (!a->token_ttl.empty()) {
+      Result<std::uint64_t> ms = transport::parse_duration_ms(a->token_ttl);
+      if (!ms || *ms < 1000) {
+        std::cerr << "anya-ha ctl: --ttl: expected a duration of at least 1s, e.g. 1h\n";
+        return kExitUsage;
+      }
+      body["ttl_seconds"] = *ms / 1000;
+    }
+    return c.call("POST", "/v1/tokens", json::serialize(body), "", [](const json::value& v) {
+      std::cout << str(v.at("token")) << "\n";
+      std::cerr << "token " << str(v.at("id")) << " (" << str(v.at("name")) << ", role "
+                << str(v.at("role")) << "): keep it secret; it is not shown again\n";
+    });
+  });
+  on(trevoke, [a](Ctl& c) {
+    return c.call("DELETE", "/v1/tokens/" + a->token_id, "", "", [a](const json::value&) {
+      std::cout << "revoked token " << a->token_id << "\n";
+    });
+  });
+  on(token->add_subcommand("list", "Tokens made at run time (never their secrets)"),
+     [](Ctl& c) { return c.call("GET", "/v1/tokens", "", "", print_json); });
+
   on(ctl->add_subcommand("lease", "The leader's lease and fencing token"), [](Ctl& c) {
     return c.call("GET", "/v1/lease", "", "", print_json);
   });

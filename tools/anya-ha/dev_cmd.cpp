@@ -16,6 +16,7 @@
 
 #include "tools/anya-ha/commands.hpp"
 #include "transport/admin/client.hpp"
+#include "transport/audit/audit_log.hpp"
 #include "transport/config/node_config.hpp"
 
 namespace anya::tools {
@@ -36,9 +37,15 @@ struct DevArgs {
   bool prepare_only = false;
 };
 
-std::uint16_t peer_port(const DevArgs& a, int id) { return static_cast<std::uint16_t>(a.base_port + id); }
+std::uint16_t peer_port(const DevArgs& a, int id) {
+  return static_cast<std::uint16_t>(a.base_port + id);
+}
 std::uint16_t admin_port(const DevArgs& a, int id) {
   return static_cast<std::uint16_t>(a.base_port + 100 + id);
+}
+// Plain HTTP /healthz, /readyz and /metrics (admin.health_listen).
+std::uint16_t health_port(const DevArgs& a, int id) {
+  return static_cast<std::uint16_t>(a.base_port + 200 + id);
 }
 std::string admin_endpoint(const DevArgs& a, int id) {
   return "https://127.0.0.1:" + std::to_string(admin_port(a, id));
@@ -50,6 +57,10 @@ Status prepare(const DevArgs& a, const fs::path& dir) {
                              dir / "client.key", {}, {});
       !s) {
     return s;
+  }
+  const fs::path audit_secret = dir / "audit.secret";
+  if (!fs::exists(audit_secret)) {
+    if (Status s = transport::create_audit_secret(audit_secret); !s) return s;
   }
   std::vector<transport::StaticMember> members;
   for (int id = 1; id <= a.nodes; id++) {
@@ -73,6 +84,10 @@ Status prepare(const DevArgs& a, const fs::path& dir) {
     c.data_dir = node_dir / "data";
     c.peer_listen = c.peer_advertise = {"127.0.0.1", peer_port(a, id)};
     c.admin_listen = {"127.0.0.1", admin_port(a, id)};
+    c.health_listen = transport::HostPort{"127.0.0.1", health_port(a, id)};
+    c.audit_file = c.data_dir / "audit.log";
+    c.audit_secret_file = audit_secret;
+    c.auth.client_roles["admin"] = "admin";  // the client certificate in ctl.env
     c.tls_ca = dir / "ca.crt";
     c.tls_cert = node_dir / "node.crt";
     c.tls_key = node_dir / "node.key";
@@ -133,8 +148,8 @@ int run_dev(const DevArgs& a) {
     std::cerr << "anya-ha dev: --nodes: must be 1 to " << kMaxNodes << "\n";
     return kExitUsage;
   }
-  if (a.base_port < 1024 || a.base_port > 65535 - 100 - kMaxNodes) {
-    std::cerr << "anya-ha dev: --base-port: must be 1024 to " << 65535 - 100 - kMaxNodes << "\n";
+  if (a.base_port < 1024 || a.base_port > 65535 - 200 - kMaxNodes) {
+    std::cerr << "anya-ha dev: --base-port: must be 1024 to " << 65535 - 200 - kMaxNodes << "\n";
     return kExitUsage;
   }
   std::error_code ec;

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   add(add_dev_command);
   add(add_ctl_command);
   add(add_certs_command);
+  add(add_audit_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

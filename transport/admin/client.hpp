@@ -1,7 +1,7 @@
 // A small synchronous HTTPS client for the admin API, used by `anya-ha ctl` and `anya-ha dev`:
-// TLS 1.3 with a client certificate, the server verified against the cluster CA (by the
-// certificate chain; the admin endpoint's certificate carries the node identity and its
-// addresses). One request per call; no retries here: the ctl layer decides what to retry.
+// TLS 1.3 with a client certificate or a bearer token (or both), the server verified against
+// the cluster CA (by the certificate chain; the admin endpoint's certificate carries the node
+// identity and its addresses). One request per call; no retries here: the ctl layer decides what to retry.
 #pragma once
 
 #include <cstdint>
@@ -13,8 +13,9 @@
 namespace anya::transport {
 
 struct AdminClientOptions {
-  std::filesystem::path ca_cert, cert, key;
+  std::filesystem::path ca_cert, cert, key;  // cert and key empty: no client certificate
   std::uint64_t timeout_ms = 10000;
+  std::string token{};  // sent as "Authorization: Bearer TOKEN" when set
 };
 
 struct HttpReply {

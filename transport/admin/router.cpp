@@ -192,6 +192,12 @@ void route_kv(const AdminRequest& req, std::string_view path, std::string_view q
   std::optional<std::string> key = percent_decode(path);
   if (!key || key->empty()) return respond(bad_request("key: missing or badly escaped"));
   if (!valid_utf8(*key)) return respond(bad_request("key: not valid UTF-8"));
+  if (key->starts_with(auth::kReservedKeyPrefix)) {
+    return respond(json_response(
+        403, json::object{{"error", "forbidden"},
+                          {"message", "key: names under " + std::string(auth::kReservedKeyPrefix) +
+                                          " are the cluster's own (tokens); use /v1/tokens"}}));
+  }
   auto write_done = replying<KvWriteResult>(respond, [](const KvWriteResult& w) {
     return json_response(200, json::object{{"revision", w.revision}});
   });
@@ -363,23 +369,20 @@ void route_v1(const AdminRequest& req, std::string_view path, std::string_view q
                                              {"remaining_ms", l.remaining_ms}});
     }));
   }
+  if (path == "/v1/tokens" || path.rfind("/v1/tokens/", 0) == 0) {
+    return respond(error_response(ApiError{
+        Status(Errc::unsupported, "tokens are served only by an authorizing listener")}));
+  }
   ANYA_ASSERT(!"allowed_methods() lists a /v1 path that route_v1 does not handle");
 }
 
-// The methods each endpoint answers, as an Allow header lists them; empty for an unknown path.
-// The routers above rely on it: a request reaches them only with a method listed here.
-std::string_view allowed_methods(std::string_view path) {
-  const auto under = [&](std::string_view prefix) { return path.rfind(prefix, 0) == 0; };
-  if (path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/v1/status" ||
-      path == "/v1/config/history" || path == "/v1/lease") {
-    return "GET";
+bool path_matches(const EndpointRule& e, std::string_view path) {
+  switch (e.match) {
+    case EndpointRule::Match::exact: return path == e.path;
+    case EndpointRule::Match::prefix: return path.starts_with(e.path);
+    case EndpointRule::Match::child: return path.size() > e.path.size() && path.starts_with(e.path);
   }
-  if (under("/v1/kv/")) return "GET, PUT, DELETE";
-  if (path == "/v1/members" || path == "/v1/members/") return "GET, POST";
-  if (under("/v1/members/")) return "DELETE";
-  if (path == "/v1/config") return "GET, PUT";
-  if (path == "/v1/config/rollback" || path == "/v1/leader/transfer") return "POST";
-  return {};
+  return false;
 }
 
 bool method_listed(std::string_view allow, std::string_view method) {
@@ -392,7 +395,60 @@ bool method_listed(std::string_view allow, std::string_view method) {
   return false;
 }
 
+// The methods the endpoint table lists for `path`, as an Allow header lists them; empty for an
+// unknown path. The routers above rely on it: a request reaches them only with a listed method.
+std::string allowed_methods(std::string_view path) {
+  std::string out;
+  for (const EndpointRule& e : admin_endpoints()) {
+    if (!path_matches(e, path) || method_listed(out, e.method)) continue;
+    if (!out.empty()) out += ", ";
+    out += e.method;
+  }
+  return out;
+}
+
 }  // namespace
+
+namespace {
+using auth::Permission;
+// GET, PUT and DELETE of one key are kv.*; listing or changing members, the configuration and
+// tokens are the admin's; health and metrics are reads anyone bound to a role may do.
+constexpr auto kExact = EndpointRule::Match::exact;
+constexpr auto kPrefix = EndpointRule::Match::prefix;
+constexpr auto kChild = EndpointRule::Match::child;
+constexpr EndpointRule kEndpoints[] = {
+    {"GET", "/healthz", kExact, Permission::health_read, false},
+    {"GET", "/readyz", kExact, Permission::health_read, false},
+    {"GET", "/metrics", kExact, Permission::metrics_read, false},
+    {"GET", "/v1/status", kExact, Permission::status_read, false},
+    {"GET", "/v1/kv/", kPrefix, Permission::kv_read, false},
+    {"PUT", "/v1/kv/", kPrefix, Permission::kv_write, true},
+    {"DELETE", "/v1/kv/", kPrefix, Permission::kv_write, true},
+    {"GET", "/v1/members", kExact, Permission::members_read, false},
+    {"POST", "/v1/members", kExact, Permission::members_write, true},
+    {"GET", "/v1/members/", kExact, Permission::members_read, false},
+    {"POST", "/v1/members/", kExact, Permission::members_write, true},
+    {"DELETE", "/v1/members/", kChild, Permission::members_write, true},
+    {"GET", "/v1/config", kExact, Permission::config_read, false},
+    {"PUT", "/v1/config", kExact, Permission::config_write, true},
+    {"POST", "/v1/config/rollback", kExact, Permission::config_write, true},
+    {"GET", "/v1/config/history", kExact, Permission::config_read, false},
+    {"POST", "/v1/leader/transfer", kExact, Permission::leader_transfer, true},
+    {"GET", "/v1/lease", kExact, Permission::lease_read, false},
+    {"GET", "/v1/tokens", kExact, Permission::tokens_manage, false},
+    {"POST", "/v1/tokens", kExact, Permission::tokens_manage, true},
+    {"DELETE", "/v1/tokens/", kChild, Permission::tokens_manage, true},
+};
+}  // namespace
+
+std::span<const EndpointRule> admin_endpoints() { return kEndpoints; }
+
+const EndpointRule* find_endpoint(std::string_view method, std::string_view path) {
+  for (const EndpointRule& e : kEndpoints) {
+    if (path_matches(e, path) && e.method == method) return &e;
+  }
+  return nullptr;
+}
 
 int http_status_for(Errc code) {
   switch (code) {
@@ -453,7 +509,7 @@ void route_admin_request(const AdminRequest& req, NodeApi& node,
   const std::string_view path = std::string_view(req.target).substr(0, q);
   const std::string_view query =
       q == std::string::npos ? std::string_view() : std::string_view(req.target).substr(q + 1);
-  const std::string_view allow = allowed_methods(path);
+  const std::string allow = allowed_methods(path);
   if (allow.empty()) {
     return respond(error_response(ApiError{Status(
         Errc::not_found, "no such endpoint: " + req.method + " " + std::string(path))}));
@@ -485,6 +541,217 @@ void route_admin_request(const AdminRequest& req, NodeApi& node,
                                  node.metrics_text(), {}});
   }
   route_v1(req, path, query, node, respond);
+}
+
+namespace {
+
+constexpr std::uint64_t kMaxTokenTtlSeconds = 10ull * 365 * 24 * 3600;
+constexpr std::size_t kMaxListedTokens = 1000;
+
+AdminResponse auth_refusal(const auth::AuthOutcome& outcome) {
+  const bool unauthenticated = outcome.kind == auth::AuthOutcome::Kind::unauthenticated;
+  return json_response(unauthenticated ? 401 : 403,
+                       json::object{{"error", unauthenticated ? "unauthenticated" : "forbidden"},
+                                    {"message", json_safe(outcome.reason)}});
+}
+
+json::value token_json(const auth::TokenRecord& r) {
+  return json::object{{"id", r.id},
+                      {"name", r.name},
+                      {"role", r.role},
+                      {"expires_unix_ms", r.expires_unix_ms},
+                      {"created_by", r.created_by}};
+}
+
+// POST /v1/tokens {"name", "role", "ttl_seconds"}: a token is made here and stored (as a hash)
+// by a create-only write under kTokenKeyPrefix; the secret is in this answer and nowhere else.
+void create_token(const AdminRequest& req, NodeApi& node, const auth::Authorizer& authorizer,
+                  const auth::Principal& by, const std::function<void(AdminResponse)>& respond) {
+  std::string error;
+  std::optional<json::object> body = parse_object(req.body, error);
+  if (!body || !only_fields(*body, {"name", "role", "ttl_seconds"}, error)) {
+    return respond(bad_request(error));
+  }
+  const json::value* name = body->if_contains("name");
+  const json::value* role = body->if_contains("role");
+  if (name == nullptr || !name->is_string() || name->as_string().empty() ||
+      name->as_string().size() > auth::kMaxNameBytes) {
+    return respond(bad_request("name: missing, or not a string of 1 to 64 characters"));
+  }
+  if (role == nullptr || !role->is_string() ||
+      !authorizer.role_exists(std::string_view(role->as_string()))) {
+    return respond(bad_request("role: missing or not a role of this cluster"));
+  }
+  std::optional<std::uint64_t> ttl;
+  if (!read_u64(*body, "ttl_seconds", ttl, error)) return respond(bad_request(error));
+  if (ttl && (*ttl == 0 || *ttl > kMaxTokenTtlSeconds)) {
+    return respond(bad_request("ttl_seconds: must be 1 to " + std::to_string(kMaxTokenTtlSeconds)));
+  }
+  Result<auth::NewToken> token = auth::generate_token();
+  if (!token) return respond(error_response(ApiError{token.status()}));
+  auth::TokenRecord record{token->id, std::string(name->as_string()),
+                           std::string(role->as_string()), token->sha256_hex,
+                           ttl ? req.now_unix_ms + *ttl * 1000 : 0, by.actor};
+  KvWrite w{KvWrite::Op::cas, std::string(auth::kTokenKeyPrefix) + record.id,
+            auth::encode_token_record(record), 0};
+  node.kv_write(std::move(w), replying<KvWriteResult>(respond, [record, secret = token->token](
+                                                                  const KvWriteResult&) {
+    json::value out = token_json(record);
+    out.as_object()["token"] = secret;
+    return json_response(201, out);
+  }));
+}
+
+void route_tokens(const AdminRequest& req, std::string_view path, NodeApi& node,
+                  const auth::Authorizer& authorizer, const auth::Principal& by,
+                  const std::function<void(AdminResponse)>& respond) {
+  if (path == "/v1/tokens" && req.method == "GET") {
+    json::array tokens;
+    for (const KvEntryView& e : node.kv_scan(std::string(auth::kTokenKeyPrefix),
+                                             kMaxListedTokens)) {
+      const std::string id = e.key.substr(auth::kTokenKeyPrefix.size());
+      if (auto r = auth::decode_token_record(id, e.value)) tokens.push_back(token_json(*r));
+    }
+    return respond(json_response(200, json::object{{"tokens", std::move(tokens)}}));
+  }
+  if (path == "/v1/tokens") return create_token(req, node, authorizer, by, respond);
+  ANYA_ASSERT(req.method == "DELETE");  // the endpoint table saw to it
+  const std::string_view id = path.substr(std::string_view("/v1/tokens/").size());
+  if (!auth::parse_runtime_token(std::string(auth::kTokenPrefix) + std::string(id) + "." +
+                                 std::string(auth::kTokenSecretHexChars, '0'))) {
+    return respond(bad_request("token id: expected 16 lowercase hex characters"));
+  }
+  KvWrite w{KvWrite::Op::del, std::string(auth::kTokenKeyPrefix) + std::string(id), {}, {}};
+  node.kv_write(std::move(w), replying<KvWriteResult>(respond, [](const KvWriteResult&) {
+    return json_response(200, json::object{{"revoked", true}});
+  }));
+}
+
+AuditEvent audit_event(const AdminRequest& req, std::string_view path,
+                       const auth::AuthOutcome& outcome, std::string action) {
+  AuditEvent e;
+  e.actor = outcome.principal.actor.empty() ? "anonymous" : outcome.principal.actor;
+  e.role = outcome.principal.role;
+  e.action = std::move(action);
+  e.target = req.method + " " + std::string(path);
+  e.source = req.caller.source;
+  return e;
+}
+
+}  // namespace
+
+void serve_admin_request(const AdminRequest& req, NodeApi& node,
+                         const auth::Authorizer& authorizer, AuditSink& audit,
+                         std::function<void(AdminResponse)> respond) {
+  const std::string_view path = std::string_view(req.target).substr(0, req.target.find('?'));
+  const EndpointRule* rule = find_endpoint(req.method == "HEAD" ? "GET" : req.method, path);
+  if (rule == nullptr) return route_admin_request(req, node, std::move(respond));  // 404, 405
+  const auth::AuthOutcome outcome =
+      authorizer.check(req.caller, rule->permission, req.now_unix_ms);
+  if (outcome.kind != auth::AuthOutcome::Kind::ok) {
+    AuditEvent e = audit_event(req, path, outcome,
+                               outcome.kind == auth::AuthOutcome::Kind::unauthenticated
+                                   ? "auth.unauthenticated"
+                                   : "auth.forbidden");
+    e.outcome = "refused";
+    e.detail = outcome.reason;
+    (void)audit.record(e);  // a refusal is refused whether or not it could be recorded
+    return respond(auth_refusal(outcome));
+  }
+  if (rule->mutates) {
+    AuditEvent e = audit_event(req, path, outcome, auth::permission_name(rule->permission));
+    e.outcome = "requested";
+    if (Status s = audit.record(e); !s) {
+      return respond(error_response(
+          ApiError{Status(Errc::busy, "refused: the audit log cannot record it: " + s.message())}));
+    }
+    respond = [respond = std::move(respond), &audit, e](AdminResponse r) mutable {
+      e.outcome = r.status < 300 ? "ok" : "failed: " + std::to_string(r.status);
+      (void)audit.record(e);
+      respond(std::move(r));
+    };
+  }
+  if (path == "/v1/tokens" || path.starts_with("/v1/tokens/")) {
+    return route_tokens(req, path, node, authorizer, outcome.principal, respond);
+  }
+  route_admin_request(req, node, std::move(respond));
+}
+
+void ReplayGuard::expire(std::uint64_t now_ms) {
+  while (!by_time_.empty() &&
+         (by_time_.begin()->first + kKeepMs <= now_ms || entries_.size() > kMaxEntries)) {
+    auto it = entries_.find(by_time_.begin()->second);
+    if (it != entries_.end() && it->second.at_ms == by_time_.begin()->first) entries_.erase(it);
+    by_time_.erase(by_time_.begin());
+  }
+}
+
+ReplayGuard::Verdict ReplayGuard::begin(const std::string& caller, const std::string& key,
+                                        const std::string& fingerprint, std::uint64_t now_ms,
+                                        AdminResponse* replay) {
+  ANYA_ASSERT(replay != nullptr);
+  expire(now_ms);
+  auto [it, fresh] = entries_.try_emplace({caller, key});
+  if (fresh) {
+    it->second = Entry{fingerprint, now_ms, std::nullopt};
+    by_time_.emplace(now_ms, it->first);
+    return Verdict::fresh;
+  }
+  if (it->second.fingerprint != fingerprint) return Verdict::mismatch;
+  if (!it->second.answer) return Verdict::in_flight;
+  *replay = *it->second.answer;
+  return Verdict::replay;
+}
+
+void ReplayGuard::finish(const std::string& caller, const std::string& key,
+                         const AdminResponse& answer) {
+  auto it = entries_.find({caller, key});
+  if (it == entries_.end()) return;  // expired meanwhile
+  // Only an answer that says what happened is kept: after a 5xx or a not_leader the client may
+  // try again with the same key.
+  if (answer.status >= 500 || answer.status == 421) {
+    entries_.erase(it);
+    return;
+  }
+  it->second.answer = answer;
+}
+
+void serve_admin_request_once(const AdminRequest& req, NodeApi& node,
+                              const auth::Authorizer& authorizer, AuditSink& audit,
+                              ReplayGuard& guard, std::function<void(AdminResponse)> respond) {
+  if (req.idempotency_key.empty() || req.method == "GET" || req.method == "HEAD") {
+    return serve_admin_request(req, node, authorizer, audit, std::move(respond));
+  }
+  if (req.idempotency_key.size() > ReplayGuard::kMaxKeyBytes) {
+    return respond(bad_request("Idempotency-Key: longer than 128 bytes"));
+  }
+  const std::string caller = req.caller.authorization.empty()
+                                 ? (req.caller.client_name ? "client:" + *req.caller.client_name
+                                                           : "source:" + req.caller.source)
+                                 : "token:" + auth::sha256_hex(req.caller.authorization);
+  const std::string fingerprint = req.method + " " + req.target + "\n" + req.body;
+  AdminResponse replay;
+  switch (guard.begin(caller, req.idempotency_key, fingerprint, req.now_unix_ms, &replay)) {
+    case ReplayGuard::Verdict::replay:
+      return respond(std::move(replay));
+    case ReplayGuard::Verdict::in_flight:
+      return respond(json_response(
+          409, json::object{{"error", "conflict"},
+                            {"message", "Idempotency-Key: the first request with this key is "
+                                        "still running; ask again for its answer"}}));
+    case ReplayGuard::Verdict::mismatch:
+      return respond(json_response(
+          422, json::object{{"error", "invalid_argument"},
+                            {"message", "Idempotency-Key: already used for another request"}}));
+    case ReplayGuard::Verdict::fresh:
+      break;
+  }
+  serve_admin_request(req, node, authorizer, audit,
+                      [&guard, caller, key = req.idempotency_key,
+                       respond = std::move(respond)](AdminResponse r) {
+                        guard.finish(caller, key, r);
+                        respond(std::move(r));
+                      });
 }
 
 }  // namespace anya::transport

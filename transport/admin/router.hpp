@@ -11,8 +11,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
+#include <span>
 #include <string>
 
+#include "transport/auth/auth.hpp"
 #include "transport/node/api.hpp"
 
 namespace anya::transport {
@@ -22,6 +25,9 @@ struct AdminRequest {
   std::string target;   // path and query, as sent: "/v1/kv/a%2Fb?prev_revision=3"
   std::string if_match; // the If-Match header, if any
   std::string body;
+  auth::Caller caller{};           // what the connection proved, and the Authorization header
+  std::string idempotency_key{};   // the Idempotency-Key header, if any
+  std::uint64_t now_unix_ms = 0;   // wall clock when it arrived (token expiry)
 };
 
 struct AdminResponse {
@@ -37,7 +43,85 @@ struct AdminLimits {
   static constexpr std::size_t max_json_depth = 32;
 };
 
-// Handles one request. `respond` is called exactly once, possibly later. An unknown path gets
+// The one table of endpoints: the permission each method on each path needs. Rows match a path
+// exactly, by prefix (/v1/kv/KEY, an empty KEY being the router's 400), or as a child: longer
+// than the prefix (DELETE /v1/members/ID; DELETE /v1/members/ is a 405). Every endpoint
+// the router answers is here, and nothing else is answered (a test walks it for every role).
+struct EndpointRule {
+  std::string_view method;
+  std::string_view path;
+  enum class Match : std::uint8_t { exact, prefix, child } match;
+  auth::Permission permission;
+  bool mutates;  // written to the audit log before it runs
+};
+std::span<const EndpointRule> admin_endpoints();
+const EndpointRule* find_endpoint(std::string_view method, std::string_view path);
+
+// Keys under auth::kReservedKeyPrefix hold the cluster's own records (run-time tokens);
+// /v1/kv refuses them.
+
+// One line of the audit trail, as the router knows it; the sink adds time, node and term.
+struct AuditEvent {
+  std::string actor;    // "client:ops", "token:ci", "anonymous"
+  std::string role;
+  std::string action;   // the permission used ("kv.write"), auth.unauthenticated or .forbidden
+  std::string target;   // METHOD PATH (a key name, a member id; never a value)
+  std::string outcome;  // "requested", "ok", "refused", "failed: CODE"
+  std::string detail;
+  std::string source;   // the caller's address
+};
+class AuditSink {
+ public:
+  virtual ~AuditSink() = default;
+  // Durable before it returns ok. A mutation whose "requested" record fails is refused.
+  virtual Status record(const AuditEvent& event) = 0;
+};
+
+// Mutating requests that carry an `Idempotency-Key` header are remembered per caller (client
+// certificate, token or source) with their answer: a client that retries after a timeout gets
+// the first answer again, and the write is not applied twice. Bounded in entries and time; one
+// node's memory (a retry sent to another node after a failover is not caught here).
+class ReplayGuard {
+ public:
+  static constexpr std::size_t kMaxEntries = 10'000;
+  static constexpr std::uint64_t kKeepMs = 10 * 60 * 1000;
+  static constexpr std::size_t kMaxKeyBytes = 128;
+
+  enum class Verdict { fresh, in_flight, replay, mismatch };
+  // `fingerprint`: method, target and body; the same key with another request is a mismatch.
+  Verdict begin(const std::string& caller, const std::string& key,
+                const std::string& fingerprint, std::uint64_t now_ms, AdminResponse* replay);
+  void finish(const std::string& caller, const std::string& key, const AdminResponse& answer);
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    std::string fingerprint;
+    std::uint64_t at_ms = 0;
+    std::optional<AdminResponse> answer;  // nullopt while the first request runs
+  };
+  void expire(std::uint64_t now_ms);
+  std::map<std::pair<std::string, std::string>, Entry> entries_;
+  std::multimap<std::uint64_t, std::pair<std::string, std::string>> by_time_;
+};
+
+// serve_admin_request with a replay guard: the `idempotency_key` of `request` (if any) is
+// checked before anything runs. 409 while the first is still running, 422 if the key was used
+// for another request.
+void serve_admin_request_once(const AdminRequest& request, NodeApi& node,
+                              const auth::Authorizer& authorizer, AuditSink& audit,
+                              ReplayGuard& guard, std::function<void(AdminResponse)> respond);
+
+// Authenticates and authorizes `request` against the endpoint table, writes mutations to the
+// audit sink first (fail closed: 503 if it cannot), then routes. Refusals: 401 (no or bad
+// credential), 403 (a known caller without the permission), each audited.
+void serve_admin_request(const AdminRequest& request, NodeApi& node,
+                         const auth::Authorizer& authorizer, AuditSink& audit,
+                         std::function<void(AdminResponse)> respond);
+
+// Handles one request without any authorization (serve_admin_request's last step; the
+// unauthenticated health listener's, for the paths it serves; tests and the fuzz target).
+// `respond` is called exactly once, possibly later. An unknown path gets
 // 404; a known path asked with a method it does not answer gets 405 (`method_not_allowed`).
 void route_admin_request(const AdminRequest& request, NodeApi& node,
                          std::function<void(AdminResponse)> respond);

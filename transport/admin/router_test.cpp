@@ -39,6 +39,8 @@ class FakeNode : public NodeApi {
   std::optional<ApiResult<engine::NodeId>> transfer_result;
   std::optional<ApiResult<LeaseView>> lease_result;
 
+  std::vector<KvEntryView> scan_result;
+
   bool defer = false;
   std::vector<std::string> calls;
   std::vector<KvWrite> writes;  // the kv_write arguments, in full
@@ -78,6 +80,14 @@ class FakeNode : public NodeApi {
     calls.push_back(line);
     writes.push_back(write);
     answer(kv_write_result, std::move(reply));
+  }
+  std::vector<KvEntryView> kv_scan(const std::string& prefix, std::size_t limit) override {
+    calls.push_back("kv_scan " + prefix);
+    std::vector<KvEntryView> out;
+    for (const KvEntryView& e : scan_result) {
+      if (e.key.starts_with(prefix) && out.size() < limit) out.push_back(e);
+    }
+    return out;
   }
   void members_add(engine::NodeId id, std::string address, bool learner,
                    Reply<Empty> reply) override {
@@ -921,6 +931,303 @@ namespace {
 TEST(AdminRouterFuzzFindings, NumberTooLargeToRepresentIsRefused) {
   expect_refused(request("PUT", "/v1/config", "{\"fee\":5E2222222}"), 400, "invalid_argument",
                  "number too large");
+}
+
+}  // namespace
+}  // namespace anya::transport
+
+namespace anya::transport {
+namespace {
+
+// ---- Authorization: the endpoint table walked for every role --------------------------------
+
+// Records every audit event; fails on demand (fail closed).
+struct RecordingAudit : AuditSink {
+  std::vector<AuditEvent> events;
+  bool fail = false;
+  Status record(const AuditEvent& e) override {
+    if (fail) return {Errc::io_error, "disk full"};
+    events.push_back(e);
+    return {};
+  }
+};
+
+// A node that answers every call successfully.
+FakeNode willing_node() {
+  FakeNode n;
+  n.kv_get_result = KvEntryView{"k", "v", 1, 1, 1};
+  n.kv_write_result = KvWriteResult{9};
+  n.members_result = Empty{};
+  n.config_result = ConfigView{2, "{}"};
+  n.history_result = std::vector<ConfigView>{};
+  n.transfer_result = engine::NodeId{2};
+  n.lease_result = LeaseView{1, 1, true, 10, 10};
+  return n;
+}
+
+// One concrete request per row of the endpoint table, and the least built-in role that may send
+// it, written down here independently of the table so that a wrong row fails the test.
+struct Case {
+  std::string method, target, body, least_role;
+};
+const std::vector<Case>& table_cases() {
+  static const std::vector<Case> cases = {
+      {"GET", "/healthz", "", "viewer"},
+      {"GET", "/readyz", "", "viewer"},
+      {"GET", "/metrics", "", "viewer"},
+      {"GET", "/v1/status", "", "viewer"},
+      {"GET", "/v1/kv/k", "", "viewer"},
+      {"PUT", "/v1/kv/k", R"({"value": "v"})", "operator"},
+      {"DELETE", "/v1/kv/k", "", "operator"},
+      {"GET", "/v1/members", "", "viewer"},
+      {"POST", "/v1/members", R"({"id": 4, "address": "127.0.0.1:7004"})", "admin"},
+      {"GET", "/v1/members/", "", "viewer"},
+      {"POST", "/v1/members/", R"({"id": 4, "address": "127.0.0.1:7004"})", "admin"},
+      {"DELETE", "/v1/members/3", "", "admin"},
+      {"GET", "/v1/config", "", "viewer"},
+      {"PUT", "/v1/config", R"({"a": 1})", "admin"},
+      {"POST", "/v1/config/rollback", R"({"version": 1})", "admin"},
+      {"GET", "/v1/config/history", "", "viewer"},
+      {"POST", "/v1/leader/transfer", "", "operator"},
+      {"GET", "/v1/lease", "", "viewer"},
+      {"GET", "/v1/tokens", "", "admin"},
+      {"POST", "/v1/tokens", R"({"name": "t", "role": "viewer"})", "admin"},
+      {"DELETE", "/v1/tokens/0123456789abcdef", "", "admin"},
+  };
+  return cases;
+}
+
+int rank(const std::string& role) {
+  if (role == "viewer") return 1;
+  if (role == "operator") return 2;
+  if (role == "admin") return 3;
+  return 0;
+}
+
+TEST(AdminAuthorization, EveryRowOfTheTableHasACase) {
+  ASSERT_EQ(admin_endpoints().size(), table_cases().size());
+  for (const Case& c : table_cases()) {
+    const EndpointRule* rule = find_endpoint(c.method, c.target);
+    ASSERT_NE(rule, nullptr) << c.method << " " << c.target;
+    EXPECT_EQ(rule->mutates, c.method != "GET") << c.method << " " << c.target;
+  }
+}
+
+TEST(AdminAuthorization, EachRoleGetsExactlyWhatItIsAllowed) {
+  auth::AuthConfig config;
+  for (std::string role : {"viewer", "operator", "admin"}) config.client_roles[role] = role;
+  const auth::Authorizer authorizer(config);
+  for (const std::string role : {"viewer", "operator", "admin"}) {
+    for (const Case& c : table_cases()) {
+      SCOPED_TRACE(role + ": " + c.method + " " + c.target);
+      FakeNode node = willing_node();
+      RecordingAudit audit;
+      AdminRequest req = request(c.method, c.target, c.body);
+      req.caller.client_name = role;
+      Answers answers;
+      serve_admin_request(req, node, authorizer, audit, answers.sink());
+      ASSERT_EQ(answers.got.size(), 1u);
+      const AdminResponse& r = answers.got[0];
+      if (rank(role) >= rank(c.least_role)) {
+        EXPECT_NE(r.status, 401) << r.body;
+        EXPECT_NE(r.status, 403) << r.body;
+        EXPECT_FALSE(node.calls.empty());
+        if (c.method != "GET") {
+          ASSERT_EQ(audit.events.size(), 2u);
+          EXPECT_EQ(audit.events[0].outcome, "requested");
+          EXPECT_EQ(audit.events[1].outcome, "ok");
+          EXPECT_EQ(audit.events[1].actor, "client:" + role);
+        }
+      } else {
+        EXPECT_EQ(r.status, 403) << r.body;
+        EXPECT_TRUE(node.calls.empty()) << "a refused request reached the node";
+        EXPECT_TRUE(node.writes.empty());
+        ASSERT_EQ(audit.events.size(), 1u);
+        EXPECT_EQ(audit.events[0].outcome, "refused");
+        EXPECT_EQ(audit.events[0].action, "auth.forbidden");
+      }
+    }
+  }
+}
+
+TEST(AdminAuthorization, NoCredentialIs401AndStrangersAndNodesAre403) {
+  auth::AuthConfig config;
+  config.client_roles["ops"] = "admin";
+  const auth::Authorizer authorizer(config);
+  for (const Case& c : table_cases()) {
+    SCOPED_TRACE(c.method + " " + c.target);
+    for (int who = 0; who < 4; ++who) {
+      FakeNode node = willing_node();
+      RecordingAudit audit;
+      AdminRequest req = request(c.method, c.target, c.body);
+      int expected = 403;
+      if (who == 0) expected = 401;                              // nothing at all
+      if (who == 1) req.caller.client_name = "stranger";         // bound to no role
+      if (who == 2) req.caller.node_id = 2;                      // a node's certificate
+      if (who == 3) {                                            // an unknown token
+        req.caller.authorization = "Bearer nope-nope-nope-nope";
+        expected = 401;
+      }
+      Answers answers;
+      serve_admin_request(req, node, authorizer, audit, answers.sink());
+      ASSERT_EQ(answers.got.size(), 1u);
+      EXPECT_EQ(answers.got[0].status, expected) << answers.got[0].body;
+      EXPECT_TRUE(node.calls.empty());
+      EXPECT_EQ(audit.events.size(), 1u);
+    }
+  }
+}
+
+TEST(AdminAuthorization, AMutationThatCannotBeAuditedIsRefused) {
+  auth::AuthConfig config;
+  config.client_roles["ops"] = "admin";
+  const auth::Authorizer authorizer(config);
+  FakeNode node = willing_node();
+  RecordingAudit audit;
+  audit.fail = true;
+  AdminRequest req = request("PUT", "/v1/kv/wallet", R"({"value": "v"})");
+  req.caller.client_name = "ops";
+  Answers answers;
+  serve_admin_request(req, node, authorizer, audit, answers.sink());
+  ASSERT_EQ(answers.got.size(), 1u);
+  EXPECT_EQ(answers.got[0].status, 503);
+  EXPECT_THAT(answers.got[0].body, HasSubstr("audit log"));
+  EXPECT_TRUE(node.writes.empty());
+  // Reads go on: only mutations need a record first.
+  AdminRequest read = request("GET", "/v1/kv/wallet");
+  read.caller.client_name = "ops";
+  serve_admin_request(read, node, authorizer, audit, answers.sink());
+  ASSERT_EQ(answers.got.size(), 2u);
+  EXPECT_EQ(answers.got[1].status, 200);
+}
+
+TEST(AdminAuthorization, ReservedKeysAreNotReachableThroughKv) {
+  FakeNode node = willing_node();
+  for (const char* method : {"GET", "PUT", "DELETE"}) {
+    const AdminResponse r = route(node, request(method, "/v1/kv/_anya%2Ftokens%2Fx",
+                                                R"({"value": "v"})"));
+    EXPECT_EQ(r.status, 403) << method;
+  }
+  EXPECT_TRUE(node.calls.empty());
+}
+
+TEST(AdminAuthorization, TokensAreCreatedAsHashesListedWithoutThemAndRevoked) {
+  auth::AuthConfig config;
+  config.client_roles["ops"] = "admin";
+  const auth::Authorizer authorizer(config);
+  FakeNode node = willing_node();
+  RecordingAudit audit;
+  AdminRequest create = request("POST", "/v1/tokens", R"({"name": "ci", "role": "operator",
+                                                          "ttl_seconds": 3600})");
+  create.caller.client_name = "ops";
+  create.now_unix_ms = 1'000'000;
+  Answers answers;
+  serve_admin_request(create, node, authorizer, audit, answers.sink());
+  ASSERT_EQ(answers.got.size(), 1u);
+  ASSERT_EQ(answers.got[0].status, 201) << answers.got[0].body;
+  const json::value v = answers.body(0);
+  const std::string token(v.at("token").as_string());
+  const std::string id(v.at("id").as_string());
+  EXPECT_EQ(v.at("expires_unix_ms").to_number<std::uint64_t>(), 1'000'000u + 3'600'000u);
+  ASSERT_EQ(node.writes.size(), 1u);
+  EXPECT_EQ(node.writes[0].key, std::string(auth::kTokenKeyPrefix) + id);
+  EXPECT_EQ(node.writes[0].op, KvWrite::Op::cas);  // create-only
+  EXPECT_EQ(node.writes[0].value.find(token.substr(token.rfind('.') + 1)), std::string::npos)
+      << "the secret must not be stored";
+  std::optional<auth::TokenRecord> stored = auth::decode_token_record(id, node.writes[0].value);
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->created_by, "client:ops");
+  // Listing shows the record without the hash.
+  node.scan_result = {KvEntryView{node.writes[0].key, node.writes[0].value, 9, 9, 1}};
+  AdminRequest list = request("GET", "/v1/tokens");
+  list.caller.client_name = "ops";
+  serve_admin_request(list, node, authorizer, audit, answers.sink());
+  ASSERT_EQ(answers.got.size(), 2u);
+  EXPECT_THAT(answers.got[1].body, HasSubstr("\"ci\""));
+  EXPECT_THAT(answers.got[1].body, ::testing::Not(HasSubstr(stored->sha256_hex)));
+  // An unknown role and a bad id are refused before anything is written.
+  AdminRequest bad = request("POST", "/v1/tokens", R"({"name": "x", "role": "root"})");
+  bad.caller.client_name = "ops";
+  serve_admin_request(bad, node, authorizer, audit, answers.sink());
+  EXPECT_EQ(answers.got.back().status, 400);
+  AdminRequest bad_id = request("DELETE", "/v1/tokens/XYZ");
+  bad_id.caller.client_name = "ops";
+  serve_admin_request(bad_id, node, authorizer, audit, answers.sink());
+  EXPECT_EQ(answers.got.back().status, 400);
+  EXPECT_EQ(node.writes.size(), 1u);
+  AdminRequest revoke = request("DELETE", "/v1/tokens/" + id);
+  revoke.caller.client_name = "ops";
+  serve_admin_request(revoke, node, authorizer, audit, answers.sink());
+  EXPECT_EQ(answers.got.back().status, 200);
+  ASSERT_EQ(node.writes.size(), 2u);
+  EXPECT_EQ(node.writes[1].op, KvWrite::Op::del);
+}
+
+TEST(AdminReplay, ARetriedWriteWithTheSameKeyGetsTheFirstAnswerAndIsNotAppliedTwice) {
+  auth::AuthConfig config;
+  config.client_roles["ops"] = "admin";
+  const auth::Authorizer authorizer(config);
+  FakeNode node = willing_node();
+  RecordingAudit audit;
+  ReplayGuard guard;
+  AdminRequest put = request("PUT", "/v1/kv/wallet", R"({"value": "v"})");
+  put.caller.client_name = "ops";
+  put.idempotency_key = "k-1";
+  put.now_unix_ms = 1000;
+  Answers answers;
+  serve_admin_request_once(put, node, authorizer, audit, guard, answers.sink());
+  serve_admin_request_once(put, node, authorizer, audit, guard, answers.sink());
+  ASSERT_EQ(answers.got.size(), 2u);
+  EXPECT_EQ(answers.got[0].status, 200);
+  EXPECT_EQ(answers.got[1].body, answers.got[0].body);
+  EXPECT_EQ(node.writes.size(), 1u) << "a replayed request was applied twice";
+  // The same key for another request, and another caller's same key.
+  AdminRequest other = put;
+  other.body = R"({"value": "w"})";
+  serve_admin_request_once(other, node, authorizer, audit, guard, answers.sink());
+  EXPECT_EQ(answers.got.back().status, 422);
+  AdminRequest theirs = put;
+  theirs.caller.client_name = "ops2";
+  config.client_roles["ops2"] = "admin";
+  const auth::Authorizer authorizer2(config);
+  serve_admin_request_once(theirs, node, authorizer2, audit, guard, answers.sink());
+  EXPECT_EQ(answers.got.back().status, 200);
+  EXPECT_EQ(node.writes.size(), 2u);
+  // After the keep time the key may be used again.
+  put.now_unix_ms = 1000 + ReplayGuard::kKeepMs;
+  serve_admin_request_once(put, node, authorizer, audit, guard, answers.sink());
+  EXPECT_EQ(node.writes.size(), 3u);
+}
+
+TEST(AdminReplay, AWriteStillRunningIsNotStartedAgainAndFailuresMayBeRetried) {
+  auth::AuthConfig config;
+  config.client_roles["ops"] = "admin";
+  const auth::Authorizer authorizer(config);
+  FakeNode node = willing_node();
+  node.defer = true;
+  RecordingAudit audit;
+  ReplayGuard guard;
+  AdminRequest put = request("PUT", "/v1/kv/wallet", R"({"value": "v"})");
+  put.caller.client_name = "ops";
+  put.idempotency_key = "k-2";
+  Answers answers;
+  serve_admin_request_once(put, node, authorizer, audit, guard, answers.sink());
+  serve_admin_request_once(put, node, authorizer, audit, guard, answers.sink());
+  ASSERT_EQ(answers.got.size(), 1u);
+  EXPECT_EQ(answers.got[0].status, 409);
+  EXPECT_EQ(node.writes.size(), 1u);
+  node.kv_write_result = ApiError{Status(Errc::busy, "slow down")};
+  node.release();
+  ASSERT_EQ(answers.got.size(), 2u);
+  EXPECT_EQ(answers.got[1].status, 200);  // the deferred reply was scripted before
+  node.defer = false;
+  AdminRequest fail = put;
+  fail.idempotency_key = "k-3";
+  serve_admin_request_once(fail, node, authorizer, audit, guard, answers.sink());
+  EXPECT_EQ(answers.got.back().status, 503);
+  serve_admin_request_once(fail, node, authorizer, audit, guard, answers.sink());
+  EXPECT_EQ(node.writes.size(), 3u) << "a failed attempt must not pin its key";
+  EXPECT_EQ(guard.size(), 1u);
 }
 
 }  // namespace

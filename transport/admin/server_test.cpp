@@ -16,12 +16,15 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
 
+#include <array>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <future>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "transport/admin/client.hpp"
@@ -94,6 +97,7 @@ class FakeNode : public NodeApi {
     record("kv_get " + key);
     reply(KvEntryView{key, "value of " + key, 1, 2, 1});
   }
+  std::vector<KvEntryView> kv_scan(const std::string&, std::size_t) override { return {}; }
   void kv_write(KvWrite write, Reply<KvWriteResult> reply) override {
     record("kv_write " + write.key + "=" + write.value);
     auto timer = std::make_shared<asio::steady_timer>(io_, kReplyDelay);
@@ -173,6 +177,7 @@ class AdminServerTest : public ::testing::Test {
     options.tls = *server_tls;
     options.handshake_timeout_ms = 2000;
     options.idle_timeout_ms = 2000;
+    tune(options);
     server_ = std::make_unique<AdminServer>(io_, node_, options,
                                             Logger(log_, LogLevel::debug, "admin-test"));
     ASSERT_TRUE(server_->start().is_ok());
@@ -195,6 +200,22 @@ class AdminServerTest : public ::testing::Test {
       thread_.join();
     }
     server_.reset();
+  }
+
+  // Changes to the options above, for a fixture that needs others.
+  virtual void tune(AdminServerOptions&) {}
+
+  // Runs `fn` on the server's thread (the server is not thread-safe) and returns its result.
+  template <typename Fn>
+  auto on_server(Fn fn) {
+    std::promise<decltype(fn())> result;
+    asio::post(io_, [&] { result.set_value(fn()); });
+    auto future = result.get_future();
+    ANYA_ASSERT(future.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    return future.get();
+  }
+  std::uint64_t refusals(const std::string& reason) {
+    return on_server([&] { return server_->refusals().at(reason); });
   }
 
   void write_pair(const std::string& name, const tls::KeyPair& pair) {
@@ -436,6 +457,149 @@ TEST_F(AdminServerTest, ABodyAtOneMebibyteIsRead) {
   ASSERT_TRUE(reply.is_ok()) << reply.status().to_string();
   EXPECT_EQ(reply->status, 200);
   EXPECT_THAT(node_.calls(), ::testing::ElementsAre("kv_write big=v"));
+}
+
+// ---------------------------------------------------------------- connection floods
+
+// Plain TCP connections (no TLS at all) to 127.0.0.1:`port`, then silence; held until destroyed.
+// The kernel completes each connect; the server accepts them on its own thread.
+class IdleFlood {
+ public:
+  IdleFlood(std::uint16_t port, int count) {
+    const tcp::endpoint target(asio::ip::make_address("127.0.0.1"), port);
+    for (int i = 0; i < count; i++) {
+      tcp::socket socket(io_);
+      beast::error_code ec;
+      socket.connect(target, ec);
+      if (!ec) sockets_.push_back(std::move(socket));
+    }
+  }
+  int opened() const { return static_cast<int>(sockets_.size()); }
+  // How many the server has closed (a read finds the end of the stream), without waiting.
+  int closed_by_server() {
+    int closed = 0;
+    for (tcp::socket& socket : sockets_) {
+      std::array<char, 16> byte{};
+      beast::error_code ec;
+      socket.non_blocking(true, ec);
+      socket.read_some(asio::buffer(byte), ec);
+      closed += ec == asio::error::eof || ec == asio::error::connection_reset;
+    }
+    return closed;
+  }
+
+ private:
+  asio::io_context io_;
+  std::vector<tcp::socket> sockets_;
+};
+
+// Polls `done` until it holds or `limit` passes: a slow machine waits longer, never fails.
+bool eventually(const std::function<bool()>& done,
+                std::chrono::seconds limit = std::chrono::seconds(15)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+int lines_containing(const std::string& text, const std::string& needle) {
+  std::istringstream in(text);
+  int count = 0;
+  for (std::string line; std::getline(in, line);) count += line.find(needle) != std::string::npos;
+  return count;
+}
+
+// Deadlines long enough that the server still holds the flood while the test runs.
+class AdminFloodTest : public AdminServerTest {
+ protected:
+  static constexpr int kFlood = 300;
+  static constexpr int kPerSource = 16;
+  void tune(AdminServerOptions& o) override {
+    o.handshake_timeout_ms = 30'000;
+    o.idle_timeout_ms = 30'000;
+    o.max_unauthenticated_per_source = kPerSource;
+  }
+  std::size_t open_connections() {
+    return on_server([&] { return server_->open_connections(); });
+  }
+  // A TLS connection as "alice", kept open across requests.
+  struct Kept {
+    asio::io_context io;
+    asio::ssl::context ctx{asio::ssl::context::tls_client};
+    std::optional<beast::ssl_stream<beast::tcp_stream>> stream;
+  };
+  void open(Kept& k) {
+    k.ctx.load_verify_file((dir_.path() / "ca.crt").string());
+    k.ctx.use_certificate_chain_file((dir_.path() / "alice.crt").string());
+    k.ctx.use_private_key_file((dir_.path() / "alice.key").string(), asio::ssl::context::pem);
+    k.stream.emplace(k.io, k.ctx);
+    beast::get_lowest_layer(*k.stream).connect(
+        tcp::endpoint(asio::ip::make_address("127.0.0.1"), server_->port()));
+    k.stream->handshake(asio::ssl::stream_base::client);
+  }
+  static unsigned get_status(Kept& k) {
+    http::request<http::empty_body> req{http::verb::get, "/v1/status", 11};
+    req.set(http::field::host, "127.0.0.1");
+    http::write(*k.stream, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(*k.stream, buffer, res);
+    return res.result_int();
+  }
+};
+
+// The attack that once locked every client out: idle connections that held every slot.
+TEST_F(AdminFloodTest, AClientIsAnsweredWhileThreeHundredIdleConnectionsAreHeld) {
+  IdleFlood flood(server_->port(), kFlood);
+  ASSERT_EQ(flood.opened(), kFlood);
+  // All from 127.0.0.1: each past the per-source cap evicted the oldest.
+  ASSERT_TRUE(eventually([&] {
+    return refusals("evicted_unauthenticated") == kFlood - kPerSource;
+  })) << refusals("evicted_unauthenticated");
+  EXPECT_EQ(open_connections(), static_cast<std::size_t>(kPerSource));
+
+  auto reply = admin_request(client("alice"), endpoint_, "GET", "/v1/status");
+  ASSERT_TRUE(reply.is_ok()) << reply.status().to_string();
+  EXPECT_EQ(reply->status, 200);
+  EXPECT_EQ(refusals("evicted_unauthenticated"), kFlood - kPerSource + 1u)
+      << "the client's connection should have taken an idle one's slot";
+  EXPECT_EQ(refusals("refused_full"), 0u);
+  EXPECT_EQ(flood.closed_by_server(), kFlood - kPerSource + 1);  // every one evicted
+}
+
+TEST_F(AdminFloodTest, EvictionsAreCountedAndLoggedOnceNotPerConnection) {
+  IdleFlood flood(server_->port(), kPerSource + 40);
+  ASSERT_TRUE(eventually([&] { return refusals("evicted_unauthenticated") == 40u; }))
+      << refusals("evicted_unauthenticated");
+  const std::string log = log_->all();
+  EXPECT_EQ(lines_containing(log, "that had not finished its handshake"), 1) << log;
+  EXPECT_THAT(log, HasSubstr("closed an admin connection from 127.0.0.1"));
+  EXPECT_EQ(refusals("handshake_timeout"), 0u);
+  EXPECT_EQ(open_connections(), static_cast<std::size_t>(kPerSource));
+}
+
+TEST_F(AdminFloodTest, AConnectionPastItsHandshakeIsNeverEvicted) {
+  Kept kept;
+  open(kept);
+  ASSERT_EQ(get_status(kept), 200u);  // answered, so past its handshake on the server too
+  IdleFlood flood(server_->port(), kFlood);
+  ASSERT_TRUE(eventually([&] {
+    return refusals("evicted_unauthenticated") == kFlood - kPerSource;
+  })) << refusals("evicted_unauthenticated");
+  EXPECT_EQ(get_status(kept), 200u);
+  EXPECT_EQ(open_connections(), kPerSource + 1u);
+}
+
+TEST_F(AdminServerTest, SilentConnectionsAreClosedAtTheHandshakeDeadlineAndCounted) {
+  IdleFlood flood(server_->port(), 3);  // the fixture gives them 2 s
+  ASSERT_TRUE(eventually([&] { return refusals("handshake_timeout") == 3u; }))
+      << refusals("handshake_timeout");
+  EXPECT_EQ(on_server([&] { return server_->open_connections(); }), 0u);
+  EXPECT_EQ(flood.closed_by_server(), 3);
+  EXPECT_EQ(lines_containing(log_->all(), "that sent nothing within"), 1) << log_->all();
+  EXPECT_EQ(refusals("evicted_unauthenticated"), 0u);
 }
 
 }  // namespace

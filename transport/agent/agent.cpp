@@ -4,15 +4,33 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
 
 #include <atomic>
 
+#include "transport/admin/health_server.hpp"
 #include "transport/admin/server.hpp"
-#include "transport/tls/context.hpp"
+#include "transport/agent/audit_trail.hpp"
+#include "transport/tls/reloader.hpp"
 
 namespace anya::transport {
 
 namespace asio = boost::asio;
+
+namespace {
+// How often the TLS files are checked for a change, and the leader's audit head published.
+constexpr std::chrono::seconds kHousekeepingInterval{10};
+
+// Without an audit log (embedded use with no audit.secret_file), nothing can be recorded, so
+// every mutation is refused: fail closed. Reads and refusals go on.
+struct NoAuditLog final : AuditSink {
+  Status record(const AuditEvent& e) override {
+    if (e.outcome != "requested") return {};
+    return {Errc::unsupported, "no audit log is configured (audit.secret_file)"};
+  }
+};
+}  // namespace
 
 struct Agent::Impl {
   Impl(NodeConfig c, Logger l, NodeEvents e) : config(std::move(c)), log(std::move(l)) {
@@ -21,8 +39,15 @@ struct Agent::Impl {
     events.on_fatal = [this, user_fatal](const Status& why) {
       exit_code = 1;
       if (admin) admin->stop();
+      if (health) health->stop();
       io.stop();
       if (user_fatal) user_fatal(why);
+    };
+    auto user_leader = events.on_leader_change;
+    events.on_leader_change = [this, user_leader](engine::NodeId leader, engine::Term term) {
+      if (audit) audit->leader_changed(leader, term);
+      if (leader == config.node_id) publish_audit_head(true);
+      if (user_leader) user_leader(leader, term);
     };
     node = std::make_unique<Node>(io, config, log, std::move(events));
   }
@@ -30,18 +55,90 @@ struct Agent::Impl {
   Logger log;
   asio::io_context io{1};
   std::unique_ptr<Node> node;
+  std::unique_ptr<tls::TlsReloader> tls;
+  std::unique_ptr<auth::Authorizer> authorizer;
+  std::unique_ptr<AuditTrail> audit;
+  NoAuditLog no_audit;
   std::unique_ptr<AdminServer> admin;
+  std::unique_ptr<HealthServer> health;
+  std::unique_ptr<asio::steady_timer> housekeeping;
+  metrics::Counter* tls_reloads = nullptr;
+  metrics::Counter* tls_reload_failures = nullptr;
   std::atomic<int> exit_code{0};
   bool stopping = false;
+
+  Status open_audit();
+  void reload_tls(bool forced);
+  void publish_audit_head(bool force);
+  void schedule_housekeeping();
 
   void graceful_stop() {
     if (stopping) return;
     stopping = true;
     log.info("stopping: no new requests; handing over leadership if leader");
     if (admin) admin->stop();
+    if (health) health->stop();
+    if (housekeeping) housekeeping->cancel();
     node->shutdown([this] { io.stop(); });
   }
 };
+
+Status Agent::Impl::open_audit() {
+  if (config.audit_secret_file.empty()) {
+    log.warn("no audit log: audit.secret_file is not set; the admin API refuses every mutation");
+    return {};
+  }
+  Result<std::string> secret = load_audit_secret(config.audit_secret_file);
+  if (!secret) return {secret.status().code(), "audit.secret_file: " + secret.status().message()};
+  Result<std::unique_ptr<AuditLog>> file =
+      AuditLog::open(config.audit_file, std::move(*secret), config.node_id);
+  if (!file) return {file.status().code(), "audit.file: " + file.status().message()};
+  log.info("audit log ", config.audit_file.string(), " at seq ", (*file)->last_seq());
+  audit = std::make_unique<AuditTrail>(std::move(*file), [this] { return node->term(); },
+                                       node->metrics_registry(), log.with("audit"));
+  return {};
+}
+
+// SIGHUP (forced) or a periodic check: new handshakes use the new files; connections made
+// before go on with what they authenticated with. A bad file keeps the old material.
+void Agent::Impl::reload_tls(bool forced) {
+  Result<bool> r = forced ? tls->reload() : tls->reload_if_changed();
+  if (!r) {
+    tls_reload_failures->inc();
+    log.error("TLS files not reloaded, keeping the ones in use: ", r.status().message());
+    return;
+  }
+  if (!*r) return;
+  tls_reloads->inc();
+  node->set_tls(tls->server(), tls->client());
+  if (admin) admin->set_tls(tls->server());
+  log.info("TLS files reloaded", forced ? " (SIGHUP)" : "", ": ", tls->describe());
+}
+
+// The leader writes its own audit chain head into the replicated store, so every node holds
+// what this node's audit file must reach.
+void Agent::Impl::publish_audit_head(bool force) {
+  if (!audit || !node->is_leader()) return;
+  std::optional<AuditTrail::Head> head = audit->take_due_head(force);
+  if (!head) return;
+  KvWrite w;
+  w.key = std::string(kAuditHeadKeyPrefix) + std::to_string(config.node_id);
+  w.value = boost::json::serialize(boost::json::object{{"seq", head->seq},
+                                                       {"mac", head->mac_hex}});
+  node->kv_write(std::move(w), [this](ApiResult<KvWriteResult> r) {
+    if (!r.ok()) log.debug("audit head not published: ", r.error.status.message());
+  });
+}
+
+void Agent::Impl::schedule_housekeeping() {
+  housekeeping->expires_after(kHousekeepingInterval);
+  housekeeping->async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping) return;
+    reload_tls(false);
+    publish_audit_head(true);
+    schedule_housekeeping();
+  });
+}
 
 Agent::Agent(NodeConfig config, Logger log, NodeEvents events)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(log), std::move(events))) {}
@@ -50,28 +147,51 @@ Agent::~Agent() = default;
 
 Status Agent::start() {
   Impl& s = *impl_;
-  tls::TlsFiles files{s.config.tls_ca, s.config.tls_cert, s.config.tls_key};
-  auto tls = tls::make_context(files, tls::Side::server);
-  if (!tls) return tls.status();
+  if (Status st = prepare_data_dir(s.config.data_dir, s.log); !st) return st;
+  tls::TlsFiles files{s.config.tls_ca, s.config.tls_cert, s.config.tls_key, s.config.tls_crl};
+  s.tls = std::make_unique<tls::TlsReloader>(files, s.config.node_id);
+  if (Status st = s.tls->load(); !st) return st;
+  auto& registry = s.node->metrics_registry();
+  s.tls_reloads = &registry.counter("anya_tls_reloads_total",
+                                    "Certificate, key and CRL files reloaded (SIGHUP or changed)");
+  s.tls_reload_failures = &registry.counter(
+      "anya_tls_reload_failures_total", "Reloads refused (a bad file; the old ones stay in use)");
+  if (Status st = s.open_audit(); !st) return st;
+  s.authorizer = std::make_unique<auth::Authorizer>(
+      s.config.auth, [node = s.node.get()](std::string_view id) { return node->token_record(id); });
+
   AdminServerOptions ao;
   ao.host = s.config.admin_listen.host;
   ao.port = s.config.admin_listen.port;
-  ao.tls = *tls;
+  ao.tls = s.tls->server();
+  ao.authorizer = s.authorizer.get();
+  ao.audit = s.audit ? static_cast<AuditSink*>(s.audit.get()) : &s.no_audit;
   s.admin = std::make_unique<AdminServer>(s.io, *s.node, ao, s.log.with("admin"));
   if (Status st = s.admin->start(); !st) return st;
   const std::string endpoint =
       "https://" + s.config.admin_listen.host + ":" + std::to_string(s.admin->port());
-  if (Status st = s.node->start(endpoint); !st) {
+  if (Status st = s.node->start(endpoint, s.tls->server(), s.tls->client()); !st) {
     s.admin->stop();
     return st;
   }
-  s.log.info("admin API on ", endpoint);
+  if (s.config.health_listen) {
+    HealthServerOptions ho;
+    ho.host = s.config.health_listen->host;
+    ho.port = s.config.health_listen->port;
+    s.health = std::make_unique<HealthServer>(s.io, *s.node, ho, s.log.with("health"));
+    if (Status st = s.health->start(); !st) return st;
+    s.log.info("health and metrics (no credential) on http://", ho.host, ":", s.health->port());
+  }
+  s.housekeeping = std::make_unique<asio::steady_timer>(s.io);
+  s.schedule_housekeeping();
+  s.log.info("admin API on ", endpoint, "; TLS: ", s.tls->describe());
   return {};
 }
 
 int Agent::run(bool handle_signals) {
   Impl& s = *impl_;
   std::optional<asio::signal_set> signals;
+  std::optional<asio::signal_set> hangup;
   if (handle_signals) {
     signals.emplace(s.io, SIGTERM, SIGINT);
     signals->async_wait([&s](const boost::system::error_code& ec, int signal) {
@@ -79,6 +199,18 @@ int Agent::run(bool handle_signals) {
       s.log.info("received signal ", signal);
       s.graceful_stop();
     });
+    // SIGHUP reloads certificates, keys and CRLs; it never stops the agent.
+    hangup.emplace(s.io, SIGHUP);
+    std::function<void(const boost::system::error_code&, int)> on_hangup;
+    on_hangup = [&s, &hangup, &on_hangup](const boost::system::error_code& ec, int) {
+      if (ec || s.stopping) return;
+      s.log.info("received SIGHUP: reloading TLS files");
+      s.reload_tls(true);
+      hangup->async_wait(on_hangup);
+    };
+    hangup->async_wait(on_hangup);
+    s.io.run();
+    return s.exit_code.load();
   }
   s.io.run();
   return s.exit_code.load();
@@ -94,5 +226,6 @@ void Agent::post(std::function<void(Node&)> fn) {
 
 std::uint16_t Agent::peer_port() const { return impl_->node->peer_port(); }
 std::uint16_t Agent::admin_port() const { return impl_->admin ? impl_->admin->port() : 0; }
+std::uint16_t Agent::health_port() const { return impl_->health ? impl_->health->port() : 0; }
 
 }  // namespace anya::transport

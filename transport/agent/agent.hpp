@@ -1,5 +1,6 @@
-// One running node as a process runs it: the Node and its admin HTTPS server on one io_context,
-// with graceful shutdown. `anya-ha agent` runs it on the main thread with signal handling; the
+// One running node as a process runs it: the Node, its admin HTTPS server (with the authorizer
+// and the audit trail), the optional health listener and the reloadable TLS files on one
+// io_context, with graceful shutdown and SIGHUP reloads. `anya-ha agent` runs it on the main thread with signal handling; the
 // embedding API (ClusterManager) runs it on a thread of its own.
 #pragma once
 
@@ -31,6 +32,7 @@ class Agent {
 
   std::uint16_t peer_port() const;
   std::uint16_t admin_port() const;
+  std::uint16_t health_port() const;  // 0 unless admin.health_listen is set
 
  private:
   struct Impl;

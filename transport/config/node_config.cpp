@@ -162,6 +162,82 @@ Status read_members(TableReader& discovery, NodeConfig& c) {
   return {};
 }
 
+// [auth.roles] NAME = ["perm", ...]; [auth.clients] CLIENT = "role";
+// [[auth.tokens]] name, sha256, role.
+Status read_roles(TableReader& a, auth::AuthConfig& out) {
+  Result<const toml::table*> roles = a.table("roles");
+  if (!roles) return roles.status();
+  for (const auto& [name, value] : **roles) {
+    const std::string field = "auth.roles." + std::string(name.str());
+    if (!value.is_array()) return invalid(field + ": expected a list of permissions");
+    std::set<auth::Permission>& perms = out.custom_roles[std::string(name.str())];
+    for (const toml::node& p : *value.as_array()) {
+      std::optional<auth::Permission> perm;
+      if (p.is_string()) perm = auth::parse_permission(**p.as_string());
+      if (!perm) {
+        std::string known;
+        for (auth::Permission k : auth::all_permissions()) {
+          known += (known.empty() ? "" : ", ") + std::string(auth::permission_name(k));
+        }
+        return invalid(field + ": unknown permission (known: " + known + ")");
+      }
+      perms.insert(*perm);
+    }
+  }
+  return {};
+}
+
+Status read_tokens(TableReader& a, auth::AuthConfig& out) {
+  const toml::node* n = a.get("tokens");
+  if (n == nullptr) return {};
+  if (!n->is_array_of_tables()) return invalid("auth.tokens: expected [[auth.tokens]] tables");
+  const toml::array& list = *n->as_array();
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    TableReader t(*list[i].as_table(), "auth.tokens[" + std::to_string(i) + "].");
+    auth::StaticToken token;
+    for (auto [key, dst] : {std::pair{"name", &token.name}, std::pair{"sha256", &token.sha256_hex},
+                            std::pair{"role", &token.role}}) {
+      if (Status s = t.read_string(key, *dst); !s) return s;
+      if (!t.has(key)) return invalid(t.field(key) + ": missing");
+    }
+    if (Status s = t.no_unknown_keys(); !s) return s;
+    out.tokens.push_back(std::move(token));
+  }
+  return {};
+}
+
+Status read_auth(TableReader& top, NodeConfig& c) {
+  Result<const toml::table*> section = top.table("auth");
+  if (!section) return section.status();
+  TableReader a(**section, "auth.");
+  if (Status s = read_roles(a, c.auth); !s) return s;
+  Result<const toml::table*> clients = a.table("clients");
+  if (!clients) return clients.status();
+  for (const auto& [name, value] : **clients) {
+    if (!value.is_string()) {
+      return invalid("auth.clients." + std::string(name.str()) + ": expected a role name");
+    }
+    c.auth.client_roles[std::string(name.str())] = **value.as_string();
+  }
+  if (Status s = read_tokens(a, c.auth); !s) return s;
+  if (Status s = a.no_unknown_keys(); !s) return s;
+  return auth::validate(c.auth);
+}
+
+Status read_audit(TableReader& top, const std::filesystem::path& base, NodeConfig& c) {
+  Result<const toml::table*> section = top.table("audit");
+  if (!section) return section.status();
+  TableReader a(**section, "audit.");
+  if (Status s = a.read_path("secret_file", base, c.audit_secret_file); !s) return s;
+  if (!a.has("secret_file")) {
+    return invalid("audit.secret_file: missing (the cluster's audit secret, the same file on "
+                   "every node; make one with `anya-ha audit init-secret FILE`)");
+  }
+  if (Status s = a.read_path("file", base, c.audit_file); !s) return s;
+  if (!a.has("file")) c.audit_file = c.data_dir / "audit.log";
+  return a.no_unknown_keys();
+}
+
 Status read_document(const toml::table& root, const std::filesystem::path& base, NodeConfig& c) {
   TableReader top(root, "");
   std::uint64_t id = 0;
@@ -187,6 +263,10 @@ Status read_document(const toml::table& root, const std::filesystem::path& base,
   TableReader a(**admin, "admin.");
   if (Status s = a.read_host_port("listen", c.admin_listen); !s) return s;
   if (!a.has("listen")) return invalid("admin.listen: missing (HOST:PORT for the admin API)");
+  if (a.has("health_listen")) {
+    c.health_listen.emplace();
+    if (Status s = a.read_host_port("health_listen", *c.health_listen); !s) return s;
+  }
   if (Status s = a.no_unknown_keys(); !s) return s;
 
   Result<const toml::table*> tls = top.table("tls");
@@ -197,7 +277,10 @@ Status read_document(const toml::table& root, const std::filesystem::path& base,
     if (Status s = t.read_path(key, base, *out); !s) return s;
     if (!t.has(key)) return invalid(t.field(key) + ": missing (a PEM file)");
   }
+  if (Status s = t.read_path("crl", base, c.tls_crl); !s) return s;
   if (Status s = t.no_unknown_keys(); !s) return s;
+  if (Status s = read_auth(top, c); !s) return s;
+  if (Status s = read_audit(top, base, c); !s) return s;
 
   Result<const toml::table*> raft = top.table("raft");
   if (!raft) return raft.status();
@@ -491,6 +574,28 @@ std::string relative_to(const std::filesystem::path& p, const std::filesystem::p
   if (!rel.empty() && *rel.begin() != "..") return rel.string();
   return p.string();
 }
+
+void render_auth(std::ostream& out, const auth::AuthConfig& a) {
+  out << "\n[auth.clients]\n";
+  for (const auto& [client, role] : a.client_roles) {
+    out << quoted(client) << " = " << quoted(role) << "\n";
+  }
+  out << "\n[auth.roles]\n";
+  for (const auto& [name, perms] : a.custom_roles) {
+    out << quoted(name) << " = [";
+    const char* sep = "";
+    for (auth::Permission p : perms) {
+      out << sep << quoted(auth::permission_name(p));
+      sep = ", ";
+    }
+    out << "]\n";
+  }
+  for (const auth::StaticToken& t : a.tokens) {
+    out << "\n[[auth.tokens]]\nname = " << quoted(t.name)
+        << "\nsha256 = " << quoted(t.sha256_hex) << "\nrole = " << quoted(t.role) << "\n";
+  }
+}
+
 }  // namespace
 
 std::string render_node_config(const NodeConfig& c, const std::filesystem::path& dir) {
@@ -501,10 +606,13 @@ std::string render_node_config(const NodeConfig& c, const std::filesystem::path&
       << "data_dir = " << quoted(relative_to(c.data_dir, dir)) << "\n\n"
       << "[peer]\nlisten = " << quoted(c.peer_listen.to_string()) << "\n"
       << "advertise = " << quoted(c.peer_advertise.to_string()) << "\n\n"
-      << "[admin]\nlisten = " << quoted(c.admin_listen.to_string()) << "\n\n"
-      << "[tls]\nca = " << quoted(relative_to(c.tls_ca, dir)) << "\n"
+      << "[admin]\nlisten = " << quoted(c.admin_listen.to_string()) << "\n";
+  if (c.health_listen) out << "health_listen = " << quoted(c.health_listen->to_string()) << "\n";
+  out << "\n[tls]\nca = " << quoted(relative_to(c.tls_ca, dir)) << "\n"
       << "cert = " << quoted(relative_to(c.tls_cert, dir)) << "\n"
-      << "key = " << quoted(relative_to(c.tls_key, dir)) << "\n\n"
+      << "key = " << quoted(relative_to(c.tls_key, dir)) << "\n";
+  if (!c.tls_crl.empty()) out << "crl = " << quoted(relative_to(c.tls_crl, dir)) << "\n";
+  out << "\n"
       << "[raft]\nheartbeat_interval = " << quoted(format_duration_ms(c.heartbeat_interval_ms))
       << "\nelection_timeout = " << quoted(format_duration_ms(c.election_timeout_ms))
       << "\nelection_jitter = " << quoted(format_duration_ms(c.effective_election_jitter_ms()))
@@ -521,7 +629,10 @@ std::string render_node_config(const NodeConfig& c, const std::filesystem::path&
     out << (i ? ", " : "")
         << quoted(std::to_string(c.members[i].id) + "@" + c.members[i].peer_address.to_string());
   }
-  out << "]\n\n[log]\nlevel = " << quoted(c.log_level) << "\n";
+  out << "]\n\n[log]\nlevel = " << quoted(c.log_level) << "\n\n[audit]\nfile = "
+      << quoted(relative_to(c.audit_file, dir))
+      << "\nsecret_file = " << quoted(relative_to(c.audit_secret_file, dir)) << "\n";
+  render_auth(out, c.auth);
   return out.str();
 }
 

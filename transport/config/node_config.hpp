@@ -14,6 +14,7 @@
 
 #include "engine/base/result.hpp"
 #include "engine/base/types.hpp"
+#include "transport/auth/auth.hpp"
 
 namespace anya::transport {
 
@@ -42,10 +43,22 @@ struct NodeConfig {
   HostPort peer_listen;                     // TLS WebSocket links between members
   HostPort peer_advertise;                  // what the others dial; defaults to peer_listen
   HostPort admin_listen;                    // HTTPS admin API; never the peer port
+  // Plain HTTP serving only /healthz, /readyz and /metrics, for load balancers, probes and
+  // Prometheus without an admin credential. Off unless set.
+  std::optional<HostPort> health_listen;
 
   std::filesystem::path tls_ca;             // the cluster CA every peer and client chains to
   std::filesystem::path tls_cert;           // this node's certificate (SAN anya-ha://node/ID)
   std::filesystem::path tls_key;
+  std::filesystem::path tls_crl;            // optional: revoked certificates (PEM CRL)
+
+  // Who may do what on the admin API ([auth]); default deny.
+  auth::AuthConfig auth;
+  // The tamper-evident record of every mutation and refusal ([audit]). The secret keys its
+  // HMAC chain and is the same on every node; empty: no audit log (embedding only: the TOML
+  // file requires one).
+  std::filesystem::path audit_file;         // default: DATA_DIR/audit.log
+  std::filesystem::path audit_secret_file;
 
   std::uint64_t heartbeat_interval_ms = 50;
   std::uint64_t election_timeout_ms = 300;

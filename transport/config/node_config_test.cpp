@@ -33,9 +33,17 @@ election_timeout = "300ms"
 fsync = true
 segment_size = "8MiB"
 
+[audit]
+secret_file = "audit.secret"
+
+[auth.clients]
+ops = "admin"
+prometheus = "viewer"
+
 [discovery]
 method = "static"
 members = ["1@127.0.0.1:7101", "2@127.0.0.1:7102", "3@127.0.0.1:7103"]
+
 )";
 
 // The valid document with the line starting with `key =` (first occurrence) replaced.
@@ -47,6 +55,57 @@ std::string with(std::string_view key, std::string_view line) {
   const std::size_t end = text.find('\n', at + 1);
   text.replace(at + 1, end - at - 1, std::string(line));
   return text;
+}
+
+TEST(NodeConfig, AuthAndAuditSections) {
+  const std::string hash(64, 'a');
+  std::string text(kValid);
+  text += "\n[auth.roles]\ndeployer = [\"kv.read\", \"kv.write\"]\n"
+          "\n[[auth.tokens]]\nname = \"ci\"\nsha256 = \"" + hash + "\"\nrole = \"deployer\"\n";
+  Result<NodeConfig> c = parse_node_config(text, kFile);
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->auth.client_roles.at("ops"), "admin");
+  EXPECT_EQ(c->auth.custom_roles.at("deployer").size(), 2u);
+  ASSERT_EQ(c->auth.tokens.size(), 1u);
+  EXPECT_EQ(c->auth.tokens[0].role, "deployer");
+  EXPECT_EQ(c->audit_secret_file, "/etc/anya-ha/audit.secret");
+  EXPECT_EQ(c->audit_file, "/etc/anya-ha/data/audit.log");
+  // Round trip through the renderer.
+  Result<NodeConfig> again = parse_node_config(render_node_config(*c, "/etc/anya-ha"), kFile);
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  EXPECT_EQ(again->auth, c->auth);
+  EXPECT_EQ(again->audit_file, c->audit_file);
+}
+
+TEST(NodeConfig, BadAuthIsNamed) {
+  const auto error = [](std::string extra) {
+    Result<NodeConfig> c = parse_node_config(std::string(kValid) + extra, kFile);
+    return c.is_ok() ? std::string("(accepted)") : c.status().message();
+  };
+  EXPECT_NE(error("\n[auth.roles]\nx = [\"kv.frobnicate\"]\n").find("auth.roles.x: unknown permission"),
+            std::string::npos);
+  EXPECT_NE(error("\n[auth.roles]\nadmin = [\"kv.read\"]\n").find("built-in role"),
+            std::string::npos);
+  EXPECT_NE(error("\n[[auth.tokens]]\nname = \"t\"\nsha256 = \"abc\"\nrole = \"admin\"\n")
+                .find("auth.tokens[0].sha256"),
+            std::string::npos);
+  EXPECT_NE(error("\n[[auth.tokens]]\nname = \"t\"\nrole = \"admin\"\n").find("sha256: missing"),
+            std::string::npos);
+  std::string no_secret(kValid);
+  no_secret.erase(no_secret.find("[audit]"), std::string("[audit]\nsecret_file = \"audit.secret\"\n").size());
+  Result<NodeConfig> c = parse_node_config(no_secret, kFile);
+  ASSERT_FALSE(c.is_ok());
+  EXPECT_NE(c.status().message().find("audit.secret_file: missing"), std::string::npos);
+}
+
+TEST(NodeConfig, UnknownClientRoleIsNamed) {
+  std::string text(kValid);
+  text.replace(text.find("prometheus = \"viewer\""), 22, "prometheus = \"watcher\"");
+  Result<NodeConfig> c = parse_node_config(text, kFile);
+  ASSERT_FALSE(c.is_ok());
+  EXPECT_NE(c.status().message().find("auth.clients.prometheus: unknown role 'watcher'"),
+            std::string::npos)
+      << c.status().message();
 }
 
 TEST(NodeConfig, ValidDocumentParsesWithDefaults) {

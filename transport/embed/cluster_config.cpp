@@ -8,6 +8,7 @@
 #include <tuple>
 #include <utility>
 
+#include "transport/audit/audit_log.hpp"
 #include "transport/embed/cluster_manager.hpp"
 #include "transport/tls/certs.hpp"
 
@@ -124,6 +125,11 @@ Status read_paths(const ClusterConfig& cc, NodeConfig& c) {
     if (from->empty()) return invalid(std::string(field) + ": required (a PEM file)");
     *to = *from;
   }
+  c.tls_crl = cc.tls_crl;
+  c.audit_secret_file = cc.audit_secret_file;
+  c.audit_file = cc.audit_file.empty() ? cc.data_dir / "audit.log" : cc.audit_file;
+  if (Status s = transport::auth::validate(cc.auth); !s) return s;
+  c.auth = cc.auth;
   return {};
 }
 
@@ -188,6 +194,11 @@ Status ensure_node_certificates(const fs::path& dir, ClusterConfig& config) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return {Errc::io_error, dir.string() + ": cannot create: " + ec.message()};
+  const fs::path secret = dir / "audit.secret";
+  if (!fs::exists(secret, ec)) {
+    if (Status s = transport::create_audit_secret(secret); !s) return s;
+  }
+  config.audit_secret_file = secret;
   const fs::path ca_cert = dir / "ca.crt", ca_key = dir / "ca.key";
   Result<tls::KeyPair> ca = fs::exists(ca_cert, ec) ? tls::read_pem_files(ca_cert, ca_key)
                                                      : tls::generate_ca("anya-ha CA",

@@ -211,7 +211,8 @@ Status ClusterManager::Impl::request_join(Clock::time_point deadline,
       const std::string endpoint = targets.front();
       targets.pop_front();
       transport::AdminClientOptions o{config.tls_ca, config.tls_cert, config.tls_key,
-                                      static_cast<std::uint64_t>(kJoinRequestTimeout.count())};
+                                      static_cast<std::uint64_t>(kJoinRequestTimeout.count()),
+                                      config.join_token};
       Result<transport::HttpReply> r =
           transport::admin_request(o, endpoint, "POST", "/v1/members", body);
       if (!r) {

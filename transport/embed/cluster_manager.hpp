@@ -57,12 +57,21 @@ struct ClusterConfig {
   std::filesystem::path tls_ca;        // required: PEM files (anya-ha certs, or
   std::filesystem::path tls_cert;      //   ensure_node_certificates below for tests)
   std::filesystem::path tls_key;
+  std::filesystem::path tls_crl;       // optional: revoked certificates (PEM CRL)
+  // Who may use the admin API (default deny), and the audit log every admin mutation is
+  // written to first. Without audit_secret_file the admin API refuses every mutation.
+  transport::auth::AuthConfig auth;
+  std::filesystem::path audit_secret_file;  // the same file on every node of the cluster
+  std::filesystem::path audit_file;         // empty: data_dir/audit.log
   bool fsync = true;                   // false only for tests: a crash may lose acknowledged data
   // Joining a running cluster: the node starts with no members, and join_cluster() asks one of
   // join_endpoints (admin API URLs "https://HOST:PORT" of current members) to add it. With no
   // endpoints, join_cluster() only waits for an operator (`anya-ha ctl members add`).
   bool join = false;
   std::vector<std::string> join_endpoints;
+  // The bearer token the join request carries; the cluster's auth must give it members.write
+  // (a node's own certificate is not an admin credential).
+  std::string join_token;
   std::string log_level = "warn";      // error, warn, info, debug (embedders rarely want info)
   std::shared_ptr<transport::LogSink> log_sink;  // null: stderr
 

@@ -59,6 +59,8 @@ struct Recorder {
   }
 };
 
+constexpr const char* kJoinToken = "a-join-token-for-the-embedding-tests";
+
 ClusterConfig make_config(const fs::path& dir, std::uint64_t id, int base_port, int voters) {
   ClusterConfig c;
   c.node_id = id;
@@ -74,6 +76,10 @@ ClusterConfig make_config(const fs::path& dir, std::uint64_t id, int base_port, 
   c.fsync = false;  // tmpfs-speed; durability is the WAL's tests' business
   c.log_level = "error";
   EXPECT_TRUE(ensure_node_certificates(dir / "certs", c).is_ok());
+  // A joining node's request is let in by a token for a role that may add members.
+  c.auth.custom_roles["joiner"] = {transport::auth::Permission::members_write,
+                                   transport::auth::Permission::members_read};
+  c.auth.tokens.push_back({"join", transport::auth::sha256_hex(kJoinToken), "joiner"});
   return c;
 }
 
@@ -355,6 +361,7 @@ TEST(ClusterManager, AJoiningNodeIsAddedThroughAnEndpointAndBecomesAVoter) {
   ClusterConfig c = make_config(cluster.dir.path, 4, cluster.base_port, 0);
   c.join = true;
   c.join_endpoints = {"https://127.0.0.1:" + std::to_string(cluster.nodes[follower]->admin_port())};
+  c.join_token = kJoinToken;
   ASSERT_TRUE(cluster.add(c).is_ok());
   Status joined = cluster.nodes[3]->join_cluster(milliseconds(15000));
   ASSERT_TRUE(joined.is_ok()) << joined.message();

@@ -110,6 +110,9 @@ class NodeApi {
   virtual void kv_get(const std::string& key, std::optional<engine::ReadMode> consistency,
                       Reply<KvEntryView> reply) = 0;
   virtual void kv_write(KvWrite write, Reply<KvWriteResult> reply) = 0;
+  // Up to `limit` entries whose key starts with `prefix`, in key order, from this node's
+  // applied state (serializable: a follower's may lag the leader's).
+  virtual std::vector<KvEntryView> kv_scan(const std::string& prefix, std::size_t limit) = 0;
 
   virtual void members_add(engine::NodeId id, std::string address, bool learner,
                            Reply<Empty> reply) = 0;

@@ -5,7 +5,12 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <limits>
 #include <random>
 
@@ -52,8 +57,52 @@ std::uint64_t Node::now_ms() {
   return 1000 + (steady_us() - clock_origin_us_) / 1000;
 }
 
-Status Node::start(const std::string& admin_endpoint) {
+Status prepare_data_dir(const std::filesystem::path& dir, Logger& log) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) {
+      return {Errc::io_error, "data_dir: cannot stat " + dir.string() + ": " +
+                                  std::strerror(errno)};
+    }
+    std::error_code ec;
+    if (dir.has_parent_path()) std::filesystem::create_directories(dir.parent_path(), ec);
+    if (ec || (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)) {
+      return {Errc::io_error, "data_dir: cannot create " + dir.string() + ": " +
+                                  (ec ? ec.message() : std::string(std::strerror(errno)))};
+    }
+    return {};
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return {Errc::invalid_argument, "data_dir: " + dir.string() + " is not a directory"};
+  }
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return {Errc::invalid_argument,
+            "data_dir: " + dir.string() + " is writable by group or others (mode " + mode +
+                "): another user could replace the log; chmod 700 " + dir.string()};
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    log.warn("data_dir: ", dir.string(), " is readable by group or others (mode ", mode,
+             ") and holds every value stored; chmod 700 ", dir.string());
+  }
+  return {};
+}
+
+metrics::Registry& Node::metrics_registry() { return metrics_->registry; }
+
+void Node::set_tls(std::shared_ptr<boost::asio::ssl::context> server_tls,
+                   std::shared_ptr<boost::asio::ssl::context> client_tls) {
+  if (peers_) peers_->set_tls(std::move(server_tls), std::move(client_tls));
+}
+
+Status Node::start(const std::string& admin_endpoint,
+                   std::shared_ptr<boost::asio::ssl::context> server_tls,
+                   std::shared_ptr<boost::asio::ssl::context> client_tls) {
+  ANYA_ASSERT(server_tls != nullptr);
+  ANYA_ASSERT(client_tls != nullptr);
   admin_endpoint_ = admin_endpoint;
+  if (Status s = prepare_data_dir(config_.data_dir, log_); !s) return s;
   WalOptions wal_options;
   wal_options.dir = config_.data_dir / "wal";
   wal_options.segment_bytes = config_.segment_bytes;
@@ -68,20 +117,14 @@ Status Node::start(const std::string& admin_endpoint) {
     log_.warn("WAL recovery cut a torn tail: ", *wal_->recovery().torn_tail);
   }
 
-  tls::TlsFiles files{config_.tls_ca, config_.tls_cert, config_.tls_key};
-  auto server_tls = tls::make_context(files, tls::Side::server);
-  if (!server_tls) return server_tls.status();
-  auto client_tls = tls::make_context(files, tls::Side::client);
-  if (!client_tls) return client_tls.status();
-
   PeerLinkOptions po;
   po.self = config_.node_id;
   po.cluster = config_.cluster;
   po.admin_endpoint = admin_endpoint;
   po.listen_host = config_.peer_listen.host;
   po.listen_port = config_.peer_listen.port;
-  po.server_tls = *server_tls;
-  po.client_tls = *client_tls;
+  po.server_tls = std::move(server_tls);
+  po.client_tls = std::move(client_tls);
   // A silent link is noticed within about an election timeout (pings every third of one keep
   // idle links heard; four missed in a row close it), and a healed one is redialled within
   // half a second, a connect that hangs given up after one election timeout.
@@ -406,6 +449,23 @@ void Node::kv_get(const std::string& key, std::optional<engine::ReadMode> consis
   core_->submit_read(t, key, mode);
   route_replies();
   post_flush();
+}
+
+std::vector<KvEntryView> Node::kv_scan(const std::string& prefix, std::size_t limit) {
+  std::vector<KvEntryView> out;
+  for (auto& [key, kv] : core_->kv().scan(prefix, limit)) {
+    out.push_back(KvEntryView{key, std::move(kv.value), kv.create_revision, kv.mod_revision,
+                              kv.version, engine::ReadMode::serializable, true});
+  }
+  return out;
+}
+
+std::optional<auth::TokenRecord> Node::token_record(std::string_view id) const {
+  if (core_ == nullptr) return std::nullopt;
+  const engine::KeyValue* kv =
+      core_->kv().get(std::string(auth::kTokenKeyPrefix) + std::string(id));
+  if (kv == nullptr) return std::nullopt;
+  return auth::decode_token_record(id, kv->value);
 }
 
 void Node::kv_write(KvWrite write, Reply<KvWriteResult> reply) {

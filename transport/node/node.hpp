@@ -21,18 +21,29 @@
 #include <set>
 
 #include "engine/node/node_core.hpp"
+#include "transport/auth/auth.hpp"
 #include "transport/config/node_config.hpp"
 #include "transport/log/log.hpp"
 #include "transport/node/api.hpp"
 
 namespace boost::asio {
 class io_context;
+namespace ssl {
+class context;
 }
+}  // namespace boost::asio
 
 namespace anya::transport {
 
+namespace metrics {
+class Registry;
+}
 class PeerLinks;
 class Wal;
+
+// Creates the data directory 0700 if missing. Refuses one that group or others may write (they
+// could replace the log) and warns about one they may read (it holds every value stored).
+Status prepare_data_dir(const std::filesystem::path& dir, Logger& log);
 struct NodeMetrics;
 
 struct NodeEvents {
@@ -53,7 +64,13 @@ class Node final : public NodeApi, private engine::ClockPort, private engine::Co
 
   // Recovers the WAL, starts the engine, listens for peers. Call before io.run().
   // The admin endpoint is told to peers at the link handshake, so clients can follow the leader.
-  Status start(const std::string& admin_endpoint);
+  // `server_tls` and `client_tls` are the peer plane's contexts (the agent's TlsReloader's).
+  Status start(const std::string& admin_endpoint,
+               std::shared_ptr<boost::asio::ssl::context> server_tls,
+               std::shared_ptr<boost::asio::ssl::context> client_tls);
+  // Peer links made from now on use these (a TLS reload).
+  void set_tls(std::shared_ptr<boost::asio::ssl::context> server_tls,
+               std::shared_ptr<boost::asio::ssl::context> client_tls);
   // Graceful stop (SIGTERM): refuse new writes, transfer leadership if leader (bounded by two
   // election timeouts), close links, then call `done` on the io thread.
   void shutdown(std::function<void()> done);
@@ -62,6 +79,10 @@ class Node final : public NodeApi, private engine::ClockPort, private engine::Co
   std::uint16_t peer_port() const;
   const engine::Host& host() const { return core_->host(); }
   const NodeConfig& config() const { return config_; }
+  engine::Term term() const { return core_ == nullptr ? 0 : core_->raft().term(); }
+  bool is_leader() const { return core_ != nullptr && core_->raft().is_leader(); }
+  // The registry /metrics renders; the agent adds its own counters to it.
+  metrics::Registry& metrics_registry();
 
   // NodeApi
   StatusView status() override;
@@ -70,6 +91,9 @@ class Node final : public NodeApi, private engine::ClockPort, private engine::Co
   void kv_get(const std::string& key, std::optional<engine::ReadMode> consistency,
               Reply<KvEntryView> reply) override;
   void kv_write(KvWrite write, Reply<KvWriteResult> reply) override;
+  std::vector<KvEntryView> kv_scan(const std::string& prefix, std::size_t limit) override;
+  // A run-time token's record, from this node's applied state (the authorizer's lookup).
+  std::optional<auth::TokenRecord> token_record(std::string_view id) const;
   void members_add(engine::NodeId id, std::string address, bool learner,
                    Reply<Empty> reply) override;
   void members_remove(engine::NodeId id, Reply<Empty> reply) override;

@@ -6,6 +6,9 @@
 #include <openssl/ssl.h>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
@@ -15,8 +18,10 @@
 #include <deque>
 #include <random>
 #include <set>
+#include <sstream>
 
 #include "engine/codec/codec.hpp"
+#include "transport/net/connection_gate.hpp"
 #include "transport/tls/context.hpp"
 
 namespace anya::transport {
@@ -27,6 +32,7 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 using WsStream = websocket::stream<beast::ssl_stream<beast::tcp_stream>>;
+using Clock = std::chrono::steady_clock;
 using engine::Message;
 using engine::MessageType;
 using engine::NodeId;
@@ -38,6 +44,10 @@ constexpr std::string_view kClusterHeader = "anya-ha-cluster";
 constexpr std::string_view kAdminHeader = "anya-ha-admin";
 constexpr std::size_t kMaxAdminEndpointBytes = 300;
 constexpr std::size_t kMaxUpgradeRequestBytes = 8192;
+// After a burst of at least this many connections handshaking at once, once none is left, the
+// heap is trimmed (see trim_heap); not more often than every kMinTrimIntervalMs.
+constexpr std::size_t kTrimAfterUnauthenticated = 32;
+constexpr std::uint64_t kMinTrimIntervalMs = 1000;
 
 std::uint64_t steady_ms() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -50,25 +60,69 @@ std::uint64_t steady_us() {
 bool is_heartbeat(MessageType t) {
   return t == MessageType::heartbeat || t == MessageType::heartbeat_response;
 }
+std::uint64_t to_ms(Clock::time_point t) {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
+}
+
+net::GateLimits gate_limits(const PeerLinkOptions& o) {
+  net::GateLimits l;
+  l.max_connections = o.max_accepted_links;
+  l.max_unauthenticated = o.max_unauthenticated_links;
+  l.max_unauthenticated_per_source = o.max_unauthenticated_links_per_source;
+  l.handshake_deadline_ms = o.handshake_timeout_ms;
+  l.idle_deadline_ms = 0;  // a link's liveness is the ping loop's (dead_after_ms)
+  return l;
+}
+
+// glibc keeps what is freed in its arenas for reuse instead of returning it to the system: after
+// a burst of accepted connections (each TLS WebSocket holds tens of KB in small blocks) the node
+// would keep that memory for good. malloc_trim gives the free pages back.
+void trim_heap() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
 }  // namespace
+
+// An accepted connection that has sent nothing yet: its socket and its deadline, nothing more.
+// The TLS WebSocket (an SSL object and its buffers) is made when the first bytes arrive, so a
+// flood of idle connections costs a socket each.
+struct PeerArrival {
+  PeerArrival(tcp::socket s, net::ConnectionId i, Clock::time_point d, std::string from)
+      : socket(std::move(s)), timer(socket.get_executor()), id(i), deadline(d),
+        source(std::move(from)) {}
+  tcp::socket socket;
+  asio::steady_timer timer;
+  net::ConnectionId id;
+  Clock::time_point deadline;  // for everything up to the link, not just the first byte
+  std::string source;
+  bool done = false;  // became a link, timed out, was evicted or stopped
+};
 
 // One TLS WebSocket to one peer, dialled or accepted. Owned by shared_ptr: each pending handler
 // holds one, so the link lives until its last operation completes.
 class Link : public std::enable_shared_from_this<Link> {
  public:
-  Link(PeerLinks::Impl& owner, WsStream ws, bool outbound, NodeId peer)
+  // `gate_id`: an accepted link's id in the owner's gate (kNoConnection for a dialled one).
+  Link(PeerLinks::Impl& owner, WsStream ws, bool outbound, NodeId peer,
+       net::ConnectionId gate_id = net::kNoConnection)
       : owner_(owner), ws_(std::move(ws)), ping_timer_(ws_.get_executor()),
-        outbound_(outbound), peer_(peer) {}
+        outbound_(outbound), peer_(peer), gate_id_(gate_id) {
+    ANYA_ASSERT(outbound_ == (gate_id_ == net::kNoConnection));
+  }
 
   NodeId peer() const { return peer_; }
+  net::ConnectionId gate_id() const { return gate_id_; }
   bool outbound() const { return outbound_; }
   bool open() const { return open_; }
 
   // Dialer: TCP connect, TLS handshake, check the certificate names `peer_`, WebSocket upgrade.
   void dial(const tcp::resolver::results_type& endpoints, const std::string& host);
   void on_connect(beast::error_code ec, const std::string& host);
-  // Acceptor: TLS handshake, identity, upgrade request checks, WebSocket accept.
-  void accept();
+  // Acceptor: TLS handshake, identity, upgrade request checks, WebSocket accept, all by
+  // `deadline`.
+  void accept(Clock::time_point deadline);
   void enqueue(std::string frame, MessageType type);
   // Hands over the messages not yet being written, so a link that replaces this one sends
   // them instead of losing them.
@@ -98,6 +152,7 @@ class Link : public std::enable_shared_from_this<Link> {
   asio::steady_timer ping_timer_;
   bool outbound_;
   NodeId peer_;  // for an accepted link: known once the certificate is checked
+  net::ConnectionId gate_id_;
   bool open_ = false;
   bool closed_ = false;
   bool writing_ = false;
@@ -119,7 +174,7 @@ class Link : public std::enable_shared_from_this<Link> {
 struct PeerLinks::Impl {
   Impl(asio::io_context& io, PeerLinkOptions o, PeerLinkCallbacks c, Logger l)
       : io(io), options(std::move(o)), callbacks(std::move(c)), log(std::move(l)),
-        acceptor(io), rng(std::random_device{}()) {}
+        acceptor(io), rng(std::random_device{}()), gate(gate_limits(options)) {}
 
   asio::io_context& io;
   PeerLinkOptions options;
@@ -143,8 +198,31 @@ struct PeerLinks::Impl {
   std::map<NodeId, PeerStats> stats;
   std::map<std::string, std::uint64_t> rejections;
   std::uint64_t next_generation = 1;
+  // Accepted connections only, from accept until closed; dialled links are not its business.
+  net::ConnectionGate gate;
+  std::map<net::ConnectionId, std::shared_ptr<PeerArrival>> arrivals;  // silent so far
+  std::size_t unauthenticated_peak = 0;  // since the heap was last trimmed
+  std::uint64_t last_trim_ms = 0;
 
   void accept_next();
+  void admit(tcp::socket socket);
+  void watch(const std::shared_ptr<PeerArrival>& arrival);
+  void promote(const std::shared_ptr<PeerArrival>& arrival);
+  void drop(PeerArrival& arrival);
+  void evict(net::ConnectionId id);
+  // Every end of an accepted connection comes here, arrival or link.
+  void gate_closed(net::ConnectionId id);
+  // A line about connections in bulk: at most one per reason per interval, saying how many
+  // were left out.
+  template <typename... Parts>
+  void log_limited(LogLevel level, std::string_view reason, const Parts&... parts) {
+    const net::LogLimiter::Turn turn = gate.should_log(reason, steady_ms());
+    if (!turn || !log.enabled(level)) return;
+    std::ostringstream out;
+    (out << ... << parts);
+    out << net::LogLimiter::suppressed_note(turn.suppressed);
+    log.log(level, out.str());
+  }
   void dial(NodeId peer, std::uint64_t generation);
   void schedule_dial(NodeId peer, std::uint64_t generation);
   void on_established(const std::shared_ptr<Link>& link);
@@ -247,11 +325,11 @@ void Link::on_tls_client_handshake(const std::string& host) {
   });
 }
 
-void Link::accept() {
+void Link::accept(Clock::time_point deadline) {
   auto self = shared_from_this();
-  beast::get_lowest_layer(ws_).expires_after(
-      std::chrono::milliseconds(owner_.options.handshake_timeout_ms));
+  beast::get_lowest_layer(ws_).expires_at(deadline);
   ws_.next_layer().async_handshake(asio::ssl::stream_base::server, [self](beast::error_code ec) {
+    if (self->closed_) return;  // evicted or stopped meanwhile: not a refusal
     beast::error_code ignored;
     const auto remote = beast::get_lowest_layer(self->ws_).socket().remote_endpoint(ignored);
     const std::string from = remote.address().to_string();
@@ -276,12 +354,22 @@ void Link::accept() {
                                 " tried to open a peer link; only nodes may");
       return self->fail(id->describe() + " tried to open a peer link; only nodes may");
     }
+    // Only a member (or, while this node joins, a seed) may link in: a removed member, or a node
+    // the cluster never added, has nothing to say to us. Before the first set_members there is
+    // no list to check against.
+    if (!self->owner_.members.empty() && self->owner_.members.count(id->node_id) == 0) {
+      self->owner_.reject("not_a_member");
+      self->owner_.warn_limited("refused link from " + from + ": node " +
+                                std::to_string(id->node_id) + " is not a member of this cluster");
+      return self->fail("node " + std::to_string(id->node_id) + " is not a member");
+    }
     self->peer_ = id->node_id;
     self->parser_ = std::make_unique<http::request_parser<http::string_body>>();
     self->parser_->header_limit(kMaxUpgradeRequestBytes);
     self->parser_->body_limit(0);
     http::async_read(self->ws_.next_layer(), self->buffer_, *self->parser_,
                      [self](beast::error_code ec2, std::size_t) {
+                       if (self->closed_) return;
                        if (ec2) return self->fail("upgrade request: " + ec2.message());
                        self->upgrade_ = self->parser_->release();
                        self->on_upgrade_request();
@@ -334,7 +422,9 @@ void Link::refuse(const std::string& counter, const std::string& reason) {
 }
 
 void Link::established() {
+  if (closed_) return;  // evicted or stopped while the last step completed
   ANYA_ASSERT(peer_ != engine::kNoNode);
+  if (gate_id_ != net::kNoConnection) owner_.gate.authenticated(gate_id_, steady_ms());
   open_ = true;
   beast::get_lowest_layer(ws_).expires_never();
   ws_.binary(true);
@@ -489,17 +579,109 @@ void PeerLinks::Impl::accept_next() {
   acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
     if (stopped) return;
     if (!ec) {
-      beast::error_code ignored;
-      socket.set_option(tcp::no_delay(true), ignored);
-      auto link = std::make_shared<Link>(
-          *this, WsStream(std::move(socket), *options.server_tls), false, engine::kNoNode);
-      pending.insert(link);
-      link->accept();
+      admit(std::move(socket));
     } else {
-      log.warn("accept: ", ec.message());
+      log_limited(LogLevel::warn, "accept_error", "accept: ", ec.message());
     }
     accept_next();
   });
+}
+
+// The gate decides; a refused socket closes as it goes out of scope here.
+void PeerLinks::Impl::admit(tcp::socket socket) {
+  beast::error_code ec;
+  const tcp::endpoint remote = socket.remote_endpoint(ec);
+  if (ec) return;  // reset before we got to it
+  const std::string source = remote.address().to_string();
+  const Clock::time_point now = Clock::now();
+  const net::Admission a = gate.admit(source, to_ms(now));
+  if (a.verdict == net::Admission::Verdict::refuse) {
+    reject("flood_refused");
+    return log_limited(LogLevel::warn, "flood_refused", "refused a peer connection from ",
+                       source, ": all ", options.max_accepted_links, " accepted links are up");
+  }
+  if (a.verdict == net::Admission::Verdict::accept_after_evicting) {
+    reject("flood_evicted");
+    evict(a.evicted);
+    log_limited(LogLevel::warn, "flood_evicted", "closed a peer connection from ",
+                a.evicted_source, " that was not a link yet, to admit one from ", source,
+                " (at most ", options.max_unauthenticated_links, " such connections, ",
+                options.max_unauthenticated_links_per_source, " per address)");
+  }
+  unauthenticated_peak = std::max(unauthenticated_peak, gate.unauthenticated());
+  socket.set_option(tcp::no_delay(true), ec);
+  const auto deadline = now + std::chrono::milliseconds(options.handshake_timeout_ms);
+  auto arrival = std::make_shared<PeerArrival>(std::move(socket), a.id, deadline, source);
+  arrivals.emplace(a.id, arrival);
+  watch(arrival);
+}
+
+// Waits for the first bytes or the deadline, whichever comes first.
+void PeerLinks::Impl::watch(const std::shared_ptr<PeerArrival>& arrival) {
+  arrival->timer.expires_at(arrival->deadline);
+  arrival->timer.async_wait([this, arrival](beast::error_code ec) {
+    if (ec || arrival->done) return;
+    reject("flood_timeout");
+    log_limited(LogLevel::info, "flood_timeout", "closed a peer connection from ",
+                arrival->source, " that sent nothing within ", options.handshake_timeout_ms,
+                " ms");
+    drop(*arrival);
+  });
+  arrival->socket.async_wait(tcp::socket::wait_read, [this, arrival](beast::error_code ec) {
+    if (arrival->done) return;
+    beast::error_code ignored;
+    // Readable with nothing to read: the peer closed (or reset) before saying anything.
+    if (ec || arrival->socket.available(ignored) == 0) return drop(*arrival);
+    promote(arrival);
+  });
+}
+
+void PeerLinks::Impl::promote(const std::shared_ptr<PeerArrival>& arrival) {
+  ANYA_ASSERT(!arrival->done);
+  arrival->done = true;
+  arrival->timer.cancel();
+  arrivals.erase(arrival->id);
+  gate.spoke(arrival->id);
+  auto link = std::make_shared<Link>(*this, WsStream(std::move(arrival->socket),
+                                                     *options.server_tls),
+                                     false, engine::kNoNode, arrival->id);
+  pending.insert(link);
+  link->accept(arrival->deadline);
+}
+
+void PeerLinks::Impl::drop(PeerArrival& arrival) {
+  ANYA_ASSERT(!arrival.done);
+  arrival.done = true;
+  arrival.timer.cancel();
+  beast::error_code ignored;
+  arrival.socket.close(ignored);
+  arrivals.erase(arrival.id);
+  gate_closed(arrival.id);
+}
+
+void PeerLinks::Impl::evict(net::ConnectionId id) {
+  if (auto it = arrivals.find(id); it != arrivals.end()) {
+    const std::shared_ptr<PeerArrival> arrival = it->second;
+    return drop(*arrival);
+  }
+  // Not silent: a link still in its handshake (the gate never names one that is up).
+  for (const std::shared_ptr<Link>& link : pending) {
+    if (link->gate_id() != id) continue;
+    const std::shared_ptr<Link> keep = link;  // close() erases it from `pending`
+    return keep->close("closed to admit a newer connection");
+  }
+  ANYA_ASSERT(false && "the gate named a connection this node does not hold");
+}
+
+void PeerLinks::Impl::gate_closed(net::ConnectionId id) {
+  const std::uint64_t now = steady_ms();
+  gate.closed(id, now);
+  if (gate.unauthenticated() != 0 || unauthenticated_peak < kTrimAfterUnauthenticated) return;
+  if (now - last_trim_ms < kMinTrimIntervalMs) return;  // the peak stays: trimmed next time
+  unauthenticated_peak = 0;
+  last_trim_ms = now;
+  trim_heap();
+  log.debug("trimmed the heap after a burst of connections");
 }
 
 void PeerLinks::Impl::schedule_dial(NodeId peer, std::uint64_t generation) {
@@ -570,6 +752,7 @@ void PeerLinks::Impl::on_established(const std::shared_ptr<Link>& link) {
 
 void PeerLinks::Impl::on_closed(const std::shared_ptr<Link>& link, const std::string& reason) {
   pending.erase(link);
+  if (link->gate_id() != net::kNoConnection) gate_closed(link->gate_id());
   const NodeId peer = link->peer();
   auto it = active.find(peer);
   const bool was_active = it != active.end() && it->second == link;
@@ -705,12 +888,24 @@ void PeerLinks::stop() {
   for (auto& [peer, link] : s.active) links.push_back(link);
   for (const auto& link : s.pending) links.push_back(link);
   for (const auto& link : links) link->close("shutting down");
+  const auto arrivals = s.arrivals;
+  for (const auto& [id, arrival] : arrivals) s.drop(*arrival);
+  ANYA_ASSERT(s.gate.open_connections() == 0);
   s.dialers.clear();
 }
 
 const std::map<NodeId, PeerStats>& PeerLinks::stats() const { return impl_->stats; }
 const std::map<std::string, std::uint64_t>& PeerLinks::rejections() const {
   return impl_->rejections;
+}
+
+void PeerLinks::set_tls(std::shared_ptr<boost::asio::ssl::context> server,
+                        std::shared_ptr<boost::asio::ssl::context> client) {
+  ANYA_ASSERT(server != nullptr);
+  ANYA_ASSERT(client != nullptr);
+  // Links already up keep their own SSL (which holds a reference on its old SSL_CTX).
+  impl_->options.server_tls = std::move(server);
+  impl_->options.client_tls = std::move(client);
 }
 
 }  // namespace anya::transport

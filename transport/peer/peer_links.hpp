@@ -10,10 +10,16 @@
 // written moves to the new one, so replacing a link loses nothing.
 //
 // Refusals, each logged with the reason and counted: a certificate that does not chain to the CA
-// or names no node (TLS handshake), a dialled node whose certificate names another node, a
+// or names no node (TLS handshake), a node that is not a member (once set_members has run), a
+// dialled node whose certificate names another node, a
 // claimed node id that differs from the certificate, another cluster's name, a frame over
 // Limits::max_frame_bytes (checked by the WebSocket layer before it buffers the frame), a frame
 // that does not decode, and a message whose `from` is not the authenticated peer.
+//
+// Connections that are accepted but not yet links are bounded (PeerLinkOptions::max_*_links):
+// one that has sent nothing holds only a socket (the TLS WebSocket is made at its first byte),
+// at the caps the oldest is closed for a newcomer, and floods are counted and logged in bulk,
+// one line per reason per 10 s. After a burst the freed heap is handed back to the system.
 //
 // Sending never blocks. Each link has a bounded queue; at the limit the oldest queued heartbeats
 // go first, and only if none is left is the new message dropped, counted and (for appends)
@@ -57,6 +63,15 @@ struct PeerLinkOptions {
   std::uint64_t dead_after_ms = 10000;    // nothing heard for this long: close the link
   std::size_t max_queued_messages = 4096;
   std::size_t max_queued_bytes = 64u << 20;
+  // Admission of accepted connections (transport/net/connection_gate.hpp). Those that are not
+  // yet a link (TLS, certificate and upgrade checks, all within handshake_timeout_ms of the
+  // accept) are capped in total and per address; at a cap one of them (the oldest, from the
+  // address holding the most) is closed to admit the newcomer, so a flood cannot keep a node
+  // from linking. A link that is up is never closed
+  // for a newcomer; when max_accepted_links are all up, newcomers are refused.
+  std::size_t max_accepted_links = 128;
+  std::size_t max_unauthenticated_links = 64;
+  std::size_t max_unauthenticated_links_per_source = 16;
 };
 
 // Counters per peer, read by the metrics endpoint. Never used for decisions.
@@ -103,8 +118,13 @@ class PeerLinks : public engine::NetworkPort {
 
   const std::map<engine::NodeId, PeerStats>& stats() const;
   // Connections and frames refused, by reason ("tls", "identity", "cluster", "frame_size",
-  // "malformed", "spoofed_sender", "not_a_node", ...).
+  // "malformed", "spoofed_sender", "not_a_node", ...; for floods of connections that never
+  // become links: "flood_evicted" closed to admit a newer one, "flood_refused" every slot held
+  // by a link, "flood_timeout" sent nothing before the handshake deadline).
   const std::map<std::string, std::uint64_t>& rejections() const;
+  // New TLS contexts (a reload): links made from now on use them; links up stay as they are.
+  void set_tls(std::shared_ptr<boost::asio::ssl::context> server,
+               std::shared_ptr<boost::asio::ssl::context> client);
 
   struct Impl;
 

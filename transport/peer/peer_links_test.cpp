@@ -385,6 +385,77 @@ TEST_F(PeerLinksTest, EachPairSettlesOnExactlyOneLink) {
   EXPECT_THAT(node(1).log->text, HasSubstr("link to node 2 up"));
 }
 
+// ---------------------------------------------------------------- connection floods
+
+// `count` TCP connections to 127.0.0.1:`port` that never say anything, made on `io` (so the
+// listener, on the same io_context, accepts them meanwhile). Held until destroyed.
+class IdleFlood {
+ public:
+  IdleFlood(asio::io_context& io, std::uint16_t port, int count) {
+    const asio::ip::tcp::endpoint target(asio::ip::make_address("127.0.0.1"), port);
+    sockets_.reserve(static_cast<std::size_t>(count));
+    for (int i = 0; i < count; i++) {
+      sockets_.emplace_back(io);
+      sockets_.back().async_connect(target, [this](beast::error_code ec) {
+        (ec ? failed_ : connected_)++;
+      });
+    }
+  }
+  int connected() const { return connected_; }
+  int finished() const { return connected_ + failed_; }
+
+ private:
+  std::vector<asio::ip::tcp::socket> sockets_;
+  int connected_ = 0, failed_ = 0;
+};
+
+int lines_containing(const std::string& text, const std::string& needle) {
+  std::istringstream in(text);
+  int count = 0;
+  for (std::string line; std::getline(in, line);) count += line.find(needle) != std::string::npos;
+  return count;
+}
+
+// The attack that took a follower from 15 MB to 282 MB: idle connections to its peer port. Now
+// they displace only one another: the pair linked before keeps talking, and a node that dials
+// after the flood still links.
+TEST_F(PeerLinksTest, FiveHundredIdleConnectionsKeepNeitherLinksNorANewNodeOut) {
+  constexpr int kFlood = 500;
+  handshake_timeout_ms_ = 10'000;  // the flood stays held through the test
+  TestNode& a = add_node(1);
+  TestNode& b = add_node(2);
+  a.links->set_members({{1, a.address()}, {2, b.address()}});
+  b.links->set_members({{1, a.address()}, {2, b.address()}});
+  ASSERT_TRUE(run_until([&] { return a.connected(2) && b.connected(1); })) << logs();
+
+  IdleFlood flood(io_, b.links->listen_port(), kFlood);
+  const PeerLinkOptions defaults;
+  const auto evicted_all = static_cast<std::uint64_t>(
+      kFlood - static_cast<int>(defaults.max_unauthenticated_links_per_source));
+  ASSERT_TRUE(run_until([&] {
+    return flood.finished() == kFlood && b.rejected("flood_evicted") >= evicted_all;
+  }, std::chrono::seconds(10))) << "connected " << flood.connected() << ", evicted "
+                                << b.rejected("flood_evicted");
+  EXPECT_EQ(flood.connected(), kFlood);
+  EXPECT_EQ(b.rejected("flood_refused"), 0u);
+  // Hundreds of evictions, one line: the rest are counted in the next one.
+  EXPECT_EQ(lines_containing(b.log->text, "that was not a link yet"), 1) << b.log->text;
+
+  a.links->send(sample(MessageType::append, 1, 2, 1));
+  b.links->send(sample(MessageType::append_response, 2, 1, 2));
+  ASSERT_TRUE(run_until([&] { return a.received.size() == 1 && b.received.size() == 1; }))
+      << logs();
+  EXPECT_TRUE(a.connected(2)) << "the flood cost the pair its link";
+
+  TestNode& c = add_node(3);
+  std::map<NodeId, std::string> members;
+  for (auto& [id, n] : nodes_) members[id] = n->address();
+  for (auto& [id, n] : nodes_) n->links->set_members(members);
+  ASSERT_TRUE(run_until([&] { return all_linked(); }, std::chrono::seconds(10))) << logs();
+  EXPECT_TRUE(c.connected(2) && b.connected(3));
+  EXPECT_EQ(b.stats(1)->disconnects, 0u);
+}
+
 // ---------------------------------------------------------------- peer down
 
 TEST_F(PeerLinksTest, StoppingAPeerReportsItDownToTheOthers) {
@@ -431,6 +502,20 @@ TEST_F(PeerLinksTest, ANodeOfAnotherClusterIsRefused) {
   EXPECT_FALSE(b.connected(1));
   EXPECT_THAT(a.log->text, HasSubstr("node 4 is in cluster 'another-cluster'"));
   EXPECT_THAT(b.log->text, HasSubstr("another-cluster"));  // the dialler hears why
+}
+
+TEST_F(PeerLinksTest, ANodeThatIsNotAMemberIsRefused) {
+  TestNode& a = add_node(1);
+  TestNode& b = add_node(2);
+  TestNode& stranger = add_node(4);  // a genuine certificate from the cluster CA
+  a.links->set_members({{1, a.address()}, {2, b.address()}});
+  b.links->set_members({{1, a.address()}, {2, b.address()}});
+  stranger.links->set_members({{1, a.address()}, {4, stranger.address()}});
+  ASSERT_TRUE(run_until([&] { return a.rejected("not_a_member") >= 2 && a.connected(2); }))
+      << logs();
+  EXPECT_FALSE(a.connected(4));
+  EXPECT_FALSE(stranger.connected(1));
+  EXPECT_THAT(a.log->text, HasSubstr("node 4 is not a member"));
 }
 
 TEST_F(PeerLinksTest, ADialledNodeWhoseCertificateNamesAnotherNodeIsRefused) {

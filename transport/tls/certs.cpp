@@ -8,9 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
+#include <map>
 
 #include "transport/tls/openssl_util.hpp"
 
@@ -221,6 +224,28 @@ std::string leaf_common_name(const Identity& id) {
 }
 static_assert(kMaxClientNameBytes <= kMaxCommonNameBytes);
 
+// A CA certificate and its key, checked to belong together and to be a CA.
+struct SigningCa {
+  X509Ptr cert;
+  PkeyPtr key;
+};
+
+Result<SigningCa> load_signing_ca(const KeyPair& ca) {
+  auto ca_cert = detail::parse_certificate(ca.cert_pem, "CA certificate");
+  if (!ca_cert) return ca_cert.status();
+  auto ca_key = detail::parse_private_key(ca.key_pem, "CA key");
+  if (!ca_key) return ca_key.status();
+  if (X509_check_ca(ca_cert->get()) < 1) {
+    return {Errc::invalid_argument, "CA certificate: is not a CA (basicConstraints CA:FALSE)"};
+  }
+  if (Status s = detail::check_key_matches(ca_cert->get(), ca_key->get(), "CA certificate",
+                                           "CA key");
+      !s) {
+    return s;
+  }
+  return SigningCa{std::move(*ca_cert), std::move(*ca_key)};
+}
+
 }  // namespace
 
 Result<KeyPair> generate_ca(std::string_view common_name, int validity_days) {
@@ -256,24 +281,14 @@ Result<KeyPair> issue(const KeyPair& ca, const Identity& id,
                                         std::to_string(dns_names.size() + ip_addresses.size()) +
                                         " entries; at most " + std::to_string(kMaxSanEntries)};
   }
-  auto ca_cert = detail::parse_certificate(ca.cert_pem, "CA certificate");
-  if (!ca_cert) return ca_cert.status();
-  auto ca_key = detail::parse_private_key(ca.key_pem, "CA key");
-  if (!ca_key) return ca_key.status();
-  if (X509_check_ca(ca_cert->get()) < 1) {
-    return {Errc::invalid_argument, "CA certificate: is not a CA (basicConstraints CA:FALSE)"};
-  }
-  if (Status s = detail::check_key_matches(ca_cert->get(), ca_key->get(), "CA certificate",
-                                           "CA key");
-      !s) {
-    return s;
-  }
+  auto signer = load_signing_ca(ca);
+  if (!signer) return signer.status();
   auto key = generate_key();
   if (!key) return key.status();
   X509Ptr cert(X509_new());
   ANYA_ASSERT(cert != nullptr);
   if (X509_set_pubkey(cert.get(), key->get()) != 1 ||
-      X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert->get())) != 1) {
+      X509_set_issuer_name(cert.get(), X509_get_subject_name(signer->cert.get())) != 1) {
     return {Errc::io_error, "cannot set leaf key or issuer" + openssl_suffix()};
   }
   if (Status s = set_basics(cert.get(), leaf_common_name(id), validity_days); !s) return s;
@@ -281,9 +296,9 @@ Result<KeyPair> issue(const KeyPair& ca, const Identity& id,
   if (Status s = add_key_usage(cert.get(), {kKeyUsageDigitalSignature}); !s) return s;
   const bool server_auth = id.kind == Identity::Kind::node;
   if (Status s = add_extended_key_usage(cert.get(), server_auth); !s) return s;
-  if (Status s = add_key_identifiers(cert.get(), ca_cert->get()); !s) return s;
+  if (Status s = add_key_identifiers(cert.get(), signer->cert.get()); !s) return s;
   if (Status s = add_subject_alt_names(cert.get(), id, dns_names, ip_addresses); !s) return s;
-  return sign_and_encode(cert.get(), ca_key->get(), key->get());
+  return sign_and_encode(cert.get(), signer->key.get(), key->get());
 }
 
 namespace {
@@ -350,6 +365,13 @@ Status write_pem_files(const std::filesystem::path& cert_file,
   return write_file_atomically(cert_file, pair.cert_pem, 0644);
 }
 
+Status write_crl_file(const std::filesystem::path& file, std::string_view crl_pem) {
+  auto crls = detail::parse_crl_bundle(crl_pem, file.string() + " (to write)");
+  if (!crls) return crls.status();
+  ANYA_ASSERT(!crls->empty());
+  return write_file_atomically(file, crl_pem, 0644);
+}
+
 Result<KeyPair> read_pem_files(const std::filesystem::path& cert_file,
                                const std::filesystem::path& key_file) {
   auto cert_pem = detail::read_text_file(cert_file);
@@ -372,6 +394,206 @@ Result<Identity> certificate_identity(std::string_view cert_pem) {
   auto cert = detail::parse_certificate(cert_pem, "certificate");
   if (!cert) return cert.status();
   return detail::identity_of(cert->get());
+}
+
+Result<std::string> read_pem_file(const std::filesystem::path& file) {
+  return detail::read_text_file(file);
+}
+
+Status check_issued_by(std::string_view cert_pem, std::string_view ca_cert_pem) {
+  auto cert = detail::parse_certificate(cert_pem, "certificate");
+  if (!cert) return cert.status();
+  auto ca = detail::parse_certificate(ca_cert_pem, "CA certificate");
+  if (!ca) return ca.status();
+  EVP_PKEY* ca_key = X509_get0_pubkey(ca->get());
+  ANYA_ASSERT(ca_key != nullptr);
+  const bool named = X509_check_issued(ca->get(), cert->get()) == X509_V_OK;
+  const bool signed_by = named && X509_verify(cert->get(), ca_key) == 1;
+  detail::drain_openssl_errors();
+  if (signed_by) return Status::ok();
+  return {Errc::invalid_argument,
+          "certificate was not issued by this CA (its issuer is " +
+              detail::name_text(X509_get_issuer_name(cert->get())) + ")"};
+}
+
+Result<std::string> certificate_serial_hex(std::string_view cert_pem) {
+  auto cert = detail::parse_certificate(cert_pem, "certificate");
+  if (!cert) return cert.status();
+  return detail::serial_hex(X509_get0_serialNumber(cert->get()));
+}
+
+// ---------------------------------------------------------------- CRLs
+
+namespace {
+
+// Serial (canonical hex) -> revocation time. Ordered, so a CRL lists its entries by serial.
+using EntryMap = std::map<std::string, std::int64_t>;
+
+// `hex` in the canonical spelling of detail::serial_hex, or an error quoting it.
+Result<std::string> canonical_serial(std::string_view hex) {
+  const std::string quoted = "revoked serial \"" + std::string(hex.substr(0, 48)) + "\"";
+  const bool all_hex = std::all_of(hex.begin(), hex.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+  });
+  if (hex.empty() || hex.size() > kMaxSerialHexDigits || !all_hex) {
+    return {Errc::invalid_argument, quoted + ": must be 1.." +
+                                        std::to_string(kMaxSerialHexDigits) + " hex digits"};
+  }
+  BIGNUM* bn = nullptr;
+  const std::string text(hex);
+  ANYA_ASSERT(BN_hex2bn(&bn, text.c_str()) == static_cast<int>(text.size()));
+  ASN1_INTEGER* serial = BN_to_ASN1_INTEGER(bn, nullptr);
+  BN_free(bn);
+  ANYA_ASSERT(serial != nullptr);
+  std::string out = detail::serial_hex(serial);
+  ASN1_INTEGER_free(serial);
+  return out;
+}
+
+// A revocationDate as seconds since the epoch. It is informational (verification ignores it),
+// so one that does not convert reads as the epoch rather than failing the whole CRL.
+std::int64_t unix_seconds(const ASN1_TIME* time) {
+  struct tm parts {};
+  ANYA_ASSERT(time != nullptr);
+  if (ASN1_TIME_to_tm(time, &parts) != 1) return 0;
+  return static_cast<std::int64_t>(::timegm(&parts));
+}
+
+// Appends one revoked entry; the CRL owns it afterwards.
+Status add_revoked(X509_CRL* crl, const std::string& serial_hex, std::int64_t revoked_at) {
+  BIGNUM* bn = nullptr;
+  ANYA_ASSERT(BN_hex2bn(&bn, serial_hex.c_str()) == static_cast<int>(serial_hex.size()));
+  ASN1_INTEGER* serial = BN_to_ASN1_INTEGER(bn, nullptr);
+  BN_free(bn);
+  ASN1_TIME* when = ASN1_TIME_set(nullptr, static_cast<time_t>(revoked_at));
+  X509_REVOKED* entry = X509_REVOKED_new();
+  ANYA_ASSERT(serial != nullptr);
+  ANYA_ASSERT(entry != nullptr);
+  bool ok = when != nullptr && X509_REVOKED_set_serialNumber(entry, serial) == 1 &&
+            X509_REVOKED_set_revocationDate(entry, when) == 1;
+  ok = ok && X509_CRL_add0_revoked(crl, entry) == 1;
+  if (!ok) X509_REVOKED_free(entry);
+  ASN1_INTEGER_free(serial);
+  ASN1_TIME_free(when);
+  if (!ok) return {Errc::io_error, "cannot add a CRL entry" + openssl_suffix()};
+  return Status::ok();
+}
+
+// authorityKeyIdentifier (which CA key signed it, for verifiers during a CA rotation) and the
+// cRLNumber that RFC 5280 §5.2.3 requires: the issue time, so later CRLs have larger numbers.
+Status add_crl_extensions(X509_CRL* crl, X509* ca_cert, std::int64_t now) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, ca_cert, nullptr, nullptr, crl, 0);
+  X509_EXTENSION* aki =
+      X509V3_EXT_conf_nid(nullptr, &ctx, NID_authority_key_identifier, "keyid:always");
+  bool ok = aki != nullptr && X509_CRL_add_ext(crl, aki, -1) == 1;
+  X509_EXTENSION_free(aki);
+  ASN1_INTEGER* number = ASN1_INTEGER_new();
+  ANYA_ASSERT(number != nullptr);
+  ok = ok && ASN1_INTEGER_set_int64(number, now) == 1;
+  ok = ok && X509_CRL_add1_ext_i2d(crl, NID_crl_number, number, 0, X509V3_ADD_DEFAULT) == 1;
+  ASN1_INTEGER_free(number);
+  if (!ok) return {Errc::io_error, "cannot add CRL extensions" + openssl_suffix()};
+  return Status::ok();
+}
+
+// The issuer, the update times, the entries: everything but extensions and signature.
+Status fill_crl(X509_CRL* crl, X509* ca_cert, const EntryMap& entries, int next_update_days) {
+  ASN1_TIME* last_update = X509_gmtime_adj(nullptr, -kNotBeforeBackdateSeconds);
+  ASN1_TIME* next_update = X509_time_adj_ex(nullptr, next_update_days, 0, nullptr);
+  bool ok = X509_CRL_set_version(crl, X509_CRL_VERSION_2) == 1;
+  ok = ok && X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca_cert)) == 1;
+  ok = ok && last_update != nullptr && X509_CRL_set1_lastUpdate(crl, last_update) == 1;
+  ok = ok && next_update != nullptr && X509_CRL_set1_nextUpdate(crl, next_update) == 1;
+  ASN1_TIME_free(last_update);
+  ASN1_TIME_free(next_update);
+  if (!ok) return {Errc::io_error, "cannot fill in CRL fields" + openssl_suffix()};
+  for (const auto& [serial, revoked_at] : entries) {
+    if (Status s = add_revoked(crl, serial, revoked_at); !s) return s;
+  }
+  return Status::ok();
+}
+
+Result<std::string> build_crl(const KeyPair& ca, const EntryMap& entries, int next_update_days) {
+  if (next_update_days < 1 || next_update_days > kMaxValidityDays) {
+    return {Errc::invalid_argument, "next_update_days: " + std::to_string(next_update_days) +
+                                        " is outside 1.." + std::to_string(kMaxValidityDays)};
+  }
+  if (entries.size() > kMaxCrlEntries) {
+    return {Errc::invalid_argument, std::to_string(entries.size()) + " revoked serials; a CRL " +
+                                        "holds at most " + std::to_string(kMaxCrlEntries)};
+  }
+  auto signer = load_signing_ca(ca);
+  if (!signer) return signer.status();
+  if ((X509_get_key_usage(signer->cert.get()) & KU_CRL_SIGN) == 0) {
+    return {Errc::invalid_argument, "CA certificate: may not sign CRLs (keyUsage lacks cRLSign)"};
+  }
+  detail::CrlPtr crl(X509_CRL_new());
+  ANYA_ASSERT(crl != nullptr);
+  if (Status s = fill_crl(crl.get(), signer->cert.get(), entries, next_update_days); !s) return s;
+  const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+  if (Status s = add_crl_extensions(crl.get(), signer->cert.get(), now); !s) return s;
+  ANYA_ASSERT(X509_CRL_sort(crl.get()) == 1);
+  if (X509_CRL_sign(crl.get(), signer->key.get(), EVP_sha256()) <= 0) {
+    return {Errc::io_error, "cannot sign CRL" + openssl_suffix()};
+  }
+  return detail::crl_to_pem(crl.get());
+}
+
+}  // namespace
+
+Result<std::string> make_crl(const KeyPair& ca, const std::vector<std::string>& revoked_serials_hex,
+                             int next_update_days) {
+  const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+  EntryMap entries;
+  for (const std::string& hex : revoked_serials_hex) {
+    auto serial = canonical_serial(hex);
+    if (!serial) return serial.status();
+    entries.emplace(std::move(*serial), now);
+  }
+  return build_crl(ca, entries, next_update_days);
+}
+
+Result<std::string> make_crl_from_entries(const KeyPair& ca,
+                                          const std::vector<RevokedEntry>& entries,
+                                          int next_update_days) {
+  EntryMap merged;
+  for (const RevokedEntry& entry : entries) {
+    auto serial = canonical_serial(entry.serial_hex);
+    if (!serial) return serial.status();
+    auto [it, inserted] = merged.emplace(std::move(*serial), entry.revoked_at_unix);
+    if (!inserted) it->second = std::min(it->second, entry.revoked_at_unix);  // the first one
+  }
+  return build_crl(ca, merged, next_update_days);
+}
+
+Result<std::vector<RevokedEntry>> read_crl_entries(std::string_view crl_pem,
+                                                   std::string_view ca_cert_pem,
+                                                   std::string_view label) {
+  auto ca = detail::parse_certificate(ca_cert_pem, "CA certificate");
+  if (!ca) return ca.status();
+  std::vector<X509Ptr> cas;
+  cas.push_back(std::move(*ca));
+  auto crls = detail::parse_crl_bundle(crl_pem, label);
+  if (!crls) return crls.status();
+  EntryMap merged;
+  for (const detail::CrlPtr& crl : *crls) {
+    auto issuer = detail::crl_issuer(crl.get(), cas, label, "the CA certificate");
+    if (!issuer) return issuer.status();
+    const STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(crl.get());
+    for (int i = 0; i < sk_X509_REVOKED_num(revoked); ++i) {
+      const X509_REVOKED* entry = sk_X509_REVOKED_value(revoked, i);
+      const std::int64_t at = unix_seconds(X509_REVOKED_get0_revocationDate(entry));
+      auto [it, inserted] =
+          merged.emplace(detail::serial_hex(X509_REVOKED_get0_serialNumber(entry)), at);
+      if (!inserted) it->second = std::min(it->second, at);
+    }
+  }
+  std::vector<RevokedEntry> out;
+  out.reserve(merged.size());
+  for (const auto& [serial, at] : merged) out.push_back(RevokedEntry{serial, at});
+  return out;
 }
 
 }  // namespace anya::transport::tls

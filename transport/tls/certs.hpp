@@ -15,12 +15,18 @@
 // - notBefore is set kNotBeforeBackdateSeconds in the past so a peer whose clock is a little
 //   behind the issuer's accepts a certificate issued a moment ago.
 //
+// Revocation: the CA signs a CRL (v2, SHA-256) listing revoked serial numbers; nodes load it
+// (TlsFiles::crl) and refuse those certificates at every handshake. lastUpdate is backdated
+// like notBefore, because a CRL "not yet valid" on a node whose clock is a little behind would
+// make it refuse every peer, not only the revoked one.
+//
 // PEM is the currency (KeyPair holds PEM text) because that is what goes on disk and what the
 // admin tools and curl read. Keys are unencrypted PKCS#8: the node starts unattended, and the
 // key file's mode (0600) is its protection.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -39,6 +45,12 @@ inline constexpr std::size_t kMaxDnsNameBytes = 253;
 // A PEM file larger than this is refused before it is read (a CA bundle of a few certificates
 // is a few kilobytes).
 inline constexpr std::size_t kMaxPemFileBytes = 1 << 20;
+// Entries in one CRL. An entry is about 40 bytes of DER (55 of PEM), so a full CRL stays far
+// below kMaxPemFileBytes; at the limit make_crl refuses and the CA needs rotating instead.
+inline constexpr std::size_t kMaxCrlEntries = 10000;
+static_assert(kMaxCrlEntries * 64 < kMaxPemFileBytes);
+// Serial numbers are at most 20 octets (RFC 5280 §4.1.2.2), so 40 hex digits.
+inline constexpr std::size_t kMaxSerialHexDigits = 40;
 
 struct KeyPair {
   std::string cert_pem;  // one X.509 certificate
@@ -68,7 +80,51 @@ Status write_pem_files(const std::filesystem::path& cert_file,
 Result<KeyPair> read_pem_files(const std::filesystem::path& cert_file,
                                const std::filesystem::path& key_file);
 
+// A whole PEM file (certificate, CRL, bundle), refused past kMaxPemFileBytes; not parsed.
+// Errors name the file: "crl.pem: cannot open: No such file or directory".
+Result<std::string> read_pem_file(const std::filesystem::path& file);
+
+// OK if `cert_pem` was issued and signed by the CA certificate `ca_cert_pem`; otherwise
+// "certificate was not issued by this CA (its issuer is O = anya-ha, CN = ...)".
+Status check_issued_by(std::string_view cert_pem, std::string_view ca_cert_pem);
+
 // The identity named by a PEM certificate's URI subjectAltName (exactly one must be present).
 Result<Identity> certificate_identity(std::string_view cert_pem);
+
+// A PEM certificate's serial number as upper-case hex without leading zeros, the way
+// `openssl x509 -serial` and CRL listings print it ("4F1C...").
+Result<std::string> certificate_serial_hex(std::string_view cert_pem);
+
+// One revoked certificate in a CRL.
+struct RevokedEntry {
+  std::string serial_hex;         // as certificate_serial_hex prints it
+  std::int64_t revoked_at_unix;   // revocationDate, seconds since the epoch
+
+  friend bool operator==(const RevokedEntry&, const RevokedEntry&) = default;
+};
+
+// A PEM CRL (v2, SHA-256) signed by `ca`: lastUpdate now (backdated by
+// kNotBeforeBackdateSeconds), nextUpdate now + next_update_days, one entry per serial (hex, any
+// case, duplicates merged) revoked now, a CRL number (the issue time in seconds) and the CA's
+// authorityKeyIdentifier. Refuses a serial that is not 1..kMaxSerialHexDigits hex digits, more
+// than kMaxCrlEntries serials, days outside 1..kMaxValidityDays, and a CA that is not a CA, may
+// not sign CRLs or whose key does not match.
+Result<std::string> make_crl(const KeyPair& ca, const std::vector<std::string>& revoked_serials_hex,
+                             int next_update_days);
+// The same with each entry's own revocation date, so a CRL re-made to add a serial keeps the
+// dates of the earlier revocations.
+Result<std::string> make_crl_from_entries(const KeyPair& ca,
+                                          const std::vector<RevokedEntry>& entries,
+                                          int next_update_days);
+
+// The entries of every CRL in `crl_pem` (sorted by serial, duplicates merged), after checking
+// that each CRL is signed by the CA in `ca_cert_pem`. An expired CRL is read all the same: re-
+// making one is how it is renewed. `label` (the file name) starts every error message.
+Result<std::vector<RevokedEntry>> read_crl_entries(std::string_view crl_pem,
+                                                   std::string_view ca_cert_pem,
+                                                   std::string_view label = "CRL");
+
+// Writes a CRL file atomically (as write_pem_files does) with mode 0644; it must parse.
+Status write_crl_file(const std::filesystem::path& file, std::string_view crl_pem);
 
 }  // namespace anya::transport::tls

@@ -6,7 +6,9 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
+#include <algorithm>
 #include <exception>
+#include <utility>
 #include <vector>
 
 #include "transport/tls/certs.hpp"
@@ -15,6 +17,7 @@
 namespace anya::transport::tls {
 namespace {
 
+using detail::CrlPtr;
 using detail::openssl_suffix;
 using detail::PkeyPtr;
 using detail::X509Ptr;
@@ -28,6 +31,7 @@ struct LoadedFiles {
   std::vector<X509Ptr> cas;
   X509Ptr cert;
   PkeyPtr key;
+  std::vector<CrlPtr> crls;  // empty when TlsFiles::crl is
 };
 
 Status check_cas(const std::vector<X509Ptr>& cas, const std::string& ca_name) {
@@ -42,26 +46,54 @@ Status check_cas(const std::vector<X509Ptr>& cas, const std::string& ca_name) {
   return Status::ok();
 }
 
-Result<LoadedFiles> load_files(const TlsFiles& files, Side side) {
+// Every CRL signed by one of `cas` and current, and every CA covered by one: with
+// X509_V_FLAG_CRL_CHECK, a certificate whose CA has no CRL fails with "unable to get
+// certificate CRL", so a CA missing from the file would silently cut off all its nodes.
+Result<std::vector<CrlPtr>> load_crls(const std::string& pem, const TlsFiles& files,
+                                      const std::vector<X509Ptr>& cas) {
+  const std::string crl_name = files.crl.string();
+  const std::string ca_name = files.ca_cert.string();
+  auto crls = detail::parse_crl_bundle(pem, crl_name);
+  if (!crls) return crls.status();
+  std::vector<const X509*> covered;
+  for (std::size_t i = 0; i < crls->size(); ++i) {
+    const std::string label =
+        crls->size() == 1 ? crl_name : crl_name + " (CRL " + std::to_string(i + 1) + ")";
+    auto issuer = detail::crl_issuer((*crls)[i].get(), cas, label, ca_name);
+    if (!issuer) return issuer.status();
+    if (Status s = detail::check_crl_time((*crls)[i].get(), label); !s) return s;
+    covered.push_back(*issuer);
+  }
+  for (const X509Ptr& ca : cas) {
+    if (std::find(covered.begin(), covered.end(), ca.get()) != covered.end()) continue;
+    return {Errc::invalid_argument,
+            crl_name + ": has no CRL from the CA " +
+                detail::name_text(X509_get_subject_name(ca.get())) + " in " + ca_name +
+                "; with a CRL file every CA needs one, or all its certificates are refused"};
+  }
+  ANYA_ASSERT(covered.size() == crls->size());
+  return crls;
+}
+
+Result<LoadedFiles> load_files(const TlsFiles& files, const TlsMaterial& material, Side side) {
+  ANYA_ASSERT(files.crl.empty() == material.crl_pem.empty());
   const std::string ca_name = files.ca_cert.string();
   const std::string cert_name = files.cert.string();
   const std::string key_name = files.key.string();
-  auto ca_pem = detail::read_text_file(files.ca_cert);
-  if (!ca_pem) return ca_pem.status();
-  auto cert_pem = detail::read_text_file(files.cert);
-  if (!cert_pem) return cert_pem.status();
-  auto key_pem = detail::read_text_file(files.key);
-  if (!key_pem) return key_pem.status();
-
   LoadedFiles out;
-  auto cas = detail::parse_certificate_bundle(*ca_pem, ca_name);
+  auto cas = detail::parse_certificate_bundle(material.ca_pem, ca_name);
   if (!cas) return cas.status();
   out.cas = std::move(*cas);
   if (Status s = check_cas(out.cas, ca_name); !s) return s;
-  auto cert = detail::parse_certificate(*cert_pem, cert_name);
+  if (!files.crl.empty()) {
+    auto crls = load_crls(material.crl_pem, files, out.cas);
+    if (!crls) return crls.status();
+    out.crls = std::move(*crls);
+  }
+  auto cert = detail::parse_certificate(material.cert_pem, cert_name);
   if (!cert) return cert.status();
   out.cert = std::move(*cert);
-  auto key = detail::parse_private_key(*key_pem, key_name);
+  auto key = detail::parse_private_key(material.key_pem, key_name);
   if (!key) return key.status();
   out.key = std::move(*key);
 
@@ -70,14 +102,46 @@ Result<LoadedFiles> load_files(const TlsFiles& files, Side side) {
       !s) {
     return s;
   }
+  // With CRLs, this also refuses our own certificate when it is listed: every peer would.
   const int purpose = side == Side::server ? X509_PURPOSE_SSL_SERVER : X509_PURPOSE_SSL_CLIENT;
-  if (Status s = detail::check_chain(out.cert.get(), out.cas, purpose, cert_name, ca_name); !s) {
+  if (Status s = detail::check_chain(out.cert.get(), out.cas, purpose, cert_name, ca_name,
+                                     out.crls);
+      !s) {
     return s;
   }
   if (auto id = detail::identity_of(out.cert.get()); !id) {
     return {Errc::invalid_argument, cert_name + ": " + id.status().message()};
   }
   return out;
+}
+
+// The CAs (and CRLs, with revocation checking) peers are verified against.
+Status install_trust(SSL_CTX* ctx, const LoadedFiles& loaded, Side side, const TlsFiles& files) {
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+  ANYA_ASSERT(store != nullptr);
+  for (const X509Ptr& ca : loaded.cas) {
+    if (X509_STORE_add_cert(store, ca.get()) != 1) {
+      return {Errc::invalid_argument,
+              files.ca_cert.string() + ": cannot add CA certificate" + openssl_suffix()};
+    }
+    // Tells clients which CA to pick a certificate for (curl with several, for instance).
+    if (side == Side::server && SSL_CTX_add_client_CA(ctx, ca.get()) != 1) {
+      return {Errc::invalid_argument,
+              files.ca_cert.string() + ": cannot list CA for clients" + openssl_suffix()};
+    }
+  }
+  if (loaded.crls.empty()) return Status::ok();
+  for (const CrlPtr& crl : loaded.crls) {
+    if (X509_STORE_add_crl(store, crl.get()) != 1) {
+      return {Errc::invalid_argument,
+              files.crl.string() + ": cannot add CRL" + openssl_suffix()};
+    }
+  }
+  // On the store and on the context's own parameters: a handshake's verification starts from
+  // the store's and then applies the context's, so either alone would do; both make it plain.
+  ANYA_ASSERT(X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK) == 1);
+  ANYA_ASSERT(X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK) == 1);
+  return Status::ok();
 }
 
 // Applies the policy in the header to a fresh context and installs the loaded files.
@@ -98,19 +162,7 @@ Status configure(SSL_CTX* ctx, const LoadedFiles& loaded, Side side, const TlsFi
   if (side == Side::server && SSL_CTX_set_num_tickets(ctx, 0) != 1) {
     return {Errc::io_error, "cannot disable session tickets" + openssl_suffix()};
   }
-  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
-  ANYA_ASSERT(store != nullptr);
-  for (const X509Ptr& ca : loaded.cas) {
-    if (X509_STORE_add_cert(store, ca.get()) != 1) {
-      return {Errc::invalid_argument,
-              files.ca_cert.string() + ": cannot add CA certificate" + openssl_suffix()};
-    }
-    // Tells clients which CA to pick a certificate for (curl with several, for instance).
-    if (side == Side::server && SSL_CTX_add_client_CA(ctx, ca.get()) != 1) {
-      return {Errc::invalid_argument,
-              files.ca_cert.string() + ": cannot list CA for clients" + openssl_suffix()};
-    }
-  }
+  if (Status s = install_trust(ctx, loaded, side, files); !s) return s;
   if (SSL_CTX_use_certificate(ctx, loaded.cert.get()) != 1) {
     return {Errc::invalid_argument,
             files.cert.string() + ": certificate not accepted by OpenSSL" + openssl_suffix()};
@@ -122,11 +174,54 @@ Status configure(SSL_CTX* ctx, const LoadedFiles& loaded, Side side, const TlsFi
   return Status::ok();
 }
 
+// X509_verify_cert_error_string, with what to do for the errors revocation brings.
+std::string verify_reason(long verify) {
+  std::string out = X509_verify_cert_error_string(verify);
+  switch (verify) {
+    case X509_V_ERR_CERT_REVOKED:
+      return out + " (the peer's certificate is listed in our CRL; it needs a new certificate)";
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+      return out + " (our CRL file is out of date: renew it with anya-ha certs revoke, reload)";
+    case X509_V_ERR_CRL_NOT_YET_VALID:
+      return out + " (check the clock)";
+    case X509_V_ERR_UNABLE_TO_GET_CRL:
+      return out + " (our CRL file has no CRL from the peer's CA)";
+    default:
+      return out;
+  }
+}
+
 }  // namespace
+
+Result<TlsMaterial> read_tls_files(const TlsFiles& files) {
+  TlsMaterial out;
+  for (auto [file, text] : {std::pair{&files.ca_cert, &out.ca_pem},
+                            std::pair{&files.cert, &out.cert_pem},
+                            std::pair{&files.key, &out.key_pem},
+                            std::pair{&files.crl, &out.crl_pem}}) {
+    if (file == &files.crl && file->empty()) continue;  // no CRL configured
+    auto contents = detail::read_text_file(*file);
+    if (!contents) return contents.status();
+    *text = std::move(*contents);
+  }
+  // An empty CRL file must still be refused by name, not mistaken for "no CRL".
+  if (!files.crl.empty() && out.crl_pem.empty()) {
+    return {Errc::invalid_argument, files.crl.string() + ": CRL file is empty"};
+  }
+  return out;
+}
 
 Result<std::shared_ptr<boost::asio::ssl::context>> make_context(const TlsFiles& files,
                                                                 Side side) {
-  auto loaded = load_files(files, side);
+  auto material = read_tls_files(files);
+  if (!material) return material.status();
+  return make_context(files, *material, side);
+}
+
+Result<std::shared_ptr<boost::asio::ssl::context>> make_context(const TlsFiles& files,
+                                                                const TlsMaterial& material,
+                                                                Side side) {
+  auto loaded = load_files(files, material, side);
   if (!loaded) return loaded.status();
   std::shared_ptr<boost::asio::ssl::context> ctx;
   try {
@@ -143,16 +238,17 @@ Result<std::shared_ptr<boost::asio::ssl::context>> make_context(const TlsFiles& 
 
 Result<Identity> peer_identity(SSL* ssl) {
   ANYA_ASSERT(ssl != nullptr);
+  // The verification result first: after a refused handshake it is the reason, which
+  // "the handshake has not completed" would hide.
+  const long verify = SSL_get_verify_result(ssl);
+  if (verify != X509_V_OK) {
+    return {Errc::invalid_argument, "peer certificate did not verify: " + verify_reason(verify)};
+  }
   if (SSL_is_init_finished(ssl) != 1) {
     return {Errc::invalid_argument, "the TLS handshake has not completed"};
   }
   X509* cert = SSL_get0_peer_certificate(ssl);
   if (cert == nullptr) return {Errc::invalid_argument, "peer presented no certificate"};
-  const long verify = SSL_get_verify_result(ssl);
-  if (verify != X509_V_OK) {
-    return {Errc::invalid_argument, std::string("peer certificate did not verify: ") +
-                                        X509_verify_cert_error_string(verify)};
-  }
   auto id = detail::identity_of(cert);
   if (!id) return {Errc::invalid_argument, "peer " + id.status().message()};
   return id;
@@ -179,6 +275,8 @@ const char* hint_for(int reason) {
       return "the peer does not trust the CA that issued our certificate (another cluster?)";
     case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
       return "the peer says our certificate has expired";
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+      return "the peer says our certificate is revoked (listed in its CRL); issue a new one";
     case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
     case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
     case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
@@ -212,7 +310,7 @@ std::string describe_handshake_failure(SSL* ssl, const boost::system::error_code
   if (ssl != nullptr) {
     const long verify = SSL_get_verify_result(ssl);
     if (verify != X509_V_OK) {
-      return std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
+      return "certificate verify failed: " + verify_reason(verify);
     }
   }
   if (!error) return "no error";

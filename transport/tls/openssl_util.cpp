@@ -1,6 +1,7 @@
 #include "transport/tls/openssl_util.hpp"
 
 #include <fcntl.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <sys/stat.h>
@@ -156,6 +157,35 @@ Result<PkeyPtr> parse_private_key(std::string_view pem, std::string_view label) 
   return key;
 }
 
+Result<std::vector<CrlPtr>> parse_crl_bundle(std::string_view pem, std::string_view label) {
+  if (pem.size() > kMaxPemFileBytes) {
+    return {Errc::invalid_argument, label_str(label) + ": CRL PEM is too large"};
+  }
+  ERR_clear_error();
+  BioPtr bio = memory_bio(pem);
+  std::vector<CrlPtr> out;
+  for (;;) {
+    CrlPtr next(PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr));
+    if (!next) break;
+    if (out.size() == kMaxCrls) {
+      return {Errc::invalid_argument, label_str(label) + ": holds more than " +
+                                          std::to_string(kMaxCrls) + " CRLs"};
+    }
+    out.push_back(std::move(next));
+  }
+  // As for certificate bundles: only "no start line" after the last block is a clean end.
+  const unsigned long last = ERR_peek_last_error();
+  const bool clean_end = ERR_GET_LIB(last) == ERR_LIB_PEM &&
+                         ERR_GET_REASON(last) == PEM_R_NO_START_LINE;
+  if (out.empty() || !clean_end) {
+    return {Errc::invalid_argument, label_str(label) + ": CRL " + std::to_string(out.size() + 1) +
+                                        " is not a PEM CRL (X509 CRL)" + openssl_suffix()};
+  }
+  ERR_clear_error();
+  ANYA_ASSERT(out.size() <= kMaxCrls);
+  return out;
+}
+
 Result<std::string> certificate_to_pem(X509* cert) {
   ANYA_ASSERT(cert != nullptr);
   BioPtr bio(BIO_new(BIO_s_mem()));
@@ -172,6 +202,16 @@ Result<std::string> private_key_to_pem(EVP_PKEY* key) {
   ANYA_ASSERT(bio != nullptr);
   if (PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return {Errc::io_error, "cannot PEM-encode private key" + openssl_suffix()};
+  }
+  return bio_contents(bio.get());
+}
+
+Result<std::string> crl_to_pem(X509_CRL* crl) {
+  ANYA_ASSERT(crl != nullptr);
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  ANYA_ASSERT(bio != nullptr);
+  if (PEM_write_bio_X509_CRL(bio.get(), crl) != 1) {
+    return {Errc::io_error, "cannot PEM-encode CRL" + openssl_suffix()};
   }
   return bio_contents(bio.get());
 }
@@ -220,21 +260,40 @@ Status check_key_matches(X509* cert, EVP_PKEY* key, std::string_view cert_label,
   return Status::ok();
 }
 
-Status check_chain(X509* cert, const std::vector<X509Ptr>& cas, int purpose,
-                   std::string_view cert_label, std::string_view ca_label) {
-  ANYA_ASSERT(cert != nullptr);
-  ANYA_ASSERT(!cas.empty());
+namespace {
+
+// A store holding `cas` (and `crls`, with revocation checking of the leaf turned on).
+Result<StorePtr> make_store(const std::vector<X509Ptr>& cas, const std::vector<CrlPtr>& crls,
+                            std::string_view ca_label) {
   StorePtr store(X509_STORE_new());
-  StoreCtxPtr ctx(X509_STORE_CTX_new());
   ANYA_ASSERT(store != nullptr);
-  ANYA_ASSERT(ctx != nullptr);
   for (const X509Ptr& ca : cas) {
     if (X509_STORE_add_cert(store.get(), ca.get()) != 1) {
       return {Errc::invalid_argument,
               label_str(ca_label) + ": cannot use CA certificate" + openssl_suffix()};
     }
   }
-  if (X509_STORE_CTX_init(ctx.get(), store.get(), cert, nullptr) != 1) {
+  for (const CrlPtr& crl : crls) {
+    if (X509_STORE_add_crl(store.get(), crl.get()) != 1) {
+      return {Errc::invalid_argument, "cannot use CRL" + openssl_suffix()};
+    }
+  }
+  if (!crls.empty()) ANYA_ASSERT(X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK) == 1);
+  return store;
+}
+
+}  // namespace
+
+Status check_chain(X509* cert, const std::vector<X509Ptr>& cas, int purpose,
+                   std::string_view cert_label, std::string_view ca_label,
+                   const std::vector<CrlPtr>& crls) {
+  ANYA_ASSERT(cert != nullptr);
+  ANYA_ASSERT(!cas.empty());
+  auto store = make_store(cas, crls, ca_label);
+  if (!store) return store.status();
+  StoreCtxPtr ctx(X509_STORE_CTX_new());
+  ANYA_ASSERT(ctx != nullptr);
+  if (X509_STORE_CTX_init(ctx.get(), store->get(), cert, nullptr) != 1) {
     return {Errc::io_error, "cannot set up certificate verification" + openssl_suffix()};
   }
   if (purpose != 0) X509_STORE_CTX_set_purpose(ctx.get(), purpose);
@@ -247,8 +306,84 @@ Status check_chain(X509* cert, const std::vector<X509Ptr>& cas, int purpose,
     return {Errc::invalid_argument, label_str(cert_label) + ": certificate cannot be used by " +
                                         use + " (extendedKeyUsage): " + reason};
   }
+  if (error == X509_V_ERR_CERT_REVOKED) {
+    return {Errc::invalid_argument, label_str(cert_label) + ": certificate revoked (serial " +
+                                        serial_hex(X509_get0_serialNumber(cert)) +
+                                        " is listed in the CRL); issue a new one"};
+  }
   return {Errc::invalid_argument, label_str(cert_label) + ": does not chain to the CA in " +
                                       label_str(ca_label) + ": " + reason};
+}
+
+Result<X509*> crl_issuer(X509_CRL* crl, const std::vector<X509Ptr>& cas, std::string_view label,
+                         std::string_view ca_label) {
+  ANYA_ASSERT(crl != nullptr);
+  ANYA_ASSERT(!cas.empty());
+  const X509_NAME* issuer = X509_CRL_get_issuer(crl);
+  for (const X509Ptr& ca : cas) {
+    if (X509_NAME_cmp(issuer, X509_get_subject_name(ca.get())) != 0) continue;
+    EVP_PKEY* key = X509_get0_pubkey(ca.get());
+    if (key == nullptr || X509_CRL_verify(crl, key) != 1) continue;
+    // X509_get_key_usage is all ones when the extension is absent (any use allowed).
+    if ((X509_get_key_usage(ca.get()) & KU_CRL_SIGN) == 0) {
+      drain_openssl_errors();
+      return {Errc::invalid_argument, label_str(label) + ": its CA in " + label_str(ca_label) +
+                                          " may not sign CRLs (keyUsage lacks cRLSign)"};
+    }
+    drain_openssl_errors();
+    return ca.get();
+  }
+  drain_openssl_errors();
+  return {Errc::invalid_argument, label_str(label) + ": CRL issued by " + name_text(issuer) +
+                                      " is not signed by a CA in " + label_str(ca_label) +
+                                      " (a CRL from another cluster's CA?)"};
+}
+
+Status check_crl_time(X509_CRL* crl, std::string_view label) {
+  ANYA_ASSERT(crl != nullptr);
+  const ASN1_TIME* last_update = X509_CRL_get0_lastUpdate(crl);
+  const ASN1_TIME* next_update = X509_CRL_get0_nextUpdate(crl);
+  // X509_cmp_current_time: -1 in the past, 1 in the future, 0 unreadable.
+  const int last_cmp = last_update != nullptr ? X509_cmp_current_time(last_update) : 0;
+  const int next_cmp = next_update != nullptr ? X509_cmp_current_time(next_update) : -2;
+  if (last_cmp == 0 || next_cmp == 0) {
+    return {Errc::invalid_argument, label_str(label) + ": CRL update times unreadable"};
+  }
+  if (next_cmp == -1) {
+    return {Errc::invalid_argument, label_str(label) + ": CRL expired on " +
+                                        format_time(next_update) +
+                                        "; make a new one (anya-ha certs revoke) and reload"};
+  }
+  if (last_cmp > 0) {
+    return {Errc::invalid_argument, label_str(label) + ": CRL is not valid until " +
+                                        format_time(last_update) + " (check the clock)"};
+  }
+  return Status::ok();
+}
+
+std::string serial_hex(const ASN1_INTEGER* serial) {
+  ANYA_ASSERT(serial != nullptr);
+  BIGNUM* bn = ASN1_INTEGER_to_BN(serial, nullptr);
+  ANYA_ASSERT(bn != nullptr);
+  char* hex = BN_bn2hex(bn);
+  BN_free(bn);
+  ANYA_ASSERT(hex != nullptr);
+  std::string out(hex);
+  OPENSSL_free(hex);
+  ANYA_ASSERT(!out.empty());
+  return out;
+}
+
+std::string name_text(const X509_NAME* name) {
+  ANYA_ASSERT(name != nullptr);
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  ANYA_ASSERT(bio != nullptr);
+  if (X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB) < 0) {
+    drain_openssl_errors();
+    return "(unprintable name)";
+  }
+  auto text = bio_contents(bio.get());
+  return text ? *text : std::string("(empty name)");
 }
 
 Result<Identity> identity_of(X509* cert) {

@@ -1,5 +1,6 @@
-// Tests for transport/tls: identities, certificate issuance, PEM files, contexts, and real
-// TLS 1.3 handshakes over 127.0.0.1, including the refusals and the reasons they print.
+// Tests for transport/tls: identities, certificate issuance, PEM files, CRLs, contexts, real
+// TLS 1.3 handshakes over 127.0.0.1 (including the refusals and the reasons they print), and
+// reloading the TLS files under live connections.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <openssl/ec.h>
@@ -16,6 +17,7 @@
 #include <boost/asio/write.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -25,6 +27,7 @@
 #include "transport/tls/context.hpp"
 #include "transport/tls/identity.hpp"
 #include "transport/tls/openssl_util.hpp"
+#include "transport/tls/reloader.hpp"
 
 namespace anya::transport::tls {
 namespace {
@@ -127,6 +130,52 @@ void write_text(const fs::path& file, std::string_view text) {
   std::fclose(f);
 }
 
+std::string must_serial(const KeyPair& leaf) {
+  auto serial = certificate_serial_hex(leaf.cert_pem);
+  EXPECT_TRUE(serial.is_ok()) << serial.status().to_string();
+  return serial.is_ok() ? *serial : std::string();
+}
+
+std::string must_crl(const KeyPair& ca, const std::vector<std::string>& serials, int days = 30) {
+  auto crl = make_crl(ca, serials, days);
+  EXPECT_TRUE(crl.is_ok()) << crl.status().to_string();
+  return crl.is_ok() ? *crl : std::string();
+}
+
+// Lets `mutate` change the (first) CRL in `crl_pem` and signs it again with the CA key: how the
+// tests make CRLs that make_crl rightly refuses to make (already expired).
+std::string resign_crl(const std::string& crl_pem, const KeyPair& ca,
+                       const std::function<void(X509_CRL*)>& mutate) {
+  auto crls = detail::parse_crl_bundle(crl_pem, "crl");
+  auto key = detail::parse_private_key(ca.key_pem, "ca key");
+  EXPECT_TRUE(crls.is_ok());
+  EXPECT_TRUE(key.is_ok());
+  X509_CRL* crl = (*crls)[0].get();
+  mutate(crl);
+  EXPECT_GT(X509_CRL_sign(crl, key->get(), EVP_sha256()), 0);
+  auto pem = detail::crl_to_pem(crl);
+  EXPECT_TRUE(pem.is_ok());
+  return *pem;
+}
+
+void make_crl_expired(X509_CRL* crl) {
+  ASN1_TIME* last_update = X509_gmtime_adj(nullptr, -2 * 86400);
+  ASN1_TIME* next_update = X509_gmtime_adj(nullptr, -86400);
+  EXPECT_EQ(X509_CRL_set1_lastUpdate(crl, last_update), 1);
+  EXPECT_EQ(X509_CRL_set1_nextUpdate(crl, next_update), 1);
+  ASN1_TIME_free(last_update);
+  ASN1_TIME_free(next_update);
+}
+
+// write_files plus DIR/NAME.crl holding `crl_pem`, named in TlsFiles::crl.
+TlsFiles write_files_with_crl(const fs::path& dir, const std::string& name, const KeyPair& ca,
+                              const KeyPair& leaf, const std::string& crl_pem) {
+  TlsFiles files = write_files(dir, name, ca, leaf);
+  files.crl = dir / (name + ".crl");
+  write_text(files.crl, crl_pem);
+  return files;
+}
+
 // ---------------------------------------------------------------- handshake harness
 
 using Stream = asio::ssl::stream<asio::ip::tcp::socket>;
@@ -198,6 +247,26 @@ struct Connection {
         });
       });
     });
+  }
+
+  // One more byte each way over the connection run() opened: true when it came back.
+  bool round_trip(char byte) {
+    io.restart();
+    bool server_ok = false, client_ok = false;
+    client_byte = byte;
+    asio::async_read(*server, asio::buffer(&server_byte, 1), [&](auto ec, std::size_t) {
+      if (ec) return;
+      asio::async_write(*server, asio::buffer(&server_byte, 1),
+                        [&](auto ec, auto) { server_ok = !ec; });
+    });
+    asio::async_write(*client, asio::buffer(&client_byte, 1), [&](auto ec, auto) {
+      if (ec) return;
+      client_byte = 0;
+      asio::async_read(*client, asio::buffer(&client_byte, 1),
+                       [&](auto ec, auto) { client_ok = !ec; });
+    });
+    io.run_for(std::chrono::seconds(10));
+    return server_ok && client_ok && client_byte == byte;
   }
 
   void run(asio::ssl::context& server_ctx, asio::ssl::context& client_ctx) {
@@ -503,6 +572,142 @@ TEST(PemFiles, ReadErrorsNameTheFile) {
               HasSubstr("enc.key: private key is encrypted"));
 }
 
+// ---------------------------------------------------------------- CRLs
+
+TEST(Crl, CertificateSerialHexIsOpensslsSpelling) {
+  const KeyPair ca = must_ca();
+  const KeyPair leaf = must_issue(ca, Identity::node(1));
+  const std::string serial = must_serial(leaf);
+  EXPECT_EQ(serial.size(), 32u);  // 16 bytes, the first in 0x40..0x7f: no leading zero
+  EXPECT_EQ(serial.find_first_not_of("0123456789ABCDEF"), std::string::npos) << serial;
+  detail::X509Ptr cert = must_parse(leaf.cert_pem);
+  BIGNUM* bn = nullptr;
+  ASSERT_EQ(BN_hex2bn(&bn, serial.c_str()), 32);
+  ASN1_INTEGER* back = BN_to_ASN1_INTEGER(bn, nullptr);
+  EXPECT_EQ(ASN1_INTEGER_cmp(back, X509_get0_serialNumber(cert.get())), 0);
+  ASN1_INTEGER_free(back);
+  BN_free(bn);
+  EXPECT_NE(serial, must_serial(must_issue(ca, Identity::node(1))));
+  EXPECT_THAT(certificate_serial_hex("junk").status().message(),
+              HasSubstr("not a PEM certificate"));
+}
+
+TEST(Crl, MakeCrlRoundTripListsTheSerials) {
+  const KeyPair ca = must_ca();
+  const std::string a = must_serial(must_issue(ca, Identity::node(1)));
+  const std::string b = must_serial(must_issue(ca, Identity::node(2)));
+  std::string b_lower = b;
+  for (char& c : b_lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::int64_t before = static_cast<std::int64_t>(std::time(nullptr));
+  const std::string pem = must_crl(ca, {a, b_lower, a, "00" + a}, 30);
+  const std::int64_t after = static_cast<std::int64_t>(std::time(nullptr));
+
+  auto entries = read_crl_entries(pem, ca.cert_pem);
+  ASSERT_TRUE(entries.is_ok()) << entries.status().to_string();
+  ASSERT_EQ(entries->size(), 2u);  // case, leading zeros and repeats merged
+  EXPECT_EQ((*entries)[0].serial_hex, std::min(a, b));
+  EXPECT_EQ((*entries)[1].serial_hex, std::max(a, b));
+  for (const RevokedEntry& e : *entries) {
+    EXPECT_GE(e.revoked_at_unix, before);
+    EXPECT_LE(e.revoked_at_unix, after);
+  }
+
+  auto crls = detail::parse_crl_bundle(pem, "crl");
+  ASSERT_TRUE(crls.is_ok());
+  ASSERT_EQ(crls->size(), 1u);
+  X509_CRL* crl = (*crls)[0].get();
+  detail::X509Ptr ca_cert = must_parse(ca.cert_pem);
+  EXPECT_EQ(X509_CRL_verify(crl, X509_get0_pubkey(ca_cert.get())), 1);
+  EXPECT_EQ(X509_CRL_get_version(crl), X509_CRL_VERSION_2);
+  EXPECT_EQ(X509_CRL_get_signature_nid(crl), NID_ecdsa_with_SHA256);
+  EXPECT_EQ(X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca_cert.get())), 0);
+  EXPECT_GE(X509_CRL_get_ext_by_NID(crl, NID_crl_number, -1), 0);
+  EXPECT_GE(X509_CRL_get_ext_by_NID(crl, NID_authority_key_identifier, -1), 0);
+  EXPECT_EQ(X509_cmp_current_time(X509_CRL_get0_lastUpdate(crl)), -1);
+  int days = 0, seconds = 0;
+  ASSERT_EQ(ASN1_TIME_diff(&days, &seconds, nullptr, X509_CRL_get0_nextUpdate(crl)), 1);
+  EXPECT_TRUE(days == 30 || (days == 29 && seconds > 86000)) << days << "d " << seconds << "s";
+
+  // A CRL with no entries is valid too (what a CA publishes before its first revocation).
+  auto empty = read_crl_entries(must_crl(ca, {}), ca.cert_pem);
+  ASSERT_TRUE(empty.is_ok()) << empty.status().to_string();
+  EXPECT_TRUE(empty->empty());
+}
+
+TEST(Crl, RemakingKeepsEarlierRevocationDates) {
+  const KeyPair ca = must_ca();
+  const std::string a = must_serial(must_issue(ca, Identity::node(1)));
+  const std::string b = must_serial(must_issue(ca, Identity::node(2)));
+  auto crl = make_crl_from_entries(ca, {{a, 1'600'000'000}, {b, 1'700'000'000},
+                                        {a, 1'650'000'000}}, 30);
+  ASSERT_TRUE(crl.is_ok()) << crl.status().to_string();
+  auto entries = read_crl_entries(*crl, ca.cert_pem);
+  ASSERT_TRUE(entries.is_ok()) << entries.status().to_string();
+  std::vector<RevokedEntry> expected = {{a, 1'600'000'000}, {b, 1'700'000'000}};
+  if (b < a) expected = {{b, 1'700'000'000}, {a, 1'600'000'000}};
+  EXPECT_EQ(*entries, expected);
+}
+
+TEST(Crl, RefusesBadInputNamingIt) {
+  const KeyPair ca = must_ca();
+  const KeyPair other_ca = must_ca("other CA");
+  const KeyPair leaf = must_issue(ca, Identity::node(1));
+  const std::vector<std::pair<Result<std::string>, std::string>> cases = {
+      {make_crl(ca, {"xyz"}, 30), "revoked serial \"xyz\": must be 1..40 hex digits"},
+      {make_crl(ca, {""}, 30), "revoked serial \"\""},
+      {make_crl(ca, {"-1"}, 30), "hex digits"},
+      {make_crl(ca, {std::string(41, 'A')}, 30), "must be 1..40 hex digits"},
+      {make_crl(ca, {"1"}, 0), "next_update_days: 0 is outside"},
+      {make_crl(ca, {"1"}, kMaxValidityDays + 1), "next_update_days"},
+      {make_crl(leaf, {"1"}, 30), "CA certificate: is not a CA"},
+      {make_crl(KeyPair{ca.cert_pem, other_ca.key_pem}, {"1"}, 30),
+       "CA key: private key does not match"},
+  };
+  for (const auto& [result, reason] : cases) {
+    ASSERT_FALSE(result.is_ok()) << reason;
+    EXPECT_THAT(result.status().message(), HasSubstr(reason));
+  }
+  const std::vector<std::string> too_many(kMaxCrlEntries + 1, "1");  // merged: only one
+  EXPECT_TRUE(make_crl(ca, too_many, 30).is_ok());
+  std::vector<std::string> distinct;
+  for (std::size_t i = 1; i <= kMaxCrlEntries + 1; ++i) distinct.push_back(std::to_string(i));
+  EXPECT_THAT(make_crl(ca, distinct, 30).status().message(), HasSubstr("at most 10000"));
+
+  // Reading checks who signed it.
+  EXPECT_THAT(read_crl_entries(must_crl(other_ca, {"1"}), ca.cert_pem, "x.crl").status().message(),
+              HasSubstr("x.crl: CRL issued by O = anya-ha, CN = other CA is not signed by a CA"));
+  EXPECT_THAT(read_crl_entries("junk", ca.cert_pem, "x.crl").status().message(),
+              HasSubstr("x.crl: CRL 1 is not a PEM CRL"));
+}
+
+TEST(Crl, CheckIssuedBy) {
+  const KeyPair ca = must_ca();
+  const KeyPair other_ca = must_ca("other CA");
+  const KeyPair leaf = must_issue(ca, Identity::node(1));
+  EXPECT_TRUE(check_issued_by(leaf.cert_pem, ca.cert_pem).is_ok());
+  EXPECT_THAT(check_issued_by(leaf.cert_pem, other_ca.cert_pem).message(),
+              HasSubstr("not issued by this CA (its issuer is O = anya-ha, CN = test CA)"));
+  // Same name, other key: the signature decides.
+  const KeyPair twin = must_ca();
+  EXPECT_FALSE(check_issued_by(leaf.cert_pem, twin.cert_pem).is_ok());
+}
+
+TEST(Crl, WriteCrlFileIsAtomicAndReadable) {
+  TempDir dir;
+  const KeyPair ca = must_ca();
+  const fs::path file = dir.path() / "crl.pem";
+  const std::string pem = must_crl(ca, {"ABC"});
+  ASSERT_TRUE(write_crl_file(file, pem).is_ok());
+  struct stat info {};
+  ASSERT_EQ(::stat(file.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0644u);
+  auto back = read_pem_file(file);
+  ASSERT_TRUE(back.is_ok());
+  EXPECT_EQ(*back, pem);
+  EXPECT_THAT(write_crl_file(file, "junk").message(), HasSubstr("is not a PEM CRL"));
+  EXPECT_EQ(*read_pem_file(file), pem);  // untouched
+}
+
 // ---------------------------------------------------------------- contexts
 
 TEST(Context, ErrorsNameTheFile) {
@@ -590,6 +795,77 @@ TEST(Context, RefusesExpiredCertificatesAndWrongUsage) {
   const TlsFiles anonymous_files = write_files(dir.path(), "anon", ca, anonymous);
   EXPECT_THAT(make_context(anonymous_files, Side::server).status().message(),
               HasSubstr(anonymous_files.cert.string() + ": certificate has no subjectAltName"));
+}
+
+TEST(Context, CrlFromAnotherCaIsRefusedNamingTheFile) {
+  TempDir dir;
+  const KeyPair ca = must_ca();
+  const KeyPair other_ca = must_ca("other CA");
+  const TlsFiles files = write_files_with_crl(dir.path(), "node", ca,
+                                              must_issue(ca, Identity::node(1)),
+                                              must_crl(other_ca, {"1"}));
+  auto ctx = make_context(files, Side::server);
+  ASSERT_FALSE(ctx.is_ok());
+  EXPECT_THAT(ctx.status().message(),
+              HasSubstr(files.crl.string() + ": CRL issued by O = anya-ha, CN = other CA is not "
+                        "signed by a CA in " + files.ca_cert.string()));
+  // Same name as the cluster CA but another key: the signature is what counts.
+  write_text(files.crl, must_crl(must_ca(), {"1"}));
+  EXPECT_THAT(make_context(files, Side::client).status().message(),
+              HasSubstr(files.crl.string() + ": CRL issued by O = anya-ha, CN = test CA is not"));
+  write_text(files.crl, must_crl(ca, {"1"}));
+  EXPECT_TRUE(make_context(files, Side::client).is_ok());
+}
+
+TEST(Context, ExpiredCrlIsRefused) {
+  TempDir dir;
+  const KeyPair ca = must_ca();
+  const TlsFiles files = write_files_with_crl(
+      dir.path(), "node", ca, must_issue(ca, Identity::node(1)),
+      resign_crl(must_crl(ca, {"1"}), ca, make_crl_expired));
+  auto ctx = make_context(files, Side::server);
+  ASSERT_FALSE(ctx.is_ok());
+  EXPECT_THAT(ctx.status().message(), HasSubstr(files.crl.string() + ": CRL expired on "));
+}
+
+TEST(Context, CrlFileMustCoverEveryCaAndParse) {
+  TempDir dir;
+  const KeyPair ca = must_ca();
+  const KeyPair next_ca = must_ca("next CA");
+  const KeyPair leaf = must_issue(ca, Identity::node(1));
+  const TlsFiles files = write_files_with_crl(dir.path(), "node", ca, leaf, must_crl(ca, {}));
+  ASSERT_TRUE(make_context(files, Side::server).is_ok());
+  // A CA rotation: two CAs, a CRL from only one of them.
+  write_text(files.ca_cert, ca.cert_pem + next_ca.cert_pem);
+  EXPECT_THAT(make_context(files, Side::server).status().message(),
+              HasSubstr(files.crl.string() + ": has no CRL from the CA O = anya-ha, CN = next CA"));
+  write_text(files.crl, must_crl(ca, {}) + must_crl(next_ca, {"1"}));
+  EXPECT_TRUE(make_context(files, Side::server).is_ok());
+
+  write_text(files.crl, "");
+  EXPECT_THAT(make_context(files, Side::server).status().message(),
+              HasSubstr(files.crl.string() + ": CRL file is empty"));
+  write_text(files.crl,
+             must_crl(ca, {}) + "-----BEGIN X509 CRL-----\n@@\n-----END X509 CRL-----\n");
+  EXPECT_THAT(make_context(files, Side::server).status().message(),
+              HasSubstr(files.crl.string() + ": CRL 2 is not a PEM CRL"));
+  TlsFiles missing = files;
+  missing.crl = dir.path() / "absent.crl";
+  EXPECT_THAT(make_context(missing, Side::server).status().message(),
+              HasSubstr("absent.crl: cannot open: No such file or directory"));
+}
+
+TEST(Context, OwnRevokedCertificateIsRefused) {
+  TempDir dir;
+  const KeyPair ca = must_ca();
+  const KeyPair leaf = must_issue(ca, Identity::node(1));
+  const TlsFiles files =
+      write_files_with_crl(dir.path(), "node", ca, leaf, must_crl(ca, {must_serial(leaf)}));
+  auto ctx = make_context(files, Side::client);
+  ASSERT_FALSE(ctx.is_ok());
+  EXPECT_THAT(ctx.status().message(),
+              HasSubstr(files.cert.string() + ": certificate revoked (serial " +
+                        must_serial(leaf) + " is listed in the CRL)"));
 }
 
 // ---------------------------------------------------------------- handshakes
@@ -700,8 +976,9 @@ TEST_F(Handshake, ExpiredClientCertificateIsRefused) {
   EXPECT_EQ(c.server_result.failure, "certificate verify failed: certificate has expired");
   EXPECT_FALSE(c.client_result.exchanged);
   EXPECT_THAT(c.client_result.failure, HasSubstr("certificate expired"));
-  EXPECT_THAT(peer_identity(c.server->native_handle()).status().message(),
-              HasSubstr("handshake has not completed"));
+  // The reason, not merely "the handshake has not completed".
+  EXPECT_EQ(peer_identity(c.server->native_handle()).status().message(),
+            "peer certificate did not verify: certificate has expired");
 }
 
 TEST_F(Handshake, Tls12OnlyClientIsRefused) {
@@ -716,12 +993,282 @@ TEST_F(Handshake, Tls12OnlyClientIsRefused) {
   EXPECT_THAT(c.client_result.failure, HasSubstr("does not speak TLS 1.3"));
 }
 
+TEST_F(Handshake, RevokedClientCertificateIsRefusedByTheServer) {
+  const std::string crl = must_crl(ca_, {must_serial(node4_)});
+  auto strict_server = must_context(
+      write_files_with_crl(dir_.path(), "node3-crl", ca_, node3_, crl), Side::server);
+  auto revoked_client = must_context(files_for("node4", node4_), Side::client);
+  ASSERT_NE(strict_server, nullptr);
+  ASSERT_NE(revoked_client, nullptr);
+  Connection c;
+  c.run(*strict_server, *revoked_client);
+  ASSERT_TRUE(c.finished);
+  ASSERT_TRUE(c.server_result.handshake_error);
+  EXPECT_EQ(c.server_result.failure,
+            "certificate verify failed: certificate revoked (the peer's certificate is listed in "
+            "our CRL; it needs a new certificate)");
+  EXPECT_THAT(peer_identity(c.server->native_handle()).status().message(),
+              HasSubstr("peer certificate did not verify: certificate revoked"));
+  // TLS 1.3: the client learns it on its first read, with the alert's reason.
+  EXPECT_FALSE(c.client_result.exchanged);
+  EXPECT_THAT(c.client_result.failure, HasSubstr("certificate revoked"));
+  EXPECT_THAT(c.client_result.failure, HasSubstr("the peer says our certificate is revoked"));
+
+  // The same server still accepts a certificate that is not listed.
+  auto other_client = must_context(files_for("node5", must_issue(ca_, Identity::node(5))),
+                                   Side::client);
+  Connection ok;
+  ok.run(*strict_server, *other_client);
+  ASSERT_TRUE(ok.finished);
+  EXPECT_TRUE(ok.client_result.exchanged) << ok.client_result.failure;
+  EXPECT_TRUE(ok.server_result.exchanged) << ok.server_result.failure;
+}
+
+TEST_F(Handshake, RevokedServerCertificateIsRefusedByTheClient) {
+  const std::string crl = must_crl(ca_, {must_serial(node3_)});
+  auto strict_client = must_context(
+      write_files_with_crl(dir_.path(), "node4-crl", ca_, node4_, crl), Side::client);
+  ASSERT_NE(strict_client, nullptr);
+  Connection c;
+  c.run(*server_, *strict_client);  // server_ is node 3, which does not know it is revoked
+  ASSERT_TRUE(c.finished);
+  ASSERT_TRUE(c.client_result.handshake_error);
+  EXPECT_THAT(c.client_result.failure,
+              HasSubstr("certificate verify failed: certificate revoked (the peer's certificate "
+                        "is listed in our CRL"));
+  ASSERT_TRUE(c.server_result.handshake_error);
+  EXPECT_THAT(c.server_result.failure, HasSubstr("the peer says our certificate is revoked"));
+  EXPECT_FALSE(c.server_result.exchanged);
+
+  // The same client still reaches a server whose certificate is not listed.
+  auto node5_server = must_context(files_for("node5", must_issue(ca_, Identity::node(5))),
+                                   Side::server);
+  Connection ok;
+  ok.run(*node5_server, *strict_client);
+  ASSERT_TRUE(ok.finished);
+  EXPECT_TRUE(ok.client_result.exchanged) << ok.client_result.failure;
+  auto seen = peer_identity(ok.client->native_handle());
+  ASSERT_TRUE(seen.is_ok()) << seen.status().to_string();
+  EXPECT_EQ(*seen, Identity::node(5));
+}
+
 TEST(DescribeHandshakeFailure, SocketErrorsWithoutSsl) {
   EXPECT_THAT(describe_handshake_failure(nullptr, asio::error::eof),
               HasSubstr("closed the connection during the handshake"));
   EXPECT_EQ(describe_handshake_failure(nullptr, asio::error::connection_refused),
             boost::system::error_code(asio::error::connection_refused).message());
   EXPECT_EQ(describe_handshake_failure(nullptr, {}), "no error");
+}
+
+// ---------------------------------------------------------------- reloader
+
+// Node 3's files in a temporary directory, a reloader over them, and node 4 to talk to it.
+class Reloader : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ca_ = must_ca();
+    node3_ = must_issue(ca_, Identity::node(3));
+    files_ = write_files(dir_.path(), "node3", ca_, node3_);
+    fs::create_directory(dir_.path() / "peer");
+    peer_client_ = must_context(write_files(dir_.path() / "peer", "node4", ca_,
+                                            must_issue(ca_, Identity::node(4))),
+                                Side::client);
+    ASSERT_NE(peer_client_, nullptr);
+  }
+
+  // Replaces node 3's certificate and key in place, as an operator renewing them would.
+  void replace_leaf(const KeyPair& leaf) {
+    ASSERT_TRUE(write_pem_files(files_.cert, files_.key, leaf).is_ok());
+  }
+
+  // The identity and serial node 4 sees when it dials a server made from `server_ctx`.
+  std::pair<Identity, std::string> seen_by_peer(asio::ssl::context& server_ctx) {
+    Connection c;
+    c.run(server_ctx, *peer_client_);
+    EXPECT_TRUE(c.client_result.exchanged) << c.client_result.failure;
+    auto id = peer_identity(c.client->native_handle());
+    EXPECT_TRUE(id.is_ok()) << id.status().to_string();
+    X509* cert = SSL_get0_peer_certificate(c.client->native_handle());
+    if (!id.is_ok() || cert == nullptr) return {Identity::client("none"), ""};
+    return {*id, detail::serial_hex(X509_get0_serialNumber(cert))};
+  }
+
+  TempDir dir_;
+  KeyPair ca_, node3_;
+  TlsFiles files_;
+  std::shared_ptr<asio::ssl::context> peer_client_;
+};
+
+TEST_F(Reloader, UnchangedFilesAreNotReloaded) {
+  TlsReloader reloader(files_, 3);
+  ASSERT_TRUE(reloader.load().is_ok());
+  const auto server = reloader.server();
+  const auto client = reloader.client();
+  ASSERT_NE(server, nullptr);
+  ASSERT_NE(client, nullptr);
+  EXPECT_NE(server, client);
+  auto changed = reloader.reload_if_changed();
+  ASSERT_TRUE(changed.is_ok()) << changed.status().to_string();
+  EXPECT_FALSE(*changed);
+  // Rewriting the same bytes (a new mtime) is not a change: the fingerprint is of the contents.
+  replace_leaf(node3_);
+  changed = reloader.reload_if_changed();
+  ASSERT_TRUE(changed.is_ok());
+  EXPECT_FALSE(*changed);
+  EXPECT_EQ(reloader.server(), server);
+  EXPECT_EQ(reloader.client(), client);
+  EXPECT_EQ(reloader.reloads(), 0u);
+  EXPECT_EQ(reloader.reload_failures(), 0u);
+  EXPECT_THAT(reloader.describe(), HasSubstr("node 3 (anya-ha://node/3), serial " +
+                                             must_serial(node3_) + ", expires 20"));
+  EXPECT_THAT(reloader.describe(), HasSubstr("; CA file: 1 certificate; no CRL"));
+  // A forced reload (SIGHUP) rebuilds all the same.
+  auto forced = reloader.reload();
+  ASSERT_TRUE(forced.is_ok());
+  EXPECT_TRUE(*forced);
+  EXPECT_NE(reloader.server(), server);
+  EXPECT_EQ(reloader.reloads(), 1u);
+}
+
+TEST_F(Reloader, ChangedCertificateIsUsedByNewHandshakes) {
+  TlsReloader reloader(files_);  // no node id: any identity may follow
+  ASSERT_TRUE(reloader.load().is_ok());
+  EXPECT_EQ(seen_by_peer(*reloader.server()).first, Identity::node(3));
+  const KeyPair node5 = must_issue(ca_, Identity::node(5));
+  replace_leaf(node5);
+  auto changed = reloader.reload_if_changed();
+  ASSERT_TRUE(changed.is_ok()) << changed.status().to_string();
+  EXPECT_TRUE(*changed);
+  EXPECT_EQ(reloader.reloads(), 1u);
+  const auto [id, serial] = seen_by_peer(*reloader.server());
+  EXPECT_EQ(id, Identity::node(5));
+  EXPECT_EQ(serial, must_serial(node5));
+  EXPECT_THAT(reloader.describe(), HasSubstr("node 5 (anya-ha://node/5)"));
+  changed = reloader.reload_if_changed();
+  ASSERT_TRUE(changed.is_ok());
+  EXPECT_FALSE(*changed);
+}
+
+TEST_F(Reloader, BrokenNewFileKeepsTheOldContexts) {
+  TlsReloader reloader(files_, 3);
+  ASSERT_TRUE(reloader.load().is_ok());
+  const auto server = reloader.server();
+  const std::string description = reloader.describe();
+  // Half of a certificate, as a non-atomic copy leaves it mid-write.
+  const KeyPair next = must_issue(ca_, Identity::node(3));
+  write_text(files_.cert, next.cert_pem.substr(0, next.cert_pem.size() / 2));
+  auto changed = reloader.reload_if_changed();
+  ASSERT_FALSE(changed.is_ok());
+  EXPECT_THAT(changed.status().message(), HasSubstr(files_.cert.string() +
+                                                    ": not a PEM certificate"));
+  EXPECT_EQ(reloader.server(), server);
+  EXPECT_EQ(reloader.describe(), description);
+  EXPECT_EQ(reloader.reload_failures(), 1u);
+  EXPECT_EQ(seen_by_peer(*reloader.server()).second, must_serial(node3_));
+  // The same broken bytes are reported once, not at every poll.
+  changed = reloader.reload_if_changed();
+  ASSERT_TRUE(changed.is_ok());
+  EXPECT_FALSE(*changed);
+  EXPECT_EQ(reloader.reload_failures(), 1u);
+  // The whole certificate but the old key: refused too (the key comes in the next write).
+  write_text(files_.cert, next.cert_pem);
+  changed = reloader.reload_if_changed();
+  ASSERT_FALSE(changed.is_ok());
+  EXPECT_THAT(changed.status().message(), HasSubstr("private key does not match"));
+  EXPECT_EQ(reloader.server(), server);
+  EXPECT_EQ(reloader.reload_failures(), 2u);
+  write_text(files_.key, next.key_pem);
+  changed = reloader.reload_if_changed();
+  ASSERT_TRUE(changed.is_ok()) << changed.status().to_string();
+  EXPECT_TRUE(*changed);
+  EXPECT_EQ(seen_by_peer(*reloader.server()).second, must_serial(next));
+  // A file that disappears is an error at every call, and changes nothing.
+  fs::remove(files_.key);
+  EXPECT_THAT(reloader.reload_if_changed().status().message(),
+              HasSubstr(files_.key.string() + ": cannot open"));
+  EXPECT_FALSE(reloader.reload().is_ok());
+  EXPECT_EQ(reloader.reload_failures(), 4u);
+  EXPECT_EQ(reloader.reloads(), 1u);
+  EXPECT_EQ(seen_by_peer(*reloader.server()).second, must_serial(next));
+}
+
+TEST_F(Reloader, NodeIdMismatchIsRefusedNamingBothIds) {
+  const std::string expected = "tls.cert: " + files_.cert.string() +
+                               " names node 3, but this node runs as node 7; each node needs "
+                               "its own certificate (anya-ha certs issue --node 7)";
+  TlsReloader wrong(files_, 7);
+  EXPECT_EQ(wrong.load().message(), expected);
+  EXPECT_EQ(check_node_certificate(files_, 7).message(), expected);
+  EXPECT_TRUE(check_node_certificate(files_, 3).is_ok());
+
+  // After a good start, a reload to another node's certificate is refused the same way.
+  TlsReloader right(files_, 3);
+  ASSERT_TRUE(right.load().is_ok());
+  const auto server = right.server();
+  replace_leaf(must_issue(ca_, Identity::node(9)));
+  auto changed = right.reload_if_changed();
+  ASSERT_FALSE(changed.is_ok());
+  EXPECT_THAT(changed.status().message(), HasSubstr("names node 9, but this node runs as node 3"));
+  EXPECT_EQ(right.server(), server);
+  // A client certificate names no node at all.
+  replace_leaf(must_issue(ca_, Identity::client("ops")));
+  EXPECT_THAT(right.reload().status().message(),
+              HasSubstr("names client ops, but this node runs as node 3"));
+}
+
+TEST_F(Reloader, ExistingConnectionSurvivesAReload) {
+  TlsReloader reloader(files_, 3);
+  ASSERT_TRUE(reloader.load().is_ok());
+  std::shared_ptr<asio::ssl::context> old_server = reloader.server();
+  const std::weak_ptr<asio::ssl::context> old_weak = old_server;
+  Connection old_link;
+  old_link.run(*old_server, *peer_client_);
+  ASSERT_TRUE(old_link.client_result.exchanged) << old_link.client_result.failure;
+  old_server.reset();
+
+  const KeyPair renewed = must_issue(ca_, Identity::node(3));
+  replace_leaf(renewed);
+  auto changed = reloader.reload_if_changed();
+  ASSERT_TRUE(changed.is_ok()) << changed.status().to_string();
+  ASSERT_TRUE(*changed);
+  // Nobody holds the old asio context any more; its SSL_CTX lives on in the stream's SSL*.
+  EXPECT_TRUE(old_weak.expired());
+
+  EXPECT_TRUE(old_link.round_trip('y'));
+  EXPECT_TRUE(old_link.round_trip('z'));
+  X509* old_peer = SSL_get0_peer_certificate(old_link.client->native_handle());
+  ASSERT_NE(old_peer, nullptr);
+  EXPECT_EQ(detail::serial_hex(X509_get0_serialNumber(old_peer)), must_serial(node3_));
+
+  const auto [id, serial] = seen_by_peer(*reloader.server());
+  EXPECT_EQ(id, Identity::node(3));
+  EXPECT_EQ(serial, must_serial(renewed));
+  EXPECT_NE(serial, must_serial(node3_));
+}
+
+TEST_F(Reloader, NewCrlRefusesARevokedPeerAtItsNextConnection) {
+  files_.crl = dir_.path() / "crl.pem";
+  ASSERT_TRUE(write_crl_file(files_.crl, must_crl(ca_, {})).is_ok());
+  TlsReloader reloader(files_, 3);
+  ASSERT_TRUE(reloader.load().is_ok());
+  EXPECT_THAT(reloader.describe(), HasSubstr("; CRL: 1 list, 0 revoked"));
+  Connection before;
+  before.run(*reloader.server(), *peer_client_);
+  EXPECT_TRUE(before.server_result.exchanged) << before.server_result.failure;
+
+  auto peer_pem = read_pem_file(dir_.path() / "peer" / "node4.crt");
+  ASSERT_TRUE(peer_pem.is_ok());
+  auto peer_serial = certificate_serial_hex(*peer_pem);
+  ASSERT_TRUE(peer_serial.is_ok());
+  ASSERT_TRUE(write_crl_file(files_.crl, must_crl(ca_, {*peer_serial})).is_ok());
+  auto changed = reloader.reload_if_changed();
+  ASSERT_TRUE(changed.is_ok()) << changed.status().to_string();
+  EXPECT_TRUE(*changed);
+  EXPECT_THAT(reloader.describe(), HasSubstr("; CRL: 1 list, 1 revoked"));
+  Connection after;
+  after.run(*reloader.server(), *peer_client_);
+  ASSERT_TRUE(after.server_result.handshake_error);
+  EXPECT_THAT(after.server_result.failure, HasSubstr("certificate revoked"));
 }
 
 }  // namespace

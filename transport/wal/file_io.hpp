@@ -44,7 +44,8 @@ class Fd {
 Status errno_status(std::string_view what, const std::filesystem::path& path);
 
 // open(2) with O_CLOEXEC added.
-Result<Fd> open_file(const std::filesystem::path& path, int flags, int mode = 0644);
+// Files are created 0600: the log holds the cluster's values (wallet keys, among others).
+Result<Fd> open_file(const std::filesystem::path& path, int flags, int mode = 0600);
 Result<Fd> open_directory(const std::filesystem::path& dir);
 Result<std::uint64_t> file_size(const Fd& fd, const std::filesystem::path& path);
 

@@ -81,7 +81,9 @@ Status save_snapshot(const std::filesystem::path& dir, SnapshotMeta meta, std::s
                                         std::to_string(kMaxSnapshotBytes)};
   }
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  if (std::filesystem::create_directories(dir, ec)) {
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  }
   if (ec) return {Errc::io_error, "cannot create " + dir.string() + ": " + ec.message()};
   const std::string header = encode_header(meta, data.size());
   std::string trailer;

@@ -206,6 +206,10 @@ Result<Fd> open_and_lock_directory(const std::filesystem::path& dir, bool durabl
   std::error_code ec;
   const bool created = std::filesystem::create_directories(dir, ec);
   if (ec) return Status(Errc::io_error, "cannot create " + dir.string() + ": " + ec.message());
+  if (created) {  // only its owner may list it
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+    if (ec) return Status(Errc::io_error, "cannot chmod " + dir.string() + ": " + ec.message());
+  }
   if (created && durable) {
     const auto parent = std::filesystem::absolute(dir, ec).parent_path();
     if (ec) return Status(Errc::io_error, "cannot resolve " + dir.string() + ": " + ec.message());

@@ -8,17 +8,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Cluster  # noqa: E402
+from harness import Cluster, check, run_tap  # noqa: E402
 
 BINARY = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "build/tools/anya-ha"
-
-
-def check(cond, message):
-    if not cond:
-        raise AssertionError(message)
 
 
 def write_keys(c, prefix, count, via=None):
@@ -341,26 +335,5 @@ def test_ctl_follows_the_leader_and_reports_errors():
         c.close()
 
 
-def main():
-    tests = [(name, fn) for name, fn in globals().items()
-             if name.startswith("test_") and callable(fn)]
-    wanted = sys.argv[2:]
-    if wanted:
-        tests = [(n, f) for n, f in tests if n in wanted]
-    print(f"1..{len(tests)}", flush=True)
-    failed = 0
-    for number, (name, fn) in enumerate(tests, 1):
-        started = time.monotonic()
-        try:
-            fn()
-            print(f"ok {number} - {name} ({time.monotonic() - started:.1f}s)", flush=True)
-        except Exception:  # a failed check or an unexpected error: report it, go on
-            failed += 1
-            print(f"not ok {number} - {name}", flush=True)
-            for line in traceback.format_exc().splitlines():
-                print("# " + line, flush=True)
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tap(globals(), sys.argv[2:]))

@@ -13,14 +13,15 @@ import ssl
 import subprocess
 import tempfile
 import time
+import traceback
 
 
-def free_base_port(nodes, span=101):
-    """A base port P such that P+1..P+nodes and P+101..P+100+nodes are free right now."""
+def free_base_port(nodes):
+    """A base port P such that the peer (P+i), admin (P+100+i) and health (P+200+i) ports of
+    nodes 1..nodes are free right now."""
     for _ in range(200):
         base = random.randrange(20000, 50000)
-        ports = [base + i for i in range(1, nodes + 1)] + [base + span - 1 + i
-                                                           for i in range(1, nodes + 1)]
+        ports = [base + offset + i for offset in (0, 100, 200) for i in range(1, nodes + 1)]
         ok = True
         for p in ports:
             with socket.socket() as s:
@@ -76,6 +77,9 @@ class Cluster:
 
     def admin_port(self, i):
         return self.base + 100 + i
+
+    def health_port(self, i):
+        return self.base + 200 + i
 
     def log(self, i):
         with open(os.path.join(self.dir, str(i), "agent.log"), errors="replace") as f:
@@ -208,3 +212,30 @@ class Cluster:
             total += float(value)
             found = True
         return total if found else None
+
+
+def check(cond, message):
+    if not cond:
+        raise AssertionError(message)
+
+
+def run_tap(namespace, argv):
+    """Runs every test_* function of `namespace` (or those named in argv) as one TAP case each;
+    returns the exit code."""
+    tests = [(name, fn) for name, fn in namespace.items()
+             if name.startswith("test_") and callable(fn)]
+    if argv:
+        tests = [(n, f) for n, f in tests if n in argv]
+    print(f"1..{len(tests)}", flush=True)
+    failed = 0
+    for number, (name, fn) in enumerate(tests, 1):
+        started = time.monotonic()
+        try:
+            fn()
+            print(f"ok {number} - {name} ({time.monotonic() - started:.1f}s)", flush=True)
+        except Exception:  # a failed check or an unexpected error: report it, go on
+            failed += 1
+            print(f"not ok {number} - {name}", flush=True)
+            for line in traceback.format_exc().splitlines():
+                print("# " + line, flush=True)
+    return 1 if failed else 0

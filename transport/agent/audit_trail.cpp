@@ -1,0 +1,76 @@
+#include "transport/agent/audit_trail.hpp"
+
+#include <chrono>
+
+namespace anya::transport {
+namespace {
+
+std::uint64_t unix_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+}  // namespace
+
+AuditTrail::AuditTrail(std::unique_ptr<AuditLog> log, std::function<std::uint64_t()> term,
+                       metrics::Registry& registry, Logger logger)
+    : log_(std::move(log)), term_(std::move(term)), logger_(std::move(logger)) {
+  ANYA_ASSERT(log_ != nullptr);
+  ANYA_ASSERT(term_ != nullptr);
+  records_ = &registry.counter("anya_audit_records_total", "Records written to the audit log");
+  failures_ = &registry.counter(
+      "anya_audit_failures_total",
+      "Audit records that could not be written (mutations are then refused: fail closed)");
+  refused_ = &registry.counter_family(
+      "anya_admin_refused_total",
+      "Admin requests refused for their credential (unauthenticated) or role (forbidden)",
+      {"reason"});
+  published_seq_ = log_->last_seq();
+}
+
+Status AuditTrail::record(const AuditEvent& e) {
+  if (e.action == "auth.unauthenticated") refused_->with({"unauthenticated"}).inc();
+  if (e.action == "auth.forbidden") refused_->with({"forbidden"}).inc();
+  AuditEntry entry;
+  entry.time_ms = unix_ms();
+  entry.term = term_();
+  entry.actor = e.actor;
+  entry.role = e.role;
+  entry.action = e.action;
+  entry.target = e.target;
+  entry.outcome = e.outcome;
+  entry.detail = e.source.empty() ? e.detail : e.detail + (e.detail.empty() ? "" : "; ") +
+                                                   "from " + e.source;
+  Status s = log_->append(entry);
+  if (!s) {
+    failures_->inc();
+    if (!failure_logged_) {
+      failure_logged_ = true;
+      logger_.error("audit log ", log_->file().string(), ": ", s.message(),
+                    "; refusing every mutation until the agent restarts (fail closed)");
+    }
+    return s;
+  }
+  records_->inc();
+  return s;
+}
+
+void AuditTrail::leader_changed(std::uint64_t leader, std::uint64_t term) {
+  AuditEvent e;
+  e.actor = "node";
+  e.action = "leader.changed";
+  e.target = leader == 0 ? std::string("none") : "node " + std::to_string(leader);
+  e.outcome = "ok";
+  e.detail = "term " + std::to_string(term);
+  (void)record(e);  // failures are counted and logged by record()
+}
+
+std::optional<AuditTrail::Head> AuditTrail::take_due_head(bool force) {
+  const std::uint64_t seq = log_->last_seq();
+  if (seq == 0 || seq == published_seq_) return std::nullopt;
+  if (!force && seq < published_seq_ + kHeadEveryRecords) return std::nullopt;
+  published_seq_ = seq;
+  return Head{seq, log_->head_mac_hex()};
+}
+
+}  // namespace anya::transport

@@ -1,0 +1,58 @@
+// The admin plane's audit sink in production: each event the router reports (a mutation before
+// it runs and its outcome after, every refused credential or permission) and each leadership
+// change becomes one record of the node's AuditLog (transport/audit: an HMAC chain, fdatasynced
+// before record() returns). Counted in /metrics; a write failure is logged once and makes every
+// later mutation fail closed until the agent restarts (the log refuses appends after a failure,
+// since its file may end in a partial line).
+//
+// The chain head (seq and mac) is written to the replicated store under
+// kAuditHeadKeyPrefix + NODE_ID by the leader for its own log, every kHeadEveryRecords records
+// and on each leadership win, so a truncated or rewritten audit file on that node is detectable
+// from any other node's store (`anya-ha audit verify FILE --head-seq N --head-mac M`).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include "transport/admin/router.hpp"
+#include "transport/audit/audit_log.hpp"
+#include "transport/log/log.hpp"
+#include "transport/metrics/metrics.hpp"
+
+namespace anya::transport {
+
+inline constexpr std::string_view kAuditHeadKeyPrefix = "_anya/audit/";
+
+class AuditTrail final : public AuditSink {
+ public:
+  static constexpr std::uint64_t kHeadEveryRecords = 64;
+
+  // `term` reads the node's current term for each record.
+  AuditTrail(std::unique_ptr<AuditLog> log, std::function<std::uint64_t()> term,
+             metrics::Registry& registry, Logger logger);
+
+  Status record(const AuditEvent& event) override;
+  // A leadership change, as the node saw it.
+  void leader_changed(std::uint64_t leader, std::uint64_t term);
+
+  // The head to publish, when one is due (kHeadEveryRecords since the last, or forced).
+  struct Head {
+    std::uint64_t seq = 0;
+    std::string mac_hex;
+  };
+  std::optional<Head> take_due_head(bool force);
+
+ private:
+  std::unique_ptr<AuditLog> log_;
+  std::function<std::uint64_t()> term_;
+  Logger logger_;
+  metrics::Counter* records_;
+  metrics::Counter* failures_;
+  metrics::Family<metrics::Counter>* refused_;
+  std::uint64_t published_seq_ = 0;
+  bool failure_logged_ = false;
+};
+
+}  // namespace anya::transport
