@@ -182,6 +182,20 @@ Status Agent::start() {
     if (Status st = s.health->start(); !st) return st;
     s.log.info("health and metrics (no credential) on http://", ho.host, ":", s.health->port());
   }
+  auto* admin_refused = &registry.counter_family(
+      "anya_admin_connections_refused_total",
+      "Admin connections closed by the listener's limits (evicted while handshaking, refused "
+      "when full, handshake or idle deadline passed)",
+      {"reason"});
+  auto* admin_open = &registry.gauge("anya_admin_connections", "Admin connections open now");
+  s.node->on_scrape([&s, admin_refused, admin_open] {
+    if (!s.admin) return;
+    for (const auto& [reason, total] : s.admin->refusals()) {
+      metrics::Counter& c = admin_refused->with({reason});
+      if (total > c.whole()) c.inc(total - c.whole());
+    }
+    admin_open->set(static_cast<double>(s.admin->open_connections()));
+  });
   s.housekeeping = std::make_unique<asio::steady_timer>(s.io);
   s.schedule_housekeeping();
   s.log.info("admin API on ", endpoint, "; TLS: ", s.tls->describe());

@@ -5,6 +5,11 @@
 namespace anya::transport {
 namespace {
 
+std::uint64_t steady_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
 std::uint64_t unix_ms() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::system_clock::now().time_since_epoch()).count());
@@ -29,8 +34,16 @@ AuditTrail::AuditTrail(std::unique_ptr<AuditLog> log, std::function<std::uint64_
 }
 
 Status AuditTrail::record(const AuditEvent& e) {
-  if (e.action == "auth.unauthenticated") refused_->with({"unauthenticated"}).inc();
-  if (e.action == "auth.forbidden") refused_->with({"forbidden"}).inc();
+  if (e.action == "auth.unauthenticated" || e.action == "auth.forbidden") {
+    const bool unauthenticated = e.action == "auth.unauthenticated";
+    refused_->with({unauthenticated ? "unauthenticated" : "forbidden"}).inc();
+    const net::LogLimiter::Turn turn = log_limiter_.should_log(e.action, steady_ms());
+    if (turn.log) {
+      logger_.warn("refused admin request ", e.target, " from ", e.actor,
+                   e.source.empty() ? "" : " at " + e.source, ": ", e.detail,
+                   log_limiter_.suppressed_note(turn.suppressed));
+    }
+  }
   AuditEntry entry;
   entry.time_ms = unix_ms();
   entry.term = term_();

@@ -20,6 +20,7 @@
 #include "transport/audit/audit_log.hpp"
 #include "transport/log/log.hpp"
 #include "transport/metrics/metrics.hpp"
+#include "transport/net/connection_gate.hpp"
 
 namespace anya::transport {
 
@@ -51,6 +52,7 @@ class AuditTrail final : public AuditSink {
   metrics::Counter* records_;
   metrics::Counter* failures_;
   metrics::Family<metrics::Counter>* refused_;
+  net::LogLimiter log_limiter_;  // refusals: one line per kind per interval
   std::uint64_t published_seq_ = 0;
   bool failure_logged_ = false;
 };

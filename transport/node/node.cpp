@@ -433,6 +433,7 @@ StatusView Node::status() {
 
 std::string Node::metrics_text() {
   metrics_->update(host(), *peers_);
+  if (before_scrape_) before_scrape_();
   return metrics_->registry.render();
 }
 

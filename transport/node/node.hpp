@@ -83,6 +83,8 @@ class Node final : public NodeApi, private engine::ClockPort, private engine::Co
   bool is_leader() const { return core_ != nullptr && core_->raft().is_leader(); }
   // The registry /metrics renders; the agent adds its own counters to it.
   metrics::Registry& metrics_registry();
+  // Runs before each scrape, so counters kept elsewhere (the admin listener's) are copied in.
+  void on_scrape(std::function<void()> fn) { before_scrape_ = std::move(fn); }
 
   // NodeApi
   StatusView status() override;
@@ -158,6 +160,7 @@ class Node final : public NodeApi, private engine::ClockPort, private engine::Co
   static constexpr std::uint64_t kRepeatWarningMs = 10'000;
   std::uint64_t last_snapshot_warning_ms_ = 0;
   std::string admin_endpoint_;
+  std::function<void()> before_scrape_;
   bool stopping_ = false;
   bool fatal_ = false;
 };

@@ -130,6 +130,8 @@ def test_each_role_gets_what_it_may_and_refusals_change_nothing():
         check((c.metric(leader, "anya_admin_refused_total",
                         {"reason": "unauthenticated"}) or 0) >= 2,
               "unauthenticated refusals not counted")
+        check("refused admin request" in c.log(leader) and "lacks permission" in c.log(leader),
+              "no log line says why a request was refused")
     finally:
         c.close()
 
@@ -377,6 +379,8 @@ def test_a_flood_of_idle_connections_locks_nobody_out():
             check(code == 200, f"status during the admin flood: {code}")
         out = ctl(c, "kv", "put", "during/flood", "1")
         check(out.returncode == 0, "ctl during the flood: " + out.stderr)
+        evicted = c.metric(leader, "anya_admin_connections_refused_total") or 0
+        check(evicted > 0, "the admin flood's evictions are not in /metrics")
         conn = http.client.HTTPConnection("127.0.0.1", c.health_port(leader), timeout=10)
         conn.request("GET", "/healthz")
         check(conn.getresponse().status == 200, "healthz during the flood")
