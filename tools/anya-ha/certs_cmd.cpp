@@ -99,6 +99,9 @@ int run_init(const CertsArgs& a) {
   if (Status s = make_ca(dir, a.name); !s) return fail("init", s, kExitFailed);
   std::cout << (existing.empty() ? "wrote " : "replaced ") << (dir / "ca.crt").string()
             << " and " << (dir / "ca.key").string() << "\n";
+  Result<std::string> ca = tls::read_pem_file(dir / "ca.crt");
+  Result<std::string> pin = ca ? tls::public_key_pin(*ca) : Result<std::string>(ca.status());
+  if (pin) std::cout << "CA pin (for anya-ha join --ca-pin): " << *pin << "\n";
   return kExitOk;
 }
 
@@ -219,7 +222,18 @@ Runner add_certs_command(CLI::App& app) {
                      "which renews its nextUpdate (or makes an empty one)");
   revoke->add_option("--crl", a->crl, "The CRL file to update (default DIR/crl.pem)");
   revoke->add_option("--days", a->crl_days, "Days until the CRL's nextUpdate");
-  return [a, init, issue, revoke]() {
+  CLI::App* pin = cmd->add_subcommand("pin", "Print the CA's pin for anya-ha join --ca-pin");
+  pin->add_option("--ca", a->cert, "The CA certificate (default DIR/ca.crt)");
+  pin->add_option("--dir", a->dir, "Folder holding ca.crt");
+  return [a, init, issue, revoke, pin]() {
+    if (pin->parsed()) {
+      const fs::path file = a->cert.empty() ? fs::path(a->dir) / "ca.crt" : fs::path(a->cert);
+      Result<std::string> ca = tls::read_pem_file(file);
+      Result<std::string> p = ca ? tls::public_key_pin(*ca) : Result<std::string>(ca.status());
+      if (!p) return fail("pin", p.status(), usage_or_failure(p.status().code()));
+      std::cout << *p << "\n";
+      return kExitOk;
+    }
     if (init->parsed()) return run_init(*a);
     if (issue->parsed()) return run_issue(*a);
     if (revoke->parsed()) return run_revoke(*a);

@@ -20,6 +20,7 @@ Runner add_dev_command(CLI::App& app);
 Runner add_ctl_command(CLI::App& app);
 Runner add_certs_command(CLI::App& app);
 Runner add_audit_command(CLI::App& app);
+Runner add_join_command(CLI::App& app);
 
 }  // namespace anya::tools
 

@@ -23,6 +23,7 @@ constexpr int kMaxLeaderHops = 3;
 struct CtlArgs {
   std::string endpoints, cacert, cert, key, token, output = "text";
   std::string token_name, token_role, token_ttl, token_id;
+  bool token_join = false;
   std::vector<std::string> words;  // sub-command arguments
   std::uint64_t id = 0, to = 0, version = 0, if_version = 0, prev_revision = 0;
   bool learner = false, has_if_version = false, has_prev = false;
@@ -295,14 +296,22 @@ Runner add_ctl_command(CLI::App& app) {
   CLI::App* token = ctl->add_subcommand("token", "Bearer tokens (admins only)");
   CLI::App* tcreate = token->add_subcommand("create", "Make a token; it is shown once");
   tcreate->add_option("--name", a->token_name, "What it is for")->required();
-  tcreate->add_option("--role", a->token_role, "viewer, operator, admin or a custom role")
-      ->required();
+  auto* role_opt = tcreate->add_option("--role", a->token_role,
+                                       "viewer, operator, admin or a custom role");
+  auto* join_opt = tcreate->add_flag("--join", a->token_join,
+                                     "A one-time token for `anya-ha join` (role join)");
+  role_opt->excludes(join_opt);
   tcreate->add_option("--ttl", a->token_ttl, "How long it is valid, e.g. 1h or 30d (default: "
                                              "until revoked)");
   CLI::App* trevoke = token->add_subcommand("revoke", "Revoke a token by its id");
   trevoke->add_option("id", a->token_id, "The token's id (16 hex characters)")->required();
   on(tcreate, [a](Ctl& c) {
-    json::object body{{"name", a->token_name}, {"role", a->token_role}};
+    if (a->token_role.empty() && !a->token_join) {
+      std::cerr << "anya-ha ctl token create: give --role ROLE or --join\n";
+      return kExitUsage;
+    }
+    json::object body{{"name", a->token_name},
+                      {"role", a->token_join ? std::string("join") : a->token_role}};
     if (!a->token_ttl.empty()) {
       Result<std::uint64_t> ms = transport::parse_duration_ms(a->token_ttl);
       if (!ms || *ms < 1000) {

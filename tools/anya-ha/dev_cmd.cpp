@@ -88,6 +88,7 @@ Status prepare(const DevArgs& a, const fs::path& dir) {
     c.audit_file = c.data_dir / "audit.log";
     c.audit_secret_file = audit_secret;
     c.auth.client_roles["admin"] = "admin";  // the client certificate in ctl.env
+    c.tls_ca_key = dir / "ca.key";           // dev nodes sign joining nodes' certificates
     c.tls_ca = dir / "ca.crt";
     c.tls_cert = node_dir / "node.crt";
     c.tls_key = node_dir / "node.key";

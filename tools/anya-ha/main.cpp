@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   add(add_ctl_command);
   add(add_certs_command);
   add(add_audit_command);
+  add(add_join_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -16,6 +16,9 @@ struct AdminClientOptions {
   std::filesystem::path ca_cert, cert, key;  // cert and key empty: no client certificate
   std::uint64_t timeout_ms = 10000;
   std::string token{};  // sent as "Authorization: Bearer TOKEN" when set
+  // false only to fetch the CA certificate before joining (GET /v1/ca), which the caller then
+  // checks against a pin: no credential may go over such a connection (refused if given).
+  bool verify_server = true;
 };
 
 struct HttpReply {

@@ -369,9 +369,10 @@ void route_v1(const AdminRequest& req, std::string_view path, std::string_view q
                                              {"remaining_ms", l.remaining_ms}});
     }));
   }
-  if (path == "/v1/tokens" || path.rfind("/v1/tokens/", 0) == 0) {
+  if (path == "/v1/tokens" || path.rfind("/v1/tokens/", 0) == 0 || path == "/v1/ca" ||
+      path == "/v1/join") {
     return respond(error_response(ApiError{
-        Status(Errc::unsupported, "tokens are served only by an authorizing listener")}));
+        Status(Errc::unsupported, std::string(path) + " is served only by the admin listener")}));
   }
   ANYA_ASSERT(!"allowed_methods() lists a /v1 path that route_v1 does not handle");
 }
@@ -438,6 +439,8 @@ constexpr EndpointRule kEndpoints[] = {
     {"GET", "/v1/tokens", kExact, Permission::tokens_manage, false},
     {"POST", "/v1/tokens", kExact, Permission::tokens_manage, true},
     {"DELETE", "/v1/tokens/", kChild, Permission::tokens_manage, true},
+    {"GET", "/v1/ca", kExact, Permission::health_read, false, /*anonymous=*/true},
+    {"POST", "/v1/join", kExact, Permission::node_join, true},
 };
 }  // namespace
 
@@ -627,6 +630,86 @@ void route_tokens(const AdminRequest& req, std::string_view path, NodeApi& node,
   }));
 }
 
+constexpr std::size_t kMaxJoinSans = 16;
+
+// ["10.0.0.4", ...] -> strings; false (with `error`) if present but not a list of strings.
+bool read_strings(const json::object& o, std::string_view field, std::vector<std::string>& out,
+                  std::string& error) {
+  const json::value* v = o.if_contains(field);
+  if (v == nullptr) return true;
+  if (!v->is_array() || v->as_array().size() > kMaxJoinSans) {
+    error = std::string(field) + ": expected a list of at most 16 strings";
+    return false;
+  }
+  for (const json::value& e : v->as_array()) {
+    if (!e.is_string()) {
+      error = std::string(field) + ": expected a list of strings";
+      return false;
+    }
+    out.emplace_back(e.as_string());
+  }
+  return true;
+}
+
+// The one-time token is spent before anything is signed: a compare-and-delete at the revision
+// it was read at, so a token used twice, even at once through two nodes, signs once.
+void join_node(const AdminRequest& req, NodeApi& node, const auth::Principal& by,
+               const JoinSupport* join, const std::function<void(AdminResponse)>& respond) {
+  if (join == nullptr || join->issuer == nullptr) {
+    return respond(bad_request("this node cannot issue certificates (tls.ca_key is not set "
+                               "here); send the join to a node that has the CA key"));
+  }
+  const std::optional<auth::ParsedToken> token = auth::parse_runtime_token(
+      std::string_view(req.caller.authorization).substr(std::string_view("Bearer ").size()));
+  if (by.role != auth::kJoinRole || !token) {
+    return respond(json_response(403, json::object{
+        {"error", "forbidden"},
+        {"message", "joining needs a one-time join token (anya-ha ctl token create --join)"}}));
+  }
+  std::string error;
+  std::optional<json::object> body = parse_object(req.body, error);
+  std::vector<std::string> ips, dns;
+  std::optional<std::uint64_t> id;
+  if (!body || !only_fields(*body, {"node_id", "csr", "ip", "dns"}, error) ||
+      !read_u64(*body, "node_id", id, error) || !read_strings(*body, "ip", ips, error) ||
+      !read_strings(*body, "dns", dns, error)) {
+    return respond(bad_request(error));
+  }
+  const json::value* csr = body->if_contains("csr");
+  if (!id || *id == 0 || *id > engine::kMaxNodeId) {
+    return respond(bad_request("node_id: missing or outside 1.." +
+                               std::to_string(engine::kMaxNodeId)));
+  }
+  if (csr == nullptr || !csr->is_string()) return respond(bad_request("csr: missing (PEM)"));
+  for (const MemberView& m : node.status().members) {
+    if (m.id == *id) {
+      return respond(error_response(ApiError{Status(
+          Errc::conflict, "node_id: node " + std::to_string(*id) +
+                              " is already a member; a joining node needs an id of its own")}));
+    }
+  }
+  const std::string key = std::string(auth::kTokenKeyPrefix) + token->id;
+  const std::vector<KvEntryView> found = node.kv_scan(key, 1);
+  if (found.empty() || found[0].key != key) {
+    return respond(error_response(ApiError{Status(Errc::conflict, "join token already used")}));
+  }
+  KvWrite spend{KvWrite::Op::del, key, {}, found[0].mod_revision};
+  node.kv_write(std::move(spend), [join, id = *id, csr = std::string(csr->as_string()), ips, dns,
+                                   respond](ApiResult<KvWriteResult> r) {
+    if (!r.ok()) {
+      if (r.error.status.code() == Errc::conflict || r.error.status.code() == Errc::not_found) {
+        return respond(error_response(ApiError{Status(Errc::conflict, "join token already used")}));
+      }
+      return respond(error_response(r.error));
+    }
+    Result<std::string> cert = join->issuer->issue_node(csr, id, dns, ips);
+    if (!cert) return respond(error_response(ApiError{cert.status()}));
+    respond(json_response(201, json::object{{"node_id", id},
+                                            {"certificate", *cert},
+                                            {"ca", join->ca_pem}}));
+  });
+}
+
 AuditEvent audit_event(const AdminRequest& req, std::string_view path,
                        const auth::AuthOutcome& outcome, std::string action) {
   AuditEvent e;
@@ -642,10 +725,17 @@ AuditEvent audit_event(const AdminRequest& req, std::string_view path,
 
 void serve_admin_request(const AdminRequest& req, NodeApi& node,
                          const auth::Authorizer& authorizer, AuditSink& audit,
-                         std::function<void(AdminResponse)> respond) {
+                         std::function<void(AdminResponse)> respond, const JoinSupport* join) {
   const std::string_view path = std::string_view(req.target).substr(0, req.target.find('?'));
   const EndpointRule* rule = find_endpoint(req.method == "HEAD" ? "GET" : req.method, path);
   if (rule == nullptr) return route_admin_request(req, node, std::move(respond));  // 404, 405
+  if (rule->anonymous) {
+    ANYA_ASSERT(!rule->mutates);
+    if (join == nullptr || join->ca_pem.empty()) {
+      return respond(error_response(ApiError{Status(Errc::unsupported, "no CA to serve")}));
+    }
+    return respond(json_response(200, json::object{{"ca", join->ca_pem}}));
+  }
   const auth::AuthOutcome outcome =
       authorizer.check(req.caller, rule->permission, req.now_unix_ms);
   if (outcome.kind != auth::AuthOutcome::Kind::ok) {
@@ -674,6 +764,7 @@ void serve_admin_request(const AdminRequest& req, NodeApi& node,
   if (path == "/v1/tokens" || path.starts_with("/v1/tokens/")) {
     return route_tokens(req, path, node, authorizer, outcome.principal, respond);
   }
+  if (path == "/v1/join") return join_node(req, node, outcome.principal, join, respond);
   route_admin_request(req, node, std::move(respond));
 }
 
@@ -718,9 +809,10 @@ void ReplayGuard::finish(const std::string& caller, const std::string& key,
 
 void serve_admin_request_once(const AdminRequest& req, NodeApi& node,
                               const auth::Authorizer& authorizer, AuditSink& audit,
-                              ReplayGuard& guard, std::function<void(AdminResponse)> respond) {
+                              ReplayGuard& guard, std::function<void(AdminResponse)> respond,
+                              const JoinSupport* join) {
   if (req.idempotency_key.empty() || req.method == "GET" || req.method == "HEAD") {
-    return serve_admin_request(req, node, authorizer, audit, std::move(respond));
+    return serve_admin_request(req, node, authorizer, audit, std::move(respond), join);
   }
   if (req.idempotency_key.size() > ReplayGuard::kMaxKeyBytes) {
     return respond(bad_request("Idempotency-Key: longer than 128 bytes"));
@@ -746,12 +838,13 @@ void serve_admin_request_once(const AdminRequest& req, NodeApi& node,
     case ReplayGuard::Verdict::fresh:
       break;
   }
-  serve_admin_request(req, node, authorizer, audit,
-                      [&guard, caller, key = req.idempotency_key,
-                       respond = std::move(respond)](AdminResponse r) {
-                        guard.finish(caller, key, r);
-                        respond(std::move(r));
-                      });
+  serve_admin_request(
+      req, node, authorizer, audit,
+      [&guard, caller, key = req.idempotency_key, respond = std::move(respond)](AdminResponse r) {
+        guard.finish(caller, key, r);
+        respond(std::move(r));
+      },
+      join);
 }
 
 }  // namespace anya::transport

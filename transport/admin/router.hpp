@@ -53,6 +53,9 @@ struct EndpointRule {
   enum class Match : std::uint8_t { exact, prefix, child } match;
   auth::Permission permission;
   bool mutates;  // written to the audit log before it runs
+  // Served to anyone, without a credential (GET /v1/ca: the CA certificate is public, and a
+  // joining node checks it against the pin it was given).
+  bool anonymous = false;
 };
 std::span<const EndpointRule> admin_endpoints();
 const EndpointRule* find_endpoint(std::string_view method, std::string_view path);
@@ -75,6 +78,21 @@ class AuditSink {
   virtual ~AuditSink() = default;
   // Durable before it returns ok. A mutation whose "requested" record fails is refused.
   virtual Status record(const AuditEvent& event) = 0;
+};
+
+// What a node that may issue node certificates (tls.ca_key set) offers joining nodes, and the CA
+// certificate every node serves at GET /v1/ca.
+class CertificateIssuer {
+ public:
+  virtual ~CertificateIssuer() = default;
+  // A node certificate for `node` over the key in `csr_pem` (transport/tls sign_request).
+  virtual Result<std::string> issue_node(std::string_view csr_pem, engine::NodeId node,
+                                         const std::vector<std::string>& dns_names,
+                                         const std::vector<std::string>& ip_addresses) const = 0;
+};
+struct JoinSupport {
+  std::string ca_pem;                         // served at GET /v1/ca
+  const CertificateIssuer* issuer = nullptr;  // null: this node does not sign (POST /v1/join 400)
 };
 
 // Mutating requests that carry an `Idempotency-Key` header are remembered per caller (client
@@ -110,14 +128,20 @@ class ReplayGuard {
 // for another request.
 void serve_admin_request_once(const AdminRequest& request, NodeApi& node,
                               const auth::Authorizer& authorizer, AuditSink& audit,
-                              ReplayGuard& guard, std::function<void(AdminResponse)> respond);
+                              ReplayGuard& guard, std::function<void(AdminResponse)> respond,
+                              const JoinSupport* join = nullptr);
 
 // Authenticates and authorizes `request` against the endpoint table, writes mutations to the
 // audit sink first (fail closed: 503 if it cannot), then routes. Refusals: 401 (no or bad
 // credential), 403 (a known caller without the permission), each audited.
+// POST /v1/join {"node_id", "csr", "ip": [...], "dns": [...]} with a one-time join token (role
+// join): the token is spent first (a compare-and-delete through the log, so it works once even
+// when two nodes are asked at once), then `join` signs the request for a node id that is not a
+// member. GET /v1/ca answers `join`'s CA certificate to anyone.
 void serve_admin_request(const AdminRequest& request, NodeApi& node,
                          const auth::Authorizer& authorizer, AuditSink& audit,
-                         std::function<void(AdminResponse)> respond);
+                         std::function<void(AdminResponse)> respond,
+                         const JoinSupport* join = nullptr);
 
 // Handles one request without any authorization (serve_admin_request's last step; the
 // unauthenticated health listener's, for the paths it serves; tests and the fuzz target).

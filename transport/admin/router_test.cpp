@@ -993,15 +993,18 @@ const std::vector<Case>& table_cases() {
       {"GET", "/v1/tokens", "", "admin"},
       {"POST", "/v1/tokens", R"({"name": "t", "role": "viewer"})", "admin"},
       {"DELETE", "/v1/tokens/0123456789abcdef", "", "admin"},
+      {"GET", "/v1/ca", "", "anyone"},
+      {"POST", "/v1/join", R"({"node_id": 9, "csr": "x"})", "join token"},
   };
   return cases;
 }
 
 int rank(const std::string& role) {
+  if (role == "anyone") return 0;
   if (role == "viewer") return 1;
   if (role == "operator") return 2;
   if (role == "admin") return 3;
-  return 0;
+  return 4;  // a join token: no certificate's role reaches it
 }
 
 TEST(AdminAuthorization, EveryRowOfTheTableHasACase) {
@@ -1025,13 +1028,16 @@ TEST(AdminAuthorization, EachRoleGetsExactlyWhatItIsAllowed) {
       AdminRequest req = request(c.method, c.target, c.body);
       req.caller.client_name = role;
       Answers answers;
-      serve_admin_request(req, node, authorizer, audit, answers.sink());
+      const JoinSupport join{"CA PEM", nullptr};
+      serve_admin_request(req, node, authorizer, audit, answers.sink(), &join);
       ASSERT_EQ(answers.got.size(), 1u);
       const AdminResponse& r = answers.got[0];
       if (rank(role) >= rank(c.least_role)) {
         EXPECT_NE(r.status, 401) << r.body;
         EXPECT_NE(r.status, 403) << r.body;
-        EXPECT_FALSE(node.calls.empty());
+        if (c.least_role != "anyone") {
+          EXPECT_FALSE(node.calls.empty());
+        }
         if (c.method != "GET") {
           ASSERT_EQ(audit.events.size(), 2u);
           EXPECT_EQ(audit.events[0].outcome, "requested");
@@ -1056,6 +1062,7 @@ TEST(AdminAuthorization, NoCredentialIs401AndStrangersAndNodesAre403) {
   const auth::Authorizer authorizer(config);
   for (const Case& c : table_cases()) {
     SCOPED_TRACE(c.method + " " + c.target);
+    if (c.least_role == "anyone") continue;  // served without a credential
     for (int who = 0; who < 4; ++who) {
       FakeNode node = willing_node();
       RecordingAudit audit;
@@ -1228,6 +1235,97 @@ TEST(AdminReplay, AWriteStillRunningIsNotStartedAgainAndFailuresMayBeRetried) {
   serve_admin_request_once(fail, node, authorizer, audit, guard, answers.sink());
   EXPECT_EQ(node.writes.size(), 3u) << "a failed attempt must not pin its key";
   EXPECT_EQ(guard.size(), 1u);
+}
+
+struct FakeIssuer : CertificateIssuer {
+  mutable std::vector<engine::NodeId> issued;
+  Result<std::string> issue_node(std::string_view csr, engine::NodeId node,
+                                 const std::vector<std::string>&,
+                                 const std::vector<std::string>&) const override {
+    if (csr != "CSR") return Status(Errc::invalid_argument, "csr: not a PEM request");
+    issued.push_back(node);
+    return std::string("CERT for ") + std::to_string(node);
+  }
+};
+
+struct JoinFixture {
+  auth::NewToken token = *auth::generate_token();
+  auth::TokenRecord record{token.id, "join-1", "join", token.sha256_hex, 0, "client:ops"};
+  auth::Authorizer authorizer{auth::AuthConfig{{}, {{"ops", "admin"}}, {}},
+                              [this](std::string_view id) -> std::optional<auth::TokenRecord> {
+                                if (id != record.id) return std::nullopt;
+                                return record;
+                              }};
+  FakeNode node = willing_node();
+  RecordingAudit audit;
+  FakeIssuer issuer;
+  JoinSupport join{"CA PEM", &issuer};
+  Answers answers;
+
+  JoinFixture() {
+    node.scan_result = {KvEntryView{std::string(auth::kTokenKeyPrefix) + token.id,
+                                    auth::encode_token_record(record), 7, 7, 1}};
+    node.status_view.members = {MemberView{1, "127.0.0.1:1", true, true, true, 0, 3}};
+  }
+  const AdminResponse& send(std::string body, std::string authorization) {
+    AdminRequest req = request("POST", "/v1/join", std::move(body));
+    req.caller.authorization = std::move(authorization);
+    serve_admin_request(req, node, authorizer, audit, answers.sink(), &join);
+    return answers.got.back();
+  }
+};
+
+TEST(AdminJoin, AJoinTokenIsSpentOnceAndBuysOneCertificate) {
+  JoinFixture f;
+  const AdminResponse& r = f.send(R"({"node_id": 4, "csr": "CSR"})", "Bearer " + f.token.token);
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("CERT for 4"));
+  EXPECT_THAT(r.body, HasSubstr("CA PEM"));
+  ASSERT_EQ(f.node.writes.size(), 1u);
+  EXPECT_EQ(f.node.writes[0].op, KvWrite::Op::del);
+  EXPECT_EQ(f.node.writes[0].expected_revision, std::optional<engine::Index>(7));
+  // Spent: the record is gone, so a second use signs nothing.
+  f.node.scan_result.clear();
+  const AdminResponse& again = f.send(R"({"node_id": 5, "csr": "CSR"})",
+                                      "Bearer " + f.token.token);
+  EXPECT_EQ(again.status, 409) << again.body;
+  EXPECT_THAT(again.body, HasSubstr("already used"));
+  EXPECT_EQ(f.issuer.issued, std::vector<engine::NodeId>{4});
+}
+
+TEST(AdminJoin, RefusedWithoutSpendingForAMemberIdABadCsrOrAnotherCredential) {
+  JoinFixture f;
+  EXPECT_EQ(f.send(R"({"node_id": 1, "csr": "CSR"})", "Bearer " + f.token.token).status, 409);
+  EXPECT_EQ(f.send(R"({"node_id": 0, "csr": "CSR"})", "Bearer " + f.token.token).status, 400);
+  EXPECT_EQ(f.send(R"({"node_id": 4})", "Bearer " + f.token.token).status, 400);
+  EXPECT_EQ(f.send(R"({"node_id": 4, "csr": "CSR", "extra": 1})", "Bearer " + f.token.token)
+                .status,
+            400);
+  EXPECT_TRUE(f.node.writes.empty()) << "a refused join spent its token";
+  // An admin's certificate cannot sign a node certificate; an unknown token cannot either.
+  AdminRequest by_admin = request("POST", "/v1/join", R"({"node_id": 4, "csr": "CSR"})");
+  by_admin.caller.client_name = "ops";
+  serve_admin_request(by_admin, f.node, f.authorizer, f.audit, f.answers.sink(), &f.join);
+  EXPECT_EQ(f.answers.got.back().status, 403);
+  EXPECT_EQ(f.send(R"({"node_id": 4, "csr": "CSR"})",
+                   "Bearer anya.0123456789abcdef." + std::string(64, '0')).status,
+            401);
+  EXPECT_TRUE(f.node.writes.empty());
+  EXPECT_TRUE(f.issuer.issued.empty());
+  // Without the CA key here, the join is refused before the token is touched.
+  f.join.issuer = nullptr;
+  EXPECT_EQ(f.send(R"({"node_id": 4, "csr": "CSR"})", "Bearer " + f.token.token).status, 400);
+  EXPECT_TRUE(f.node.writes.empty());
+}
+
+TEST(AdminJoin, TheCaCertificateIsServedToAnyone) {
+  JoinFixture f;
+  AdminRequest req = request("GET", "/v1/ca");
+  serve_admin_request(req, f.node, f.authorizer, f.audit, f.answers.sink(), &f.join);
+  ASSERT_EQ(f.answers.got.size(), 1u);
+  EXPECT_EQ(f.answers.got[0].status, 200);
+  EXPECT_THAT(f.answers.got[0].body, HasSubstr("CA PEM"));
+  EXPECT_TRUE(f.audit.events.empty());
 }
 
 }  // namespace

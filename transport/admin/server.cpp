@@ -217,7 +217,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     if (server_.options.authorizer == nullptr) return route_admin_request(r, server_.node, done);
     ANYA_ASSERT(server_.options.audit != nullptr);
     serve_admin_request_once(r, server_.node, *server_.options.authorizer,
-                             *server_.options.audit, server_.replay, done);
+                             *server_.options.audit, server_.replay, done, server_.options.join);
   }
 
   void write(AdminResponse r) {

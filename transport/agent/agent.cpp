@@ -12,6 +12,7 @@
 #include "transport/admin/health_server.hpp"
 #include "transport/admin/server.hpp"
 #include "transport/agent/audit_trail.hpp"
+#include "transport/tls/certs.hpp"
 #include "transport/tls/reloader.hpp"
 
 namespace anya::transport {
@@ -21,6 +22,23 @@ namespace asio = boost::asio;
 namespace {
 // How often the TLS files are checked for a change, and the leader's audit head published.
 constexpr std::chrono::seconds kHousekeepingInterval{10};
+
+// Signs joining nodes' certificates with the CA key (tls.ca_key), for the identity the router
+// decided: a node id that is not a member, paid for with a spent join token.
+class NodeIssuer final : public CertificateIssuer {
+ public:
+  static constexpr int kValidityDays = 825;
+  explicit NodeIssuer(tls::KeyPair ca) : ca_(std::move(ca)) {}
+  Result<std::string> issue_node(std::string_view csr_pem, engine::NodeId node,
+                                 const std::vector<std::string>& dns_names,
+                                 const std::vector<std::string>& ip_addresses) const override {
+    return tls::sign_request(ca_, csr_pem, tls::Identity::node(node), dns_names, ip_addresses,
+                             kValidityDays);
+  }
+
+ private:
+  tls::KeyPair ca_;
+};
 
 // Without an audit log (embedded use with no audit.secret_file), nothing can be recorded, so
 // every mutation is refused: fail closed. Reads and refusals go on.
@@ -59,6 +77,8 @@ struct Agent::Impl {
   std::unique_ptr<auth::Authorizer> authorizer;
   std::unique_ptr<AuditTrail> audit;
   NoAuditLog no_audit;
+  std::unique_ptr<NodeIssuer> issuer;
+  JoinSupport join;
   std::unique_ptr<AdminServer> admin;
   std::unique_ptr<HealthServer> health;
   std::unique_ptr<asio::steady_timer> housekeeping;
@@ -68,6 +88,7 @@ struct Agent::Impl {
   bool stopping = false;
 
   Status open_audit();
+  Status prepare_join();
   void reload_tls(bool forced);
   void publish_audit_head(bool force);
   void schedule_housekeeping();
@@ -96,6 +117,20 @@ Status Agent::Impl::open_audit() {
   log.info("audit log ", config.audit_file.string(), " at seq ", (*file)->last_seq());
   audit = std::make_unique<AuditTrail>(std::move(*file), [this] { return node->term(); },
                                        node->metrics_registry(), log.with("audit"));
+  return {};
+}
+
+// Every node serves the CA certificate (GET /v1/ca); one with the CA key also signs joins.
+Status Agent::Impl::prepare_join() {
+  Result<std::string> ca = tls::read_pem_file(config.tls_ca);
+  if (!ca) return {ca.status().code(), "tls.ca: " + ca.status().message()};
+  join.ca_pem = *ca;
+  if (config.tls_ca_key.empty()) return {};
+  Result<tls::KeyPair> pair = tls::read_pem_files(config.tls_ca, config.tls_ca_key);
+  if (!pair) return {pair.status().code(), "tls.ca_key: " + pair.status().message()};
+  issuer = std::make_unique<NodeIssuer>(std::move(*pair));
+  join.issuer = issuer.get();
+  log.info("this node signs joining nodes' certificates (tls.ca_key is set)");
   return {};
 }
 
@@ -160,12 +195,14 @@ Status Agent::start() {
   s.authorizer = std::make_unique<auth::Authorizer>(
       s.config.auth, [node = s.node.get()](std::string_view id) { return node->token_record(id); });
 
+  if (Status st = s.prepare_join(); !st) return st;
   AdminServerOptions ao;
   ao.host = s.config.admin_listen.host;
   ao.port = s.config.admin_listen.port;
   ao.tls = s.tls->server();
   ao.authorizer = s.authorizer.get();
   ao.audit = s.audit ? static_cast<AuditSink*>(s.audit.get()) : &s.no_audit;
+  ao.join = &s.join;
   s.admin = std::make_unique<AdminServer>(s.io, *s.node, ao, s.log.with("admin"));
   if (Status st = s.admin->start(); !st) return st;
   const std::string endpoint =

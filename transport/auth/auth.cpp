@@ -14,8 +14,8 @@ namespace {
 constexpr std::array<const char*, kPermissionCount> kPermissionNames = {
     "health.read", "metrics.read", "status.read",  "kv.read",          "kv.write",
     "members.read", "members.write", "config.read", "config.write",    "leader.transfer",
-    "lease.read",  "tokens.manage"};
-static_assert(static_cast<std::size_t>(Permission::tokens_manage) + 1 == kPermissionCount);
+    "lease.read",  "tokens.manage", "node.join"};
+static_assert(static_cast<std::size_t>(Permission::node_join) + 1 == kPermissionCount);
 
 bool is_read(Permission p) {
   switch (p) {
@@ -31,11 +31,14 @@ bool is_read(Permission p) {
 }
 
 bool builtin_allows(std::string_view role, Permission p) {
-  if (role == "admin") return true;
+  // node.join belongs to one-time join tokens alone: an admin's credential never signs a node
+  // certificate by itself.
+  if (role == "admin") return p != Permission::node_join;
   if (role == "operator") {
     return is_read(p) || p == Permission::kv_write || p == Permission::leader_transfer;
   }
   if (role == "viewer") return is_read(p);
+  if (role == kJoinRole) return p == Permission::node_join;
   return false;
 }
 

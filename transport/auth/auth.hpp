@@ -42,14 +42,17 @@ enum class Permission : std::uint8_t {
   leader_transfer,
   lease_read,
   tokens_manage,    // create, list and revoke tokens
+  node_join,        // spend a one-time join token for a new node's certificate
 };
-inline constexpr std::size_t kPermissionCount = 12;
+inline constexpr std::size_t kPermissionCount = 13;
 
 const char* permission_name(Permission p);
 std::optional<Permission> parse_permission(std::string_view name);
 std::vector<Permission> all_permissions();
 
-inline constexpr std::string_view kBuiltinRoles[] = {"viewer", "operator", "admin"};
+// "join" is the role of one-time join tokens (`ctl token create --join`): node.join only.
+inline constexpr std::string_view kBuiltinRoles[] = {"viewer", "operator", "admin", "join"};
+inline constexpr std::string_view kJoinRole = "join";
 inline constexpr std::size_t kMaxRoles = 64;
 inline constexpr std::size_t kMaxBindings = 1024;
 inline constexpr std::size_t kMaxNameBytes = 64;  // role, token and client names

@@ -30,7 +30,8 @@ Caller bearer(std::string token) {
 TEST(Auth, BuiltinRolesFromViewerToAdmin) {
   const Authorizer a(config());
   for (Permission p : all_permissions()) {
-    EXPECT_TRUE(a.role_allows("admin", p)) << permission_name(p);
+    EXPECT_EQ(a.role_allows("admin", p), p != Permission::node_join) << permission_name(p);
+    EXPECT_EQ(a.role_allows("join", p), p == Permission::node_join) << permission_name(p);
   }
   EXPECT_TRUE(a.role_allows("viewer", Permission::kv_read));
   EXPECT_TRUE(a.role_allows("viewer", Permission::metrics_read));

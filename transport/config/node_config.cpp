@@ -278,6 +278,7 @@ Status read_document(const toml::table& root, const std::filesystem::path& base,
     if (!t.has(key)) return invalid(t.field(key) + ": missing (a PEM file)");
   }
   if (Status s = t.read_path("crl", base, c.tls_crl); !s) return s;
+  if (Status s = t.read_path("ca_key", base, c.tls_ca_key); !s) return s;
   if (Status s = t.no_unknown_keys(); !s) return s;
   if (Status s = read_auth(top, c); !s) return s;
   if (Status s = read_audit(top, base, c); !s) return s;
@@ -612,6 +613,9 @@ std::string render_node_config(const NodeConfig& c, const std::filesystem::path&
       << "cert = " << quoted(relative_to(c.tls_cert, dir)) << "\n"
       << "key = " << quoted(relative_to(c.tls_key, dir)) << "\n";
   if (!c.tls_crl.empty()) out << "crl = " << quoted(relative_to(c.tls_crl, dir)) << "\n";
+  if (!c.tls_ca_key.empty()) {
+    out << "ca_key = " << quoted(relative_to(c.tls_ca_key, dir)) << "\n";
+  }
   out << "\n"
       << "[raft]\nheartbeat_interval = " << quoted(format_duration_ms(c.heartbeat_interval_ms))
       << "\nelection_timeout = " << quoted(format_duration_ms(c.election_timeout_ms))

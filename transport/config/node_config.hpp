@@ -51,6 +51,8 @@ struct NodeConfig {
   std::filesystem::path tls_cert;           // this node's certificate (SAN anya-ha://node/ID)
   std::filesystem::path tls_key;
   std::filesystem::path tls_crl;            // optional: revoked certificates (PEM CRL)
+  // Optional: the CA's key, so this node can sign joining nodes' certificates (POST /v1/join).
+  std::filesystem::path tls_ca_key;
 
   // Who may do what on the admin API ([auth]); default deny.
   auth::AuthConfig auth;

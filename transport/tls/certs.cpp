@@ -4,6 +4,7 @@
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 namespace anya::transport::tls {
 namespace {
 
+using detail::BioPtr;
 using detail::openssl_suffix;
 using detail::PkeyPtr;
 using detail::X509Ptr;
@@ -271,9 +273,12 @@ Result<KeyPair> generate_ca(std::string_view common_name, int validity_days) {
   return sign_and_encode(cert.get(), key->get(), key->get());
 }
 
-Result<KeyPair> issue(const KeyPair& ca, const Identity& id,
-                      const std::vector<std::string>& dns_names,
-                      const std::vector<std::string>& ip_addresses, int validity_days) {
+namespace {
+
+// A leaf for `id` carrying `subject_key`, signed by `signer` (not yet signed: the caller signs).
+Result<X509Ptr> build_leaf(const SigningCa& signer, EVP_PKEY* subject_key, const Identity& id,
+                           const std::vector<std::string>& dns_names,
+                           const std::vector<std::string>& ip_addresses, int validity_days) {
   if (Status s = validate_identity(id); !s) return s;
   if (Status s = check_validity_days(validity_days); !s) return s;
   if (dns_names.size() + ip_addresses.size() > kMaxSanEntries) {
@@ -281,14 +286,10 @@ Result<KeyPair> issue(const KeyPair& ca, const Identity& id,
                                         std::to_string(dns_names.size() + ip_addresses.size()) +
                                         " entries; at most " + std::to_string(kMaxSanEntries)};
   }
-  auto signer = load_signing_ca(ca);
-  if (!signer) return signer.status();
-  auto key = generate_key();
-  if (!key) return key.status();
   X509Ptr cert(X509_new());
   ANYA_ASSERT(cert != nullptr);
-  if (X509_set_pubkey(cert.get(), key->get()) != 1 ||
-      X509_set_issuer_name(cert.get(), X509_get_subject_name(signer->cert.get())) != 1) {
+  if (X509_set_pubkey(cert.get(), subject_key) != 1 ||
+      X509_set_issuer_name(cert.get(), X509_get_subject_name(signer.cert.get())) != 1) {
     return {Errc::io_error, "cannot set leaf key or issuer" + openssl_suffix()};
   }
   if (Status s = set_basics(cert.get(), leaf_common_name(id), validity_days); !s) return s;
@@ -296,9 +297,108 @@ Result<KeyPair> issue(const KeyPair& ca, const Identity& id,
   if (Status s = add_key_usage(cert.get(), {kKeyUsageDigitalSignature}); !s) return s;
   const bool server_auth = id.kind == Identity::Kind::node;
   if (Status s = add_extended_key_usage(cert.get(), server_auth); !s) return s;
-  if (Status s = add_key_identifiers(cert.get(), signer->cert.get()); !s) return s;
+  if (Status s = add_key_identifiers(cert.get(), signer.cert.get()); !s) return s;
   if (Status s = add_subject_alt_names(cert.get(), id, dns_names, ip_addresses); !s) return s;
-  return sign_and_encode(cert.get(), signer->key.get(), key->get());
+  return cert;
+}
+
+struct ReqFree {
+  void operator()(X509_REQ* p) const { X509_REQ_free(p); }
+};
+using ReqPtr = std::unique_ptr<X509_REQ, ReqFree>;
+
+}  // namespace
+
+Result<KeyPair> issue(const KeyPair& ca, const Identity& id,
+                      const std::vector<std::string>& dns_names,
+                      const std::vector<std::string>& ip_addresses, int validity_days) {
+  auto signer = load_signing_ca(ca);
+  if (!signer) return signer.status();
+  auto key = generate_key();
+  if (!key) return key.status();
+  auto cert = build_leaf(*signer, key->get(), id, dns_names, ip_addresses, validity_days);
+  if (!cert) return cert.status();
+  return sign_and_encode(cert->get(), signer->key.get(), key->get());
+}
+
+Result<CertificateRequest> make_request(const Identity& id) {
+  if (Status s = validate_identity(id); !s) return s;
+  auto key = generate_key();
+  if (!key) return key.status();
+  ReqPtr req(X509_REQ_new());
+  ANYA_ASSERT(req != nullptr);
+  X509_NAME* name = X509_REQ_get_subject_name(req.get());
+  const std::string cn = leaf_common_name(id);
+  bool ok = X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                       reinterpret_cast<const unsigned char*>(cn.c_str()), -1,
+                                       -1, 0) == 1;
+  ok = ok && X509_REQ_set_pubkey(req.get(), key->get()) == 1;
+  ok = ok && X509_REQ_sign(req.get(), key->get(), EVP_sha256()) > 0;
+  if (!ok) return {Errc::io_error, "cannot make a certificate request" + openssl_suffix()};
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  ANYA_ASSERT(bio != nullptr);
+  if (PEM_write_bio_X509_REQ(bio.get(), req.get()) != 1) {
+    return {Errc::io_error, "cannot encode the certificate request" + openssl_suffix()};
+  }
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(bio.get(), &data);
+  auto key_pem = detail::private_key_to_pem(key->get());
+  if (!key_pem) return key_pem.status();
+  return CertificateRequest{std::string(data, static_cast<std::size_t>(size)),
+                            std::move(*key_pem)};
+}
+
+Result<std::string> sign_request(const KeyPair& ca, std::string_view csr_pem, const Identity& id,
+                                 const std::vector<std::string>& dns_names,
+                                 const std::vector<std::string>& ip_addresses,
+                                 int validity_days) {
+  if (csr_pem.empty() || csr_pem.size() > kMaxCsrBytes) {
+    return {Errc::invalid_argument, "csr: empty or larger than " + std::to_string(kMaxCsrBytes) +
+                                        " bytes"};
+  }
+  BioPtr bio(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())));
+  ANYA_ASSERT(bio != nullptr);
+  ReqPtr req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+  if (req == nullptr) return {Errc::invalid_argument, "csr: not a PEM certificate request" +
+                                                          openssl_suffix()};
+  EVP_PKEY* key = X509_REQ_get0_pubkey(req.get());
+  if (key == nullptr || X509_REQ_verify(req.get(), key) != 1) {
+    return {Errc::invalid_argument, "csr: its signature does not verify (the request was not "
+                                    "made with the key it carries)" + openssl_suffix()};
+  }
+  if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC || EVP_PKEY_get_bits(key) < 256) {
+    return {Errc::invalid_argument, "csr: the key must be ECDSA P-256 or stronger"};
+  }
+  auto signer = load_signing_ca(ca);
+  if (!signer) return signer.status();
+  // The identity is the caller's decision, never the request's: its subject is ignored.
+  auto cert = build_leaf(*signer, key, id, dns_names, ip_addresses, validity_days);
+  if (!cert) return cert.status();
+  if (X509_sign(cert->get(), signer->key.get(), EVP_sha256()) <= 0) {
+    return {Errc::io_error, "cannot sign certificate" + openssl_suffix()};
+  }
+  return detail::certificate_to_pem(cert->get());
+}
+
+Result<std::string> public_key_pin(std::string_view cert_pem) {
+  auto cert = detail::parse_certificate(cert_pem, "certificate");
+  if (!cert) return cert.status();
+  unsigned char* der = nullptr;
+  const int size = i2d_PUBKEY(X509_get0_pubkey(cert->get()), &der);
+  if (size <= 0) return {Errc::io_error, "cannot encode the public key" + openssl_suffix()};
+  unsigned char digest[32];
+  unsigned int digest_size = 0;
+  const int ok = EVP_Digest(der, static_cast<std::size_t>(size), digest, &digest_size,
+                            EVP_sha256(), nullptr);
+  OPENSSL_free(der);
+  ANYA_ASSERT(ok == 1 && digest_size == sizeof digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "sha256:";
+  for (unsigned char b : digest) {
+    out += kHex[b >> 4];
+    out += kHex[b & 0xf];
+  }
+  return out;
 }
 
 namespace {
@@ -363,6 +463,12 @@ Status write_pem_files(const std::filesystem::path& cert_file,
   // read_pem_files and make_context refuse with a message naming both files.
   if (Status s = write_file_atomically(key_file, pair.key_pem, 0600); !s) return s;
   return write_file_atomically(cert_file, pair.cert_pem, 0644);
+}
+
+Status write_certificate_file(const std::filesystem::path& file, std::string_view cert_pem) {
+  auto cert = detail::parse_certificate(cert_pem, file.string() + " (to write)");
+  if (!cert) return cert.status();
+  return write_file_atomically(file, cert_pem, 0644);
 }
 
 Status write_crl_file(const std::filesystem::path& file, std::string_view crl_pem) {

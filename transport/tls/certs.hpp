@@ -69,6 +69,27 @@ Result<KeyPair> issue(const KeyPair& ca, const Identity& id,
                       const std::vector<std::string>& dns_names,
                       const std::vector<std::string>& ip_addresses, int validity_days);
 
+// A key made here and a request for a certificate carrying it (a node joining: only the
+// request leaves the machine).
+struct CertificateRequest {
+  std::string csr_pem;
+  std::string key_pem;
+};
+inline constexpr std::size_t kMaxCsrBytes = 16 * 1024;
+Result<CertificateRequest> make_request(const Identity& id);
+
+// A leaf certificate for `id` over the key in `csr_pem`, signed by `ca`. The request's own
+// signature must verify and its key be ECDSA P-256 or stronger; its subject is ignored (the
+// identity is the caller's decision). Errc::invalid_argument naming "csr" otherwise.
+Result<std::string> sign_request(const KeyPair& ca, std::string_view csr_pem, const Identity& id,
+                                 const std::vector<std::string>& dns_names,
+                                 const std::vector<std::string>& ip_addresses,
+                                 int validity_days);
+
+// "sha256:HEX" of the certificate's public key (SubjectPublicKeyInfo, DER): what a joining node
+// pins the CA by, as kubeadm's --discovery-token-ca-cert-hash does.
+Result<std::string> public_key_pin(std::string_view cert_pem);
+
 // Writes both files atomically (temporary file in the same directory, fsync, rename, fsync of
 // the directory): a crash leaves the old file or the new one, never half of one. The key file
 // gets mode 0600, the certificate 0644. Both must already parse (checked first).
@@ -126,5 +147,7 @@ Result<std::vector<RevokedEntry>> read_crl_entries(std::string_view crl_pem,
 
 // Writes a CRL file atomically (as write_pem_files does) with mode 0644; it must parse.
 Status write_crl_file(const std::filesystem::path& file, std::string_view crl_pem);
+// Writes a certificate file (a CA's, for instance) atomically with mode 0644; it must parse.
+Status write_certificate_file(const std::filesystem::path& file, std::string_view cert_pem);
 
 }  // namespace anya::transport::tls

@@ -574,6 +574,56 @@ TEST(PemFiles, ReadErrorsNameTheFile) {
 
 // ---------------------------------------------------------------- CRLs
 
+TEST(JoinRequest, SignedForTheIdentityTheSignerChoosesOverTheRequestsKey) {
+  auto ca = generate_ca("join-ca", 30);
+  ASSERT_TRUE(ca.is_ok());
+  auto request = make_request(Identity::node(5));
+  ASSERT_TRUE(request.is_ok()) << request.status().message();
+  // The requester asked as node 5; the signer decides it is node 6.
+  auto cert = sign_request(*ca, request->csr_pem, Identity::node(6), {}, {"127.0.0.1"}, 30);
+  ASSERT_TRUE(cert.is_ok()) << cert.status().message();
+  auto id = certificate_identity(*cert);
+  ASSERT_TRUE(id.is_ok());
+  EXPECT_EQ(*id, Identity::node(6));
+  EXPECT_TRUE(check_issued_by(*cert, ca->cert_pem).is_ok());
+  // The certificate carries the request's key: the pair loads as a node's files.
+  TempDir dir;
+  ASSERT_TRUE(write_pem_files(dir.path() / "n.crt", dir.path() / "n.key",
+                              KeyPair{*cert, request->key_pem}).is_ok());
+  EXPECT_TRUE(read_pem_files(dir.path() / "n.crt", dir.path() / "n.key").is_ok());
+}
+
+TEST(JoinRequest, BadRequestsAreRefusedNamingTheCsr) {
+  auto ca = generate_ca("join-ca", 30);
+  ASSERT_TRUE(ca.is_ok());
+  auto request = make_request(Identity::node(5));
+  ASSERT_TRUE(request.is_ok());
+  for (const std::string& bad : {std::string("garbage"), std::string(), std::string(20000, 'a')}) {
+    auto r = sign_request(*ca, bad, Identity::node(5), {}, {}, 30);
+    ASSERT_FALSE(r.is_ok());
+    EXPECT_THAT(r.status().message(), HasSubstr("csr"));
+  }
+  // A request whose signature does not match its contents (a byte of the body changed).
+  std::string tampered = request->csr_pem;
+  const std::size_t at = tampered.find('\n') + 40;
+  tampered[at] = tampered[at] == 'A' ? 'B' : 'A';
+  auto r = sign_request(*ca, tampered, Identity::node(5), {}, {}, 30);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("csr"));
+}
+
+TEST(JoinRequest, PinsAreStableAndDifferPerKey) {
+  auto a = generate_ca("a", 30);
+  auto b = generate_ca("b", 30);
+  ASSERT_TRUE(a.is_ok() && b.is_ok());
+  auto pa = public_key_pin(a->cert_pem);
+  ASSERT_TRUE(pa.is_ok());
+  EXPECT_EQ(pa->size(), 7u + 64u);
+  EXPECT_EQ(pa->rfind("sha256:", 0), 0u);
+  EXPECT_EQ(*pa, *public_key_pin(a->cert_pem));
+  EXPECT_NE(*pa, *public_key_pin(b->cert_pem));
+}
+
 TEST(Crl, CertificateSerialHexIsOpensslsSpelling) {
   const KeyPair ca = must_ca();
   const KeyPair leaf = must_issue(ca, Identity::node(1));

@@ -232,6 +232,7 @@ def test_node_with_a_certificate_from_another_ca_is_refused():
         with open(c.config_path(3)) as f:
             text = f.read()
         text = text.replace(f'ca = "{c.dir}/ca.crt"', f'ca = "{rogue_dir}/ca.crt"')
+        text = text.replace(f'ca_key = "{c.dir}/ca.key"', f'ca_key = "{rogue_dir}/ca.key"')
         text = text.replace('cert = "node.crt"', f'cert = "{rogue_dir}/node.crt"')
         text = text.replace('key = "node.key"', f'key = "{rogue_dir}/node.key"')
         text = text.replace('data_dir = "data"', 'data_dir = "rogue-data"')

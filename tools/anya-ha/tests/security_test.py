@@ -343,6 +343,76 @@ def test_members_add_refuses_bad_input_and_changes_nothing():
         c.close()
 
 
+def join(c, token, node, pin, out_dir, via=1):
+    return subprocess.run([BINARY, "join", "--endpoint", f"https://127.0.0.1:{c.admin_port(via)}",
+                           "--token", token, "--ca-pin", pin, "--node", str(node), "--dir",
+                           out_dir, "--ip", "127.0.0.1"], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_a_new_node_joins_with_a_one_time_token_and_the_ca_pin():
+    c, leader = started_cluster()
+    try:
+        pin = subprocess.run([BINARY, "certs", "pin", "--dir", c.dir], capture_output=True,
+                             text=True).stdout.strip()
+        check(pin.startswith("sha256:"), f"pin: {pin!r}")
+        out = ctl(c, "token", "create", "--join", "--name", "node-4", "--ttl", "1h")
+        check(out.returncode == 0, out.stderr)
+        token = out.stdout.strip()
+        new_dir = os.path.join(c.dir, "4")
+        # A wrong pin: the token is never sent, so it stays good.
+        out = join(c, token, 4, "sha256:" + "0" * 64, new_dir)
+        check(out.returncode == 1 and "not sending the token" in out.stderr, out.stderr)
+        # A member's id: refused before the token is spent.
+        out = join(c, token, 2, pin, new_dir)
+        check(out.returncode == 1 and "already a member" in out.stderr, out.stderr)
+        out = join(c, token, 4, pin, new_dir)
+        check(out.returncode == 0, out.stdout + out.stderr)
+        check(os.stat(os.path.join(new_dir, "node.key")).st_mode & 0o077 == 0, "key mode")
+        # Spent: a second use, even for another id, gets nothing.
+        out = join(c, token, 5, pin, os.path.join(c.dir, "5"))
+        check(out.returncode == 1 and "401" in out.stderr, out.stderr)
+        out = ctl(c, "token", "create", "--join", "--name", "short", "--ttl", "1s")
+        check(out.returncode == 0, out.stderr)
+        time.sleep(1.5)
+        out = join(c, out.stdout.strip(), 6, pin, os.path.join(c.dir, "6"))
+        check(out.returncode == 1 and "expired" in out.stderr, out.stderr)
+        # The certificate works: node 4 joins the cluster with it and becomes a voter.
+        with open(c.config_path(3)) as f:
+            text = f.read()
+        for old, new in (("node_id = 3", "node_id = 4"),
+                         (f'listen = "127.0.0.1:{c.base + 3}"', f'listen = "127.0.0.1:{c.base + 4}"'),
+                         (f'advertise = "127.0.0.1:{c.base + 3}"',
+                          f'advertise = "127.0.0.1:{c.base + 4}"'),
+                         (f'listen = "127.0.0.1:{c.base + 103}"',
+                          f'listen = "127.0.0.1:{c.base + 104}"'),
+                         (f'health_listen = "127.0.0.1:{c.base + 203}"',
+                          f'health_listen = "127.0.0.1:{c.base + 204}"'),
+                         ("join = false", "join = true")):
+            check(old in text, f"node 3's config has no {old!r}")
+            text = text.replace(old, new)
+        os.makedirs(os.path.join(c.dir, "4"), exist_ok=True)
+        config4 = os.path.join(c.dir, "4", "config.toml")
+        with open(config4, "w") as f:
+            f.write(text)  # its paths are relative: node.crt, node.key, data in DIR/4
+        c.start(4, config=config4)
+        out = ctl(c, "members", "add", "4", f"127.0.0.1:{c.base + 4}")
+        check(out.returncode == 0, out.stderr)
+        deadline = time.monotonic() + 20
+        voter = False
+        while time.monotonic() < deadline and not voter:
+            st = c.status(c.wait_leader(among=[1, 2, 3]))
+            voter = any(m["id"] == 4 and m["voter"] for m in st["members"])
+            time.sleep(0.2)
+        check(voter, "node 4 never became a voter: " + c.log(4)[-1500:])
+        with open(os.path.join(c.dir, str(leader), "data", "audit.log")) as f:
+            audit = f.read()
+        check('"node.join"' in audit, "the join is not in the audit log")
+        check(token.split(".")[2] not in audit, "the join token's secret was recorded")
+    finally:
+        c.close()
+
+
 def rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
