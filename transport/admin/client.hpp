@@ -19,6 +19,8 @@ struct AdminClientOptions {
   // false only to fetch the CA certificate before joining (GET /v1/ca), which the caller then
   // checks against a pin: no credential may go over such a connection (refused if given).
   bool verify_server = true;
+  // true: no credential at all, the server still verified (public endpoints: /v1/audit/head).
+  bool anonymous = false;
 };
 
 struct HttpReply {

@@ -9,6 +9,10 @@
 namespace anya::transport {
 
 namespace json = boost::json;
+
+namespace {
+constexpr std::size_t kMaxMembersListed = 1024;
+}
 using engine::NodeId;
 
 namespace {
@@ -360,6 +364,17 @@ void route_v1(const AdminRequest& req, std::string_view path, std::string_view q
       return json_response(200, json::object{{"transferring_to", target}});
     }));
   }
+  if (path == "/v1/audit/heads") {
+    json::array heads;
+    for (const KvEntryView& e : node.kv_scan(std::string(kAuditHeadKeyPrefix), kMaxMembersListed)) {
+      boost::system::error_code ec;
+      json::value v = json::parse(e.value, ec);
+      if (ec || !v.is_object()) continue;
+      v.as_object()["node"] = e.key.substr(kAuditHeadKeyPrefix.size());
+      heads.push_back(std::move(v));
+    }
+    return respond(json_response(200, json::object{{"heads", std::move(heads)}}));
+  }
   if (path == "/v1/lease") {
     return node.lease(replying<LeaseView>(respond, [](const LeaseView& l) {
       return json_response(200, json::object{{"holder", l.holder},
@@ -370,7 +385,7 @@ void route_v1(const AdminRequest& req, std::string_view path, std::string_view q
     }));
   }
   if (path == "/v1/tokens" || path.rfind("/v1/tokens/", 0) == 0 || path == "/v1/ca" ||
-      path == "/v1/join") {
+      path == "/v1/join" || path == "/v1/audit/head") {
     return respond(error_response(ApiError{
         Status(Errc::unsupported, std::string(path) + " is served only by the admin listener")}));
   }
@@ -440,6 +455,8 @@ constexpr EndpointRule kEndpoints[] = {
     {"POST", "/v1/tokens", kExact, Permission::tokens_manage, true},
     {"DELETE", "/v1/tokens/", kChild, Permission::tokens_manage, true},
     {"GET", "/v1/ca", kExact, Permission::health_read, false, /*anonymous=*/true},
+    {"GET", "/v1/audit/head", kExact, Permission::health_read, false, /*anonymous=*/true},
+    {"GET", "/v1/audit/heads", kExact, Permission::status_read, false},
     {"POST", "/v1/join", kExact, Permission::node_join, true},
 };
 }  // namespace
@@ -654,7 +671,7 @@ bool read_strings(const json::object& o, std::string_view field, std::vector<std
 // The one-time token is spent before anything is signed: a compare-and-delete at the revision
 // it was read at, so a token used twice, even at once through two nodes, signs once.
 void join_node(const AdminRequest& req, NodeApi& node, const auth::Principal& by,
-               const JoinSupport* join, const std::function<void(AdminResponse)>& respond) {
+               const NodeServices* join, const std::function<void(AdminResponse)>& respond) {
   if (join == nullptr || join->issuer == nullptr) {
     return respond(bad_request("this node cannot issue certificates (tls.ca_key is not set "
                                "here); send the join to a node that has the CA key"));
@@ -725,16 +742,20 @@ AuditEvent audit_event(const AdminRequest& req, std::string_view path,
 
 void serve_admin_request(const AdminRequest& req, NodeApi& node,
                          const auth::Authorizer& authorizer, AuditSink& audit,
-                         std::function<void(AdminResponse)> respond, const JoinSupport* join) {
+                         std::function<void(AdminResponse)> respond, const NodeServices* join) {
   const std::string_view path = std::string_view(req.target).substr(0, req.target.find('?'));
   const EndpointRule* rule = find_endpoint(req.method == "HEAD" ? "GET" : req.method, path);
   if (rule == nullptr) return route_admin_request(req, node, std::move(respond));  // 404, 405
   if (rule->anonymous) {
     ANYA_ASSERT(!rule->mutates);
-    if (join == nullptr || join->ca_pem.empty()) {
-      return respond(error_response(ApiError{Status(Errc::unsupported, "no CA to serve")}));
+    if (path == "/v1/audit/head" && join != nullptr && join->audit_head) {
+      return respond(AdminResponse{200, "application/json", join->audit_head() + "\n", {}});
     }
-    return respond(json_response(200, json::object{{"ca", join->ca_pem}}));
+    if (path == "/v1/ca" && join != nullptr && !join->ca_pem.empty()) {
+      return respond(json_response(200, json::object{{"ca", join->ca_pem}}));
+    }
+    return respond(error_response(
+        ApiError{Status(Errc::unsupported, std::string(path) + ": not kept by this node")}));
   }
   const auth::AuthOutcome outcome =
       authorizer.check(req.caller, rule->permission, req.now_unix_ms);
@@ -810,7 +831,7 @@ void ReplayGuard::finish(const std::string& caller, const std::string& key,
 void serve_admin_request_once(const AdminRequest& req, NodeApi& node,
                               const auth::Authorizer& authorizer, AuditSink& audit,
                               ReplayGuard& guard, std::function<void(AdminResponse)> respond,
-                              const JoinSupport* join) {
+                              const NodeServices* join) {
   if (req.idempotency_key.empty() || req.method == "GET" || req.method == "HEAD") {
     return serve_admin_request(req, node, authorizer, audit, std::move(respond), join);
   }

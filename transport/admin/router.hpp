@@ -53,15 +53,16 @@ struct EndpointRule {
   enum class Match : std::uint8_t { exact, prefix, child } match;
   auth::Permission permission;
   bool mutates;  // written to the audit log before it runs
-  // Served to anyone, without a credential (GET /v1/ca: the CA certificate is public, and a
-  // joining node checks it against the pin it was given).
+  // Served to anyone, without a credential: GET /v1/ca (the CA certificate is public, and a
+  // joining node checks it against the pin it was given) and GET /v1/audit/head.
   bool anonymous = false;
 };
 std::span<const EndpointRule> admin_endpoints();
 const EndpointRule* find_endpoint(std::string_view method, std::string_view path);
 
-// Keys under auth::kReservedKeyPrefix hold the cluster's own records (run-time tokens);
-// /v1/kv refuses them.
+// Keys under auth::kReservedKeyPrefix hold the cluster's own records (run-time tokens, audit
+// chain heads); /v1/kv refuses them. GET /v1/audit/heads lists the heads.
+inline constexpr std::string_view kAuditHeadKeyPrefix = "_anya/audit/";
 
 // One line of the audit trail, as the router knows it; the sink adds time, node and term.
 struct AuditEvent {
@@ -90,9 +91,13 @@ class CertificateIssuer {
                                          const std::vector<std::string>& dns_names,
                                          const std::vector<std::string>& ip_addresses) const = 0;
 };
-struct JoinSupport {
+// What the node offers beyond NodeApi, to anyone (the public endpoints) or to joining nodes.
+struct NodeServices {
   std::string ca_pem;                         // served at GET /v1/ca
   const CertificateIssuer* issuer = nullptr;  // null: this node does not sign (POST /v1/join 400)
+  // {"node", "seq", "mac"} of this node's audit chain head, served at GET /v1/audit/head (a MAC
+  // reveals nothing without the secret), so the leader can record every member's head.
+  std::function<std::string()> audit_head{};
 };
 
 // Mutating requests that carry an `Idempotency-Key` header are remembered per caller (client
@@ -129,7 +134,7 @@ class ReplayGuard {
 void serve_admin_request_once(const AdminRequest& request, NodeApi& node,
                               const auth::Authorizer& authorizer, AuditSink& audit,
                               ReplayGuard& guard, std::function<void(AdminResponse)> respond,
-                              const JoinSupport* join = nullptr);
+                              const NodeServices* join = nullptr);
 
 // Authenticates and authorizes `request` against the endpoint table, writes mutations to the
 // audit sink first (fail closed: 503 if it cannot), then routes. Refusals: 401 (no or bad
@@ -141,7 +146,7 @@ void serve_admin_request_once(const AdminRequest& request, NodeApi& node,
 void serve_admin_request(const AdminRequest& request, NodeApi& node,
                          const auth::Authorizer& authorizer, AuditSink& audit,
                          std::function<void(AdminResponse)> respond,
-                         const JoinSupport* join = nullptr);
+                         const NodeServices* join = nullptr);
 
 // Handles one request without any authorization (serve_admin_request's last step; the
 // unauthenticated health listener's, for the paths it serves; tests and the fuzz target).

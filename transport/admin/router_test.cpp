@@ -994,6 +994,8 @@ const std::vector<Case>& table_cases() {
       {"POST", "/v1/tokens", R"({"name": "t", "role": "viewer"})", "admin"},
       {"DELETE", "/v1/tokens/0123456789abcdef", "", "admin"},
       {"GET", "/v1/ca", "", "anyone"},
+      {"GET", "/v1/audit/head", "", "anyone"},
+      {"GET", "/v1/audit/heads", "", "viewer"},
       {"POST", "/v1/join", R"({"node_id": 9, "csr": "x"})", "join token"},
   };
   return cases;
@@ -1028,7 +1030,7 @@ TEST(AdminAuthorization, EachRoleGetsExactlyWhatItIsAllowed) {
       AdminRequest req = request(c.method, c.target, c.body);
       req.caller.client_name = role;
       Answers answers;
-      const JoinSupport join{"CA PEM", nullptr};
+      const NodeServices join{"CA PEM", nullptr};
       serve_admin_request(req, node, authorizer, audit, answers.sink(), &join);
       ASSERT_EQ(answers.got.size(), 1u);
       const AdminResponse& r = answers.got[0];
@@ -1259,7 +1261,7 @@ struct JoinFixture {
   FakeNode node = willing_node();
   RecordingAudit audit;
   FakeIssuer issuer;
-  JoinSupport join{"CA PEM", &issuer};
+  NodeServices join{"CA PEM", &issuer};
   Answers answers;
 
   JoinFixture() {

@@ -44,7 +44,7 @@ struct AdminServerOptions {
   // without an authorizer every request is served (tests of the transport alone).
   const auth::Authorizer* authorizer = nullptr;
   AuditSink* audit = nullptr;
-  const JoinSupport* join = nullptr;  // GET /v1/ca, POST /v1/join
+  const NodeServices* join = nullptr;  // GET /v1/ca, POST /v1/join
 };
 
 class AdminServer {

@@ -8,7 +8,12 @@
 #include <boost/json.hpp>
 
 #include <atomic>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
 
+#include "transport/admin/client.hpp"
 #include "transport/admin/health_server.hpp"
 #include "transport/admin/server.hpp"
 #include "transport/agent/audit_trail.hpp"
@@ -22,6 +27,10 @@ namespace asio = boost::asio;
 namespace {
 // How often the TLS files are checked for a change, and the leader's audit head published.
 constexpr std::chrono::seconds kHousekeepingInterval{10};
+// How often the leader asks every member for its audit chain head, and how long each may take.
+constexpr std::chrono::seconds kHeadCollectInterval{15};
+constexpr std::chrono::seconds kFirstHeadCollect{3};
+constexpr std::uint64_t kHeadRequestTimeoutMs = 2000;
 
 // Signs joining nodes' certificates with the CA key (tls.ca_key), for the identity the router
 // decided: a node id that is not a member, paid for with a spent join token.
@@ -78,7 +87,7 @@ struct Agent::Impl {
   std::unique_ptr<AuditTrail> audit;
   NoAuditLog no_audit;
   std::unique_ptr<NodeIssuer> issuer;
-  JoinSupport join;
+  NodeServices join;
   std::unique_ptr<AdminServer> admin;
   std::unique_ptr<HealthServer> health;
   std::unique_ptr<asio::steady_timer> housekeeping;
@@ -89,6 +98,17 @@ struct Agent::Impl {
 
   Status open_audit();
   Status prepare_join();
+  // The leader records every member's audit chain head in the replicated store, so a member's
+  // audit file cut short later is seen from the others. Members are asked over HTTPS (blocking
+  // calls), so on a thread of its own; what it learns is applied on the io thread.
+  void collect_heads_loop();
+  void record_member_head(engine::NodeId id, std::uint64_t seq, const std::string& mac);
+  void stop_collector();
+  std::thread collector;
+  std::mutex collector_mutex;
+  std::condition_variable collector_wake;
+  bool collector_stop = false;
+  ~Impl() { stop_collector(); }
   void reload_tls(bool forced);
   void publish_audit_head(bool force);
   void schedule_housekeeping();
@@ -100,6 +120,11 @@ struct Agent::Impl {
     if (admin) admin->stop();
     if (health) health->stop();
     if (housekeeping) housekeeping->cancel();
+    {
+      std::lock_guard<std::mutex> lock(collector_mutex);
+      collector_stop = true;
+    }
+    collector_wake.notify_all();
     node->shutdown([this] { io.stop(); });
   }
 };
@@ -125,6 +150,13 @@ Status Agent::Impl::prepare_join() {
   Result<std::string> ca = tls::read_pem_file(config.tls_ca);
   if (!ca) return {ca.status().code(), "tls.ca: " + ca.status().message()};
   join.ca_pem = *ca;
+  if (audit) {
+    join.audit_head = [this] {
+      const AuditTrail::Head h = audit->head();
+      return boost::json::serialize(boost::json::object{
+          {"node", config.node_id}, {"seq", h.seq}, {"mac", h.mac_hex}});
+    };
+  }
   if (config.tls_ca_key.empty()) return {};
   Result<tls::KeyPair> pair = tls::read_pem_files(config.tls_ca, config.tls_ca_key);
   if (!pair) return {pair.status().code(), "tls.ca_key: " + pair.status().message()};
@@ -155,13 +187,84 @@ void Agent::Impl::reload_tls(bool forced) {
 void Agent::Impl::publish_audit_head(bool force) {
   if (!audit || !node->is_leader()) return;
   std::optional<AuditTrail::Head> head = audit->take_due_head(force);
-  if (!head) return;
+  if (head) record_member_head(config.node_id, head->seq, head->mac_hex);
+}
+
+void Agent::Impl::stop_collector() {
+  {
+    std::lock_guard<std::mutex> lock(collector_mutex);
+    collector_stop = true;
+  }
+  collector_wake.notify_all();
+  if (collector.joinable()) collector.join();
+}
+
+void Agent::Impl::collect_heads_loop() {
+  std::unique_lock<std::mutex> lock(collector_mutex);
+  auto wait = kFirstHeadCollect;
+  while (!collector_wake.wait_for(lock, wait, [this] { return collector_stop; })) {
+    wait = kHeadCollectInterval;
+    lock.unlock();
+    auto endpoints = std::make_shared<std::promise<std::map<engine::NodeId, std::string>>>();
+    auto got = endpoints->get_future();
+    asio::post(io, [this, endpoints] {
+      endpoints->set_value(node->is_leader() ? node->member_admin_endpoints()
+                                             : std::map<engine::NodeId, std::string>{});
+    });
+    if (got.wait_for(std::chrono::milliseconds(kHeadRequestTimeoutMs)) ==
+        std::future_status::ready) {
+      for (const auto& [id, endpoint] : got.get()) {
+        AdminClientOptions o;
+        o.ca_cert = config.tls_ca;
+        o.anonymous = true;
+        o.timeout_ms = kHeadRequestTimeoutMs;
+        Result<HttpReply> r = admin_request(o, endpoint, "GET", "/v1/audit/head");
+        boost::system::error_code ec;
+        const boost::json::value v = r && r->status == 200
+                                         ? boost::json::parse(r->body, ec)
+                                         : boost::json::value();
+        const boost::json::object* head = ec ? nullptr : v.if_object();
+        if (head == nullptr || !head->contains("seq") || !head->contains("mac") ||
+            !head->at("seq").is_number() || !head->at("mac").is_string()) {
+          continue;  // unreachable or not keeping an audit log: asked again next round
+        }
+        const std::uint64_t seq = head->at("seq").to_number<std::uint64_t>();
+        std::string mac(head->at("mac").as_string());
+        asio::post(io, [this, id = id, seq, mac = std::move(mac)] {
+          record_member_head(id, seq, mac);
+        });
+      }
+    }
+    lock.lock();
+  }
+}
+
+// Keeps the highest head each member reported. A member reporting a lower seq than the cluster
+// recorded has lost audit records: said loudly, and the higher head is kept as the evidence.
+void Agent::Impl::record_member_head(engine::NodeId id, std::uint64_t seq,
+                                     const std::string& mac) {
+  if (!node->is_leader() || stopping || mac.size() != 64) return;
+  const std::string key = std::string(kAuditHeadKeyPrefix) + std::to_string(id);
+  std::uint64_t recorded = 0;
+  for (const KvEntryView& e : node->kv_scan(key, 1)) {
+    boost::system::error_code ec;
+    const boost::json::value v = boost::json::parse(e.value, ec);
+    if (e.key == key && !ec && v.is_object() && v.as_object().contains("seq")) {
+      recorded = v.at("seq").to_number<std::uint64_t>(ec);
+    }
+  }
+  if (seq < recorded) {
+    log.error("node ", id, " reports audit head seq ", seq, " but the cluster recorded seq ",
+              recorded, ": its audit log has lost records (truncated or replaced); check it "
+              "with anya-ha audit verify --head-seq ", recorded);
+    return;
+  }
+  if (seq == recorded) return;
   KvWrite w;
-  w.key = std::string(kAuditHeadKeyPrefix) + std::to_string(config.node_id);
-  w.value = boost::json::serialize(boost::json::object{{"seq", head->seq},
-                                                       {"mac", head->mac_hex}});
+  w.key = key;
+  w.value = boost::json::serialize(boost::json::object{{"seq", seq}, {"mac", mac}});
   node->kv_write(std::move(w), [this](ApiResult<KvWriteResult> r) {
-    if (!r.ok()) log.debug("audit head not published: ", r.error.status.message());
+    if (!r.ok()) log.debug("audit head not recorded: ", r.error.status.message());
   });
 }
 
@@ -235,6 +338,7 @@ Status Agent::start() {
   });
   s.housekeeping = std::make_unique<asio::steady_timer>(s.io);
   s.schedule_housekeeping();
+  if (s.audit) s.collector = std::thread([&s] { s.collect_heads_loop(); });
   s.log.info("admin API on ", endpoint, "; TLS: ", s.tls->describe());
   return {};
 }

@@ -5,10 +5,11 @@
 // later mutation fail closed until the agent restarts (the log refuses appends after a failure,
 // since its file may end in a partial line).
 //
-// The chain head (seq and mac) is written to the replicated store under
-// kAuditHeadKeyPrefix + NODE_ID by the leader for its own log, every kHeadEveryRecords records
-// and on each leadership win, so a truncated or rewritten audit file on that node is detectable
-// from any other node's store (`anya-ha audit verify FILE --head-seq N --head-mac M`).
+// Chain heads (seq and mac) are written to the replicated store under kAuditHeadKeyPrefix +
+// NODE_ID (router.hpp) by the leader: its own, on each leadership win and every
+// kHeadEveryRecords records, and every member's, which it asks for (GET /v1/audit/head). A
+// truncated or rewritten audit file is then detectable from any node's store (`anya-ha audit
+// verify FILE --head-seq N --head-mac M`, with the head from GET /v1/audit/heads).
 #pragma once
 
 #include <cstdint>
@@ -23,8 +24,6 @@
 #include "transport/net/connection_gate.hpp"
 
 namespace anya::transport {
-
-inline constexpr std::string_view kAuditHeadKeyPrefix = "_anya/audit/";
 
 class AuditTrail final : public AuditSink {
  public:
@@ -44,6 +43,7 @@ class AuditTrail final : public AuditSink {
     std::string mac_hex;
   };
   std::optional<Head> take_due_head(bool force);
+  Head head() const { return Head{log_->last_seq(), log_->head_mac_hex()}; }
 
  private:
   std::unique_ptr<AuditLog> log_;

@@ -91,6 +91,16 @@ Status prepare_data_dir(const std::filesystem::path& dir, Logger& log) {
 
 metrics::Registry& Node::metrics_registry() { return metrics_->registry; }
 
+std::map<NodeId, std::string> Node::member_admin_endpoints() const {
+  std::map<NodeId, std::string> out;
+  if (core_ == nullptr || peers_ == nullptr) return out;
+  for (const auto& [id, address] : core_->raft().membership().addresses) {
+    const std::string admin = id == config_.node_id ? std::string() : admin_of(id);
+    if (!admin.empty()) out[id] = admin;
+  }
+  return out;
+}
+
 void Node::set_tls(std::shared_ptr<boost::asio::ssl::context> server_tls,
                    std::shared_ptr<boost::asio::ssl::context> client_tls) {
   if (peers_) peers_->set_tls(std::move(server_tls), std::move(client_tls));

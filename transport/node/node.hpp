@@ -83,6 +83,8 @@ class Node final : public NodeApi, private engine::ClockPort, private engine::Co
   bool is_leader() const { return core_ != nullptr && core_->raft().is_leader(); }
   // The registry /metrics renders; the agent adds its own counters to it.
   metrics::Registry& metrics_registry();
+  // The admin endpoints the other members told us at their link handshake, by node id.
+  std::map<engine::NodeId, std::string> member_admin_endpoints() const;
   // Runs before each scrape, so counters kept elsewhere (the admin listener's) are copied in.
   void on_scrape(std::function<void()> fn) { before_scrape_ = std::move(fn); }
 

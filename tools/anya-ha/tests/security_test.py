@@ -220,6 +220,51 @@ def test_audit_log_records_mutations_and_refusals_and_detects_tampering():
         c.close()
 
 
+def test_a_members_audit_file_cut_short_is_seen_from_the_cluster():
+    c, leader = started_cluster()
+    try:
+        follower = [i for i in (1, 2, 3) if i != leader][0]
+        for _ in range(5):  # refusals: records in the follower's own audit log
+            code, _ = c.request(follower, "GET", "/v1/status", ctx=no_cert_context(c))
+            check(code == 401, f"no credential on node {follower}: {code}")
+        audit = os.path.join(c.dir, str(follower), "data", "audit.log")
+        with open(audit) as f:
+            lines = f.readlines()
+        head = None
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and head is None:
+            code, body = c.request(c.wait_leader(), "GET", "/v1/audit/heads")
+            check(code == 200, f"audit heads: {code} {body}")
+            for h in body["heads"]:
+                if h["node"] == str(follower) and h["seq"] >= len(lines):
+                    head = h
+            time.sleep(0.5)
+        check(head is not None, f"node {follower}'s audit head was never recorded")
+        c.kill(follower, signal.SIGKILL)
+        with open(audit) as f:
+            lines = f.readlines()
+        with open(audit, "w") as f:
+            f.writelines(lines[:-2])
+        secret = os.path.join(c.dir, "audit.secret")
+        out = subprocess.run([BINARY, "audit", "verify", audit, "--secret-file", secret],
+                             capture_output=True, text=True)
+        check(out.returncode == 0, "a cut chain is still a valid chain: " + out.stderr)
+        out = subprocess.run([BINARY, "audit", "verify", audit, "--secret-file", secret,
+                              "--head-seq", str(head["seq"]), "--head-mac", head["mac"]],
+                             capture_output=True, text=True)
+        check(out.returncode == 1 and "truncated" in out.stderr, out.stdout + out.stderr)
+        # Restarted, the node reports a lower head than the cluster recorded: said loudly.
+        c.start(follower)
+        deadline = time.monotonic() + 40
+        leader = c.wait_leader()
+        while time.monotonic() < deadline and "has lost records" not in c.log(leader):
+            time.sleep(0.5)
+            leader = c.wait_leader()
+        check("has lost records" in c.log(leader), "the leader did not notice the cut")
+    finally:
+        c.close()
+
+
 def test_a_node_started_with_another_nodes_certificate_refuses_to_start():
     c = Cluster(BINARY, 3)
     try:
