@@ -76,6 +76,12 @@ struct Agent::Impl {
       if (leader == config.node_id) publish_audit_head(true);
       if (user_leader) user_leader(leader, term);
     };
+    auto user_change = events.on_cluster_change;
+    events.on_cluster_change = [this, user_change](const std::string& action,
+                                                   const std::string& target) {
+      if (audit) audit->cluster_changed(action, target);
+      if (user_change) user_change(action, target);
+    };
     node = std::make_unique<Node>(io, config, log, std::move(events));
   }
   NodeConfig config;

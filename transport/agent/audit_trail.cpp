@@ -78,6 +78,15 @@ void AuditTrail::leader_changed(std::uint64_t leader, std::uint64_t term) {
   (void)record(e);  // failures are counted and logged by record()
 }
 
+void AuditTrail::cluster_changed(const std::string& action, const std::string& target) {
+  AuditEvent e;
+  e.actor = "node";
+  e.action = action;
+  e.target = target;
+  e.outcome = "ok";
+  (void)record(e);  // failures are counted and logged by record()
+}
+
 std::optional<AuditTrail::Head> AuditTrail::take_due_head(bool force) {
   const std::uint64_t seq = log_->last_seq();
   if (seq == 0 || seq == published_seq_) return std::nullopt;

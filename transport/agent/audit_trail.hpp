@@ -36,6 +36,9 @@ class AuditTrail final : public AuditSink {
   Status record(const AuditEvent& event) override;
   // A leadership change, as the node saw it.
   void leader_changed(std::uint64_t leader, std::uint64_t term);
+  // A membership or configuration change, as this node applied it (engine's decision, whoever
+  // asked: an admin's request is recorded too, by the router, with its actor).
+  void cluster_changed(const std::string& action, const std::string& target);
 
   // The head to publish, when one is due (kHeadEveryRecords since the last, or forced).
   struct Head {

@@ -256,6 +256,7 @@ void Node::after_host_call(const Status& status) {
     return;
   }
   log_events();
+  note_membership();
   sync_peers();
   const engine::Raft& raft = core_->raft();
   if (raft.leader() != last_leader_) {
@@ -330,6 +331,28 @@ void Node::sync_peers() {
   peers_->set_members(addresses);
 }
 
+void Node::note_membership() {
+  const engine::Membership& now = core_->raft().membership();
+  if (last_membership_ && *last_membership_ == now) return;
+  if (last_membership_ && events_.on_cluster_change) {
+    const engine::Membership& was = *last_membership_;
+    const auto report = [this](const char* action, NodeId id) {
+      events_.on_cluster_change(action, "node " + std::to_string(id));
+    };
+    for (NodeId id : now.learners) {
+      if (!was.contains(id)) report("member.added", id);
+    }
+    for (NodeId id : now.voters) {
+      if (!was.contains(id)) report("member.added", id);
+      else if (was.learners.count(id) != 0) report("member.promoted", id);
+    }
+    for (const auto& [id, address] : was.addresses) {
+      if (!now.contains(id)) report("member.removed", id);
+    }
+  }
+  last_membership_ = now;
+}
+
 void Node::on_peer_gone(NodeId peer, const std::string& reason) {
   if (core_ == nullptr || fatal_ || stopping_) return;
   if (peer != core_->raft().leader() || core_->raft().is_leader()) return;
@@ -342,6 +365,10 @@ void Node::on_peer_gone(NodeId peer, const std::string& reason) {
 void Node::on_config_effects(const engine::ConfigEffects& effects) {
   if (effects.activated != 0) {
     log_.info("configuration version ", effects.activated, " active");
+    if (events_.on_cluster_change) {
+      events_.on_cluster_change("config.activated",
+                                "version " + std::to_string(effects.activated));
+    }
     auto it = config_waiters_.find(effects.activated);
     if (it != config_waiters_.end()) {
       auto reply = std::move(it->second.reply);

@@ -18,6 +18,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "engine/node/node_core.hpp"
@@ -49,6 +50,10 @@ struct NodeMetrics;
 struct NodeEvents {
   // The leader this node knows changed (kNoNode: none known). Also on this node's own wins.
   std::function<void(engine::NodeId leader, engine::Term term)> on_leader_change;
+  // The cluster changed as this node applied it: "member.added" (a learner), "member.promoted",
+  // "member.removed" (target: "node N"), "config.activated" (target: "version V"). For the
+  // audit log.
+  std::function<void(const std::string& action, const std::string& target)> on_cluster_change;
   // The node stopped itself (storage failed); the process should exit non-zero.
   std::function<void(const Status& why)> on_fatal;
 };
@@ -157,6 +162,8 @@ class Node final : public NodeApi, private engine::ClockPort, private engine::Co
   std::map<engine::Ticket, std::function<void(const engine::ClientReply&)>> tickets_;
   std::map<std::uint64_t, ConfigWaiter> config_waiters_;  // by version
   std::map<engine::NodeId, std::string> linked_members_;
+  std::optional<engine::Membership> last_membership_;  // what note_membership() last saw
+  void note_membership();
   engine::NodeId last_leader_ = engine::kNoNode;
   engine::Role last_role_ = engine::Role::follower;
   static constexpr std::uint64_t kRepeatWarningMs = 10'000;

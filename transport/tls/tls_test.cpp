@@ -1031,6 +1031,28 @@ TEST_F(Handshake, ExpiredClientCertificateIsRefused) {
             "peer certificate did not verify: certificate has expired");
 }
 
+// A certificate for servers only (extendedKeyUsage serverAuth, no clientAuth) presented by a
+// client: the server refuses it for its purpose.
+TEST_F(Handshake, AServerOnlyCertificateUsedAsAClientIsRefused) {
+  const KeyPair server_only = resign(node4_, ca_, [](X509* cert) {
+    const int at = X509_get_ext_by_NID(cert, NID_ext_key_usage, -1);
+    ASSERT_GE(at, 0);
+    X509_EXTENSION_free(X509_delete_ext(cert, at));
+    X509_EXTENSION* eku = X509V3_EXT_conf_nid(nullptr, nullptr, NID_ext_key_usage, "serverAuth");
+    ASSERT_NE(eku, nullptr);
+    X509_add_ext(cert, eku, -1);
+    X509_EXTENSION_free(eku);
+  });
+  auto client_ctx = raw_client_context(ca_, &server_only, TLS1_3_VERSION);
+  Connection c;
+  c.run(*server_, *client_ctx);
+  ASSERT_TRUE(c.finished);
+  ASSERT_TRUE(c.server_result.handshake_error);
+  EXPECT_EQ(c.server_result.failure,
+            "certificate verify failed: unsuitable certificate purpose");
+  EXPECT_FALSE(c.client_result.exchanged);
+}
+
 TEST_F(Handshake, Tls12OnlyClientIsRefused) {
   auto client_ctx = raw_client_context(ca_, &node4_, TLS1_2_VERSION);
   Connection c;

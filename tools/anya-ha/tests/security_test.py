@@ -453,6 +453,8 @@ def test_a_new_node_joins_with_a_one_time_token_and_the_ca_pin():
         with open(os.path.join(c.dir, str(leader), "data", "audit.log")) as f:
             audit = f.read()
         check('"node.join"' in audit, "the join is not in the audit log")
+        check('"member.added"' in audit and '"member.promoted"' in audit,
+              "the membership changes are not in the audit log")
         check(token.split(".")[2] not in audit, "the join token's secret was recorded")
     finally:
         c.close()
