@@ -53,7 +53,12 @@ Result<std::string> fetch_pinned_ca(const JoinArgs& a) {
     return Status(Errc::io_error, a.endpoint + " did not serve a CA certificate: HTTP " +
                                       std::to_string(r->status));
   }
-  const std::string pem(ca->as_string());
+  // Exactly one certificate, re-encoded: a second one after the genuine CA would pass the pin
+  // check and then be trusted for the join.
+  Result<std::string> single = tls::single_certificate(std::string(ca->as_string()));
+  if (!single) return Status(Errc::invalid_argument, a.endpoint + ": /v1/ca: " +
+                                                         single.status().message());
+  const std::string pem = *single;
   Result<std::string> pin = tls::public_key_pin(pem);
   if (!pin) return pin.status();
   if (*pin != a.pin) {

@@ -602,6 +602,18 @@ void create_token(const AdminRequest& req, NodeApi& node, const auth::Authorizer
       !authorizer.role_exists(std::string_view(role->as_string()))) {
     return respond(bad_request("role: missing or not a role of this cluster"));
   }
+  // Nobody hands out more than they hold (node.join aside: join tokens are what admins make).
+  for (auth::Permission p : auth::all_permissions()) {
+    if (p != auth::Permission::node_join &&
+        authorizer.role_allows(std::string_view(role->as_string()), p) &&
+        !authorizer.role_allows(by.role, p)) {
+      return respond(json_response(
+          403, json::object{{"error", "forbidden"},
+                            {"message", "role: " + std::string(role->as_string()) + " has " +
+                                            auth::permission_name(p) + ", which " + by.actor +
+                                            " does not"}}));
+    }
+  }
   std::optional<std::uint64_t> ttl;
   if (!read_u64(*body, "ttl_seconds", ttl, error)) return respond(bad_request(error));
   if (ttl && (*ttl == 0 || *ttl > kMaxTokenTtlSeconds)) {
@@ -676,8 +688,12 @@ void join_node(const AdminRequest& req, NodeApi& node, const auth::Principal& by
     return respond(bad_request("this node cannot issue certificates (tls.ca_key is not set "
                                "here); send the join to a node that has the CA key"));
   }
-  const std::optional<auth::ParsedToken> token = auth::parse_runtime_token(
-      std::string_view(req.caller.authorization).substr(std::string_view("Bearer ").size()));
+  constexpr std::string_view kBearer = "Bearer ";
+  const std::string_view authorization = req.caller.authorization;
+  const std::optional<auth::ParsedToken> token =
+      authorization.starts_with(kBearer)
+          ? auth::parse_runtime_token(authorization.substr(kBearer.size()))
+          : std::nullopt;
   if (by.role != auth::kJoinRole || !token) {
     return respond(json_response(403, json::object{
         {"error", "forbidden"},
@@ -710,8 +726,13 @@ void join_node(const AdminRequest& req, NodeApi& node, const auth::Principal& by
   if (found.empty() || found[0].key != key) {
     return respond(error_response(ApiError{Status(Errc::conflict, "join token already used")}));
   }
+  // Signed first (no side effect, and a bad request is refused before the token is touched),
+  // handed out only once the token is spent.
+  Result<std::string> cert = join->issuer->issue_node(std::string(csr->as_string()), *id, dns,
+                                                      ips);
+  if (!cert) return respond(error_response(ApiError{cert.status()}));
   KvWrite spend{KvWrite::Op::del, key, {}, found[0].mod_revision};
-  node.kv_write(std::move(spend), [join, id = *id, csr = std::string(csr->as_string()), ips, dns,
+  node.kv_write(std::move(spend), [join, id = *id, cert = std::move(*cert),
                                    respond](ApiResult<KvWriteResult> r) {
     if (!r.ok()) {
       if (r.error.status.code() == Errc::conflict || r.error.status.code() == Errc::not_found) {
@@ -719,10 +740,8 @@ void join_node(const AdminRequest& req, NodeApi& node, const auth::Principal& by
       }
       return respond(error_response(r.error));
     }
-    Result<std::string> cert = join->issuer->issue_node(csr, id, dns, ips);
-    if (!cert) return respond(error_response(ApiError{cert.status()}));
     respond(json_response(201, json::object{{"node_id", id},
-                                            {"certificate", *cert},
+                                            {"certificate", cert},
                                             {"ca", join->ca_pem}}));
   });
 }
@@ -842,7 +861,16 @@ void serve_admin_request_once(const AdminRequest& req, NodeApi& node,
                                  ? (req.caller.client_name ? "client:" + *req.caller.client_name
                                                            : "source:" + req.caller.source)
                                  : "token:" + auth::sha256_hex(req.caller.authorization);
-  const std::string fingerprint = req.method + " " + req.target + "\n" + req.body;
+  // Only an authorized mutation is remembered: a stranger cannot fill the guard.
+  const std::string_view path = std::string_view(req.target).substr(0, req.target.find('?'));
+  const EndpointRule* rule = find_endpoint(req.method, path);
+  if (rule == nullptr || rule->anonymous ||
+      authorizer.check(req.caller, rule->permission, req.now_unix_ms).kind !=
+          auth::AuthOutcome::Kind::ok) {
+    return serve_admin_request(req, node, authorizer, audit, std::move(respond), join);
+  }
+  const std::string fingerprint =
+      auth::sha256_hex(req.method + " " + req.target + "\n" + req.body);
   AdminResponse replay;
   switch (guard.begin(caller, req.idempotency_key, fingerprint, req.now_unix_ms, &replay)) {
     case ReplayGuard::Verdict::replay:

@@ -111,7 +111,9 @@ class ReplayGuard {
   static constexpr std::size_t kMaxKeyBytes = 128;
 
   enum class Verdict { fresh, in_flight, replay, mismatch };
-  // `fingerprint`: method, target and body; the same key with another request is a mismatch.
+  // `fingerprint`: a hash of method, target and body; the same key with another request is a
+  // mismatch. Callers guard authorized requests only, so entries are bounded by what
+  // credentialed clients send (kMaxEntries in all, each a few hundred bytes plus its answer).
   Verdict begin(const std::string& caller, const std::string& key,
                 const std::string& fingerprint, std::uint64_t now_ms, AdminResponse* replay);
   void finish(const std::string& caller, const std::string& key, const AdminResponse& answer);

@@ -1330,5 +1330,63 @@ TEST(AdminJoin, TheCaCertificateIsServedToAnyone) {
   EXPECT_TRUE(f.audit.events.empty());
 }
 
+TEST(AdminJoin, ABadRequestIsRefusedBeforeTheTokenIsSpent) {
+  JoinFixture f;
+  const AdminResponse& r = f.send(R"({"node_id": 4, "csr": "not a csr"})",
+                                  "Bearer " + f.token.token);
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_TRUE(f.node.writes.empty()) << "a bad request spent the join token";
+  // A custom role holding node.join but no join token: refused, and nothing thrown.
+  auth::AuthConfig config;
+  config.custom_roles["joiner"] = {auth::Permission::node_join};
+  config.client_roles["j"] = "joiner";
+  const auth::Authorizer authorizer(config);
+  AdminRequest req = request("POST", "/v1/join", R"({"node_id": 4, "csr": "CSR"})");
+  req.caller.client_name = "j";
+  serve_admin_request(req, f.node, authorizer, f.audit, f.answers.sink(), &f.join);
+  EXPECT_EQ(f.answers.got.back().status, 403);
+  EXPECT_TRUE(f.node.writes.empty());
+}
+
+TEST(AdminAuthorization, NobodyMakesATokenForMoreThanTheyHold) {
+  auth::AuthConfig config;
+  config.custom_roles["token-clerk"] = {auth::Permission::tokens_manage,
+                                        auth::Permission::kv_read};
+  config.client_roles["clerk"] = "token-clerk";
+  const auth::Authorizer authorizer(config);
+  FakeNode node = willing_node();
+  RecordingAudit audit;
+  Answers answers;
+  for (const char* role : {"admin", "operator", "viewer"}) {
+    AdminRequest req = request("POST", "/v1/tokens",
+                               std::string(R"({"name": "x", "role": ")") + role + "\"}");
+    req.caller.client_name = "clerk";
+    serve_admin_request(req, node, authorizer, audit, answers.sink());
+    EXPECT_EQ(answers.got.back().status, 403) << role << ": " << answers.got.back().body;
+  }
+  AdminRequest join = request("POST", "/v1/tokens", R"({"name": "j", "role": "join"})");
+  join.caller.client_name = "clerk";
+  serve_admin_request(join, node, authorizer, audit, answers.sink());
+  EXPECT_EQ(answers.got.back().status, 201) << answers.got.back().body;
+  EXPECT_EQ(node.writes.size(), 1u);
+}
+
+TEST(AdminReplay, StrangersCannotFillTheGuard) {
+  auth::AuthConfig config;
+  const auth::Authorizer authorizer(config);
+  FakeNode node = willing_node();
+  RecordingAudit audit;
+  ReplayGuard guard;
+  Answers answers;
+  for (int i = 0; i < 100; ++i) {
+    AdminRequest put = request("PUT", "/v1/kv/k", std::string(1000, 'x'));
+    put.idempotency_key = "k-" + std::to_string(i);
+    serve_admin_request_once(put, node, authorizer, audit, guard, answers.sink());
+    EXPECT_EQ(answers.got.back().status, 401);
+  }
+  EXPECT_EQ(guard.size(), 0u);
+  EXPECT_TRUE(node.writes.empty());
+}
+
 }  // namespace
 }  // namespace anya::transport

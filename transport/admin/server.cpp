@@ -221,6 +221,9 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
   }
 
   void write(AdminResponse r) {
+    // A caller without a credential gets one answer per connection: a stranger pays a TLS
+    // handshake for every refused request instead of pipelining them.
+    if (r.status == 401) keep_alive_ = false;
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(r.status), version_);
     res->set(http::field::server, "anya-ha");

@@ -231,10 +231,12 @@ void Agent::Impl::collect_heads_loop() {
                                          : boost::json::value();
         const boost::json::object* head = ec ? nullptr : v.if_object();
         if (head == nullptr || !head->contains("seq") || !head->contains("mac") ||
-            !head->at("seq").is_number() || !head->at("mac").is_string()) {
-          continue;  // unreachable or not keeping an audit log: asked again next round
+            !(head->at("seq").is_uint64() || head->at("seq").is_int64()) ||
+            !head->at("mac").is_string()) {
+          continue;  // unreachable, not keeping an audit log, or nonsense: asked again later
         }
-        const std::uint64_t seq = head->at("seq").to_number<std::uint64_t>();
+        const std::uint64_t seq = head->at("seq").to_number<std::uint64_t>(ec);
+        if (ec) continue;
         std::string mac(head->at("mac").as_string());
         asio::post(io, [this, id = id, seq, mac = std::move(mac)] {
           record_member_head(id, seq, mac);

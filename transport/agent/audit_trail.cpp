@@ -34,14 +34,24 @@ AuditTrail::AuditTrail(std::unique_ptr<AuditLog> log, std::function<std::uint64_
 }
 
 Status AuditTrail::record(const AuditEvent& e) {
+  std::string detail = e.detail;
   if (e.action == "auth.unauthenticated" || e.action == "auth.forbidden") {
     const bool unauthenticated = e.action == "auth.unauthenticated";
     refused_->with({unauthenticated ? "unauthenticated" : "forbidden"}).inc();
-    const net::LogLimiter::Turn turn = log_limiter_.should_log(e.action, steady_ms());
+    const std::uint64_t now = steady_ms();
+    const net::LogLimiter::Turn turn = log_limiter_.should_log(e.action, now);
     if (turn.log) {
       logger_.warn("refused admin request ", e.target, " from ", e.actor,
                    e.source.empty() ? "" : " at " + e.source, ": ", e.detail,
                    log_limiter_.suppressed_note(turn.suppressed));
+    }
+    // A flood of refusals must not become a flood of fsyncs on the node's thread or fill the
+    // disk: one record per kind per second, which counts the ones folded into it.
+    const net::LogLimiter::Turn record_turn = refusal_limiter_.should_log(e.action, now);
+    if (!record_turn.log) return Status::ok();
+    if (record_turn.suppressed > 0) {
+      detail += "; and " + std::to_string(record_turn.suppressed) +
+                " more refusals of this kind since the last record";
     }
   }
   AuditEntry entry;
@@ -52,8 +62,8 @@ Status AuditTrail::record(const AuditEvent& e) {
   entry.action = e.action;
   entry.target = e.target;
   entry.outcome = e.outcome;
-  entry.detail = e.source.empty() ? e.detail : e.detail + (e.detail.empty() ? "" : "; ") +
-                                                   "from " + e.source;
+  entry.detail = e.source.empty() ? detail : detail + (detail.empty() ? "" : "; ") +
+                                                 "from " + e.source;
   Status s = log_->append(entry);
   if (!s) {
     failures_->inc();

@@ -1,6 +1,6 @@
 // The admin plane's audit sink in production: each event the router reports (a mutation before
-// it runs and its outcome after, every refused credential or permission) and each leadership
-// change becomes one record of the node's AuditLog (transport/audit: an HMAC chain, fdatasynced
+// it runs and its outcome after; refused credentials and permissions, at most one record per
+// kind per second counting the rest) and each leadership change becomes one record of the node's AuditLog (transport/audit: an HMAC chain, fdatasynced
 // before record() returns). Counted in /metrics; a write failure is logged once and makes every
 // later mutation fail closed until the agent restarts (the log refuses appends after a failure,
 // since its file may end in a partial line).
@@ -55,7 +55,10 @@ class AuditTrail final : public AuditSink {
   metrics::Counter* records_;
   metrics::Counter* failures_;
   metrics::Family<metrics::Counter>* refused_;
-  net::LogLimiter log_limiter_;  // refusals: one line per kind per interval
+  net::LogLimiter log_limiter_;  // refusals: one log line per kind per interval
+  // Refusals: one audit record per kind per second, counting those folded into it.
+  static constexpr std::uint64_t kRefusalRecordIntervalMs = 1000;
+  net::LogLimiter refusal_limiter_{kRefusalRecordIntervalMs};
   std::uint64_t published_seq_ = 0;
   bool failure_logged_ = false;
 };

@@ -380,6 +380,16 @@ Result<std::string> sign_request(const KeyPair& ca, std::string_view csr_pem, co
   return detail::certificate_to_pem(cert->get());
 }
 
+Result<std::string> single_certificate(std::string_view pem) {
+  auto certs = detail::parse_certificate_bundle(pem, "certificate");
+  if (!certs) return certs.status();
+  if (certs->size() != 1) {
+    return {Errc::invalid_argument, "expected exactly one certificate, got " +
+                                        std::to_string(certs->size())};
+  }
+  return detail::certificate_to_pem(certs->front().get());
+}
+
 Result<std::string> public_key_pin(std::string_view cert_pem) {
   auto cert = detail::parse_certificate(cert_pem, "certificate");
   if (!cert) return cert.status();

@@ -86,6 +86,10 @@ Result<std::string> sign_request(const KeyPair& ca, std::string_view csr_pem, co
                                  const std::vector<std::string>& ip_addresses,
                                  int validity_days);
 
+// `pem` re-encoded if it holds exactly one certificate; more than one (a bundle that would
+// slip an extra CA past a pin on the first) or none is refused.
+Result<std::string> single_certificate(std::string_view pem);
+
 // "sha256:HEX" of the certificate's public key (SubjectPublicKeyInfo, DER): what a joining node
 // pins the CA by, as kubeadm's --discovery-token-ca-cert-hash does.
 Result<std::string> public_key_pin(std::string_view cert_pem);

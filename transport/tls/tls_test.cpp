@@ -622,6 +622,11 @@ TEST(JoinRequest, PinsAreStableAndDifferPerKey) {
   EXPECT_EQ(pa->rfind("sha256:", 0), 0u);
   EXPECT_EQ(*pa, *public_key_pin(a->cert_pem));
   EXPECT_NE(*pa, *public_key_pin(b->cert_pem));
+  // A second certificate behind the pinned one would be trusted too: refused.
+  EXPECT_TRUE(single_certificate(a->cert_pem).is_ok());
+  auto bundle = single_certificate(a->cert_pem + b->cert_pem);
+  ASSERT_FALSE(bundle.is_ok());
+  EXPECT_THAT(bundle.status().message(), HasSubstr("exactly one certificate, got 2"));
 }
 
 TEST(Crl, CertificateSerialHexIsOpensslsSpelling) {

@@ -388,6 +388,18 @@ def test_members_add_refuses_bad_input_and_changes_nothing():
         c.close()
 
 
+def free_ports(count):
+    """Ports free right now (the kernel's choice), all different."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def join(c, token, node, pin, out_dir, via=1):
     return subprocess.run([BINARY, "join", "--endpoint", f"https://127.0.0.1:{c.admin_port(via)}",
                            "--token", token, "--ca-pin", pin, "--node", str(node), "--dir",
@@ -425,14 +437,15 @@ def test_a_new_node_joins_with_a_one_time_token_and_the_ca_pin():
         # The certificate works: node 4 joins the cluster with it and becomes a voter.
         with open(c.config_path(3)) as f:
             text = f.read()
+        peer4, admin4, health4 = free_ports(3)
         for old, new in (("node_id = 3", "node_id = 4"),
-                         (f'listen = "127.0.0.1:{c.base + 3}"', f'listen = "127.0.0.1:{c.base + 4}"'),
+                         (f'listen = "127.0.0.1:{c.base + 3}"', f'listen = "127.0.0.1:{peer4}"'),
                          (f'advertise = "127.0.0.1:{c.base + 3}"',
-                          f'advertise = "127.0.0.1:{c.base + 4}"'),
+                          f'advertise = "127.0.0.1:{peer4}"'),
                          (f'listen = "127.0.0.1:{c.base + 103}"',
-                          f'listen = "127.0.0.1:{c.base + 104}"'),
+                          f'listen = "127.0.0.1:{admin4}"'),
                          (f'health_listen = "127.0.0.1:{c.base + 203}"',
-                          f'health_listen = "127.0.0.1:{c.base + 204}"'),
+                          f'health_listen = "127.0.0.1:{health4}"'),
                          ("join = false", "join = true")):
             check(old in text, f"node 3's config has no {old!r}")
             text = text.replace(old, new)
@@ -441,7 +454,7 @@ def test_a_new_node_joins_with_a_one_time_token_and_the_ca_pin():
         with open(config4, "w") as f:
             f.write(text)  # its paths are relative: node.crt, node.key, data in DIR/4
         c.start(4, config=config4)
-        out = ctl(c, "members", "add", "4", f"127.0.0.1:{c.base + 4}")
+        out = ctl(c, "members", "add", "4", f"127.0.0.1:{peer4}")
         check(out.returncode == 0, out.stderr)
         deadline = time.monotonic() + 20
         voter = False
