@@ -321,6 +321,7 @@ def test_sighup_reloads_and_a_revoked_certificate_is_refused():
     try:
         code, _ = c.request(leader, "GET", "/v1/status", ctx=holder["temp"])
         check(code == 200, f"before revocation: {code}")
+        before = fingerprint(c, leader)
         out = subprocess.run([BINARY, "certs", "revoke", "--dir", c.dir, "--cert",
                               os.path.join(c.dir, "client-temp.crt")],
                              capture_output=True, text=True)
@@ -341,7 +342,9 @@ def test_sighup_reloads_and_a_revoked_certificate_is_refused():
         check("revoked" in c.log(leader), "the refusal does not say the certificate is revoked")
         code, _ = c.request(leader, "GET", "/v1/status")
         check(code == 200, "the admin's certificate stopped working")
-        c.wait_leader()
+        check(c.wait_leader() == leader and fingerprint(c, leader) == before,
+              f"the reloads or the refusal changed the cluster: {before} -> "
+              f"{fingerprint(c, leader)}")
     finally:
         c.close()
 
@@ -499,6 +502,7 @@ def test_a_flood_of_idle_connections_locks_nobody_out():
     follower = [i for i in (1, 2, 3) if i != leader][0]
     held = []
     try:
+        term, _, config_version, value = fingerprint(c, leader)
         lines_before = c.log(leader).count("\n")
         held += hold_idle(c.admin_port(leader), 300)
         latencies = []
@@ -535,6 +539,9 @@ def test_a_flood_of_idle_connections_locks_nobody_out():
         check(after < baseline + 40 * 1024, f"memory did not come back: {baseline} -> {after} KB")
         check(during < baseline + 100 * 1024, f"memory grew to {during} KB from {baseline} KB")
         check(new_lines < 200, f"{new_lines} log lines during the flood")
+        after_term, _, after_config, after_value = fingerprint(c, leader)
+        check((after_term, after_config, after_value) == (term, config_version, value),
+              "the floods cost the cluster its leader, its configuration or its value")
     finally:
         for s in held:
             s.close()
