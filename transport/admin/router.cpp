@@ -746,6 +746,14 @@ void join_node(const AdminRequest& req, NodeApi& node, const auth::Principal& by
   });
 }
 
+// The "message" of an error answer (messages name fields and ids, never values).
+std::string error_message_of(const AdminResponse& r) {
+  boost::system::error_code ec;
+  const json::value v = json::parse(r.body, ec);
+  const json::value* m = !ec && v.is_object() ? v.as_object().if_contains("message") : nullptr;
+  return m != nullptr && m->is_string() ? std::string(m->as_string()) : std::string();
+}
+
 AuditEvent audit_event(const AdminRequest& req, std::string_view path,
                        const auth::AuthOutcome& outcome, std::string action) {
   AuditEvent e;
@@ -797,6 +805,7 @@ void serve_admin_request(const AdminRequest& req, NodeApi& node,
     }
     respond = [respond = std::move(respond), &audit, e](AdminResponse r) mutable {
       e.outcome = r.status < 300 ? "ok" : "failed: " + std::to_string(r.status);
+      if (r.status >= 300) e.detail = error_message_of(r);
       (void)audit.record(e);
       respond(std::move(r));
     };

@@ -30,11 +30,25 @@ AuditTrail::AuditTrail(std::unique_ptr<AuditLog> log, std::function<std::uint64_
       "anya_admin_refused_total",
       "Admin requests refused for their credential (unauthenticated) or role (forbidden)",
       {"reason"});
+  failed_ = &registry.counter_family(
+      "anya_admin_requests_failed_total",
+      "Authorized admin mutations the node refused or could not do, by HTTP status (a members "
+      "add for an existing id is 409, a bad field 400, not the leader 421, ...)",
+      {"status"});
   published_seq_ = log_->last_seq();
 }
 
 Status AuditTrail::record(const AuditEvent& e) {
   std::string detail = e.detail;
+  if (e.outcome.starts_with("failed")) {
+    const std::string status = e.outcome.substr(e.outcome.find(' ') + 1);
+    failed_->with({status}).inc();
+    const net::LogLimiter::Turn turn = log_limiter_.should_log("failed " + status, steady_ms());
+    if (turn.log) {
+      logger_.info("admin request ", e.target, " from ", e.actor, " refused (HTTP ", status,
+                   "): ", e.detail, log_limiter_.suppressed_note(turn.suppressed));
+    }
+  }
   if (e.action == "auth.unauthenticated" || e.action == "auth.forbidden") {
     const bool unauthenticated = e.action == "auth.unauthenticated";
     refused_->with({unauthenticated ? "unauthenticated" : "forbidden"}).inc();

@@ -55,6 +55,7 @@ class AuditTrail final : public AuditSink {
   metrics::Counter* records_;
   metrics::Counter* failures_;
   metrics::Family<metrics::Counter>* refused_;
+  metrics::Family<metrics::Counter>* failed_;
   net::LogLimiter log_limiter_;  // refusals: one log line per kind per interval
   // Refusals: one audit record per kind per second, counting those folded into it.
   static constexpr std::uint64_t kRefusalRecordIntervalMs = 1000;

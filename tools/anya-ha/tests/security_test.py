@@ -387,6 +387,9 @@ def test_members_add_refuses_bad_input_and_changes_nothing():
             check(code == want and says in json.dumps(reply),
                   f"{body}: {code} {reply}, wanted {want} naming {says!r}")
         check(fingerprint(c, leader) == before, "a refused members add changed the cluster")
+        check((c.metric(leader, "anya_admin_requests_failed_total", {"status": "409"}) or 0) >= 2,
+              "the refused members adds are not counted")
+        check("already a member" in c.log(leader), "no log line says why members add was refused")
     finally:
         c.close()
 
