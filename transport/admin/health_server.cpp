@@ -7,6 +7,7 @@
 #include <list>
 
 #include "transport/admin/router.hpp"
+#include "transport/net/listen.hpp"
 
 namespace anya::transport {
 
@@ -143,27 +144,15 @@ HealthServer::~HealthServer() = default;
 
 Status HealthServer::start() {
   Impl& s = *impl_;
-  const std::string where = s.options.host + ":" + std::to_string(s.options.port);
-  beast::error_code ec;
-  const asio::ip::address address = asio::ip::make_address(s.options.host, ec);
-  if (ec) return {Errc::invalid_argument, "admin.health_listen: " + where + ": not an IP address"};
-  const tcp::endpoint endpoint(address, s.options.port);
-  s.acceptor.open(endpoint.protocol(), ec);
-  if (!ec) s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) s.acceptor.bind(endpoint, ec);
-  if (!ec) s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return {Errc::io_error, "admin.health_listen: cannot listen on " + where + ": " +
-                                ec.message()};
-  }
+  const Status listening =
+      net::listen(s.acceptor, s.options.host, s.options.port, "admin.health_listen");
+  if (!listening) return listening;
   s.accept_next();
   return {};
 }
 
 std::uint16_t HealthServer::port() const {
-  beast::error_code ec;
-  const tcp::endpoint e = impl_->acceptor.local_endpoint(ec);
-  return ec ? 0 : e.port();
+  return net::local_port(impl_->acceptor);
 }
 
 void HealthServer::stop() {

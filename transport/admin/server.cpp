@@ -15,6 +15,7 @@
 
 #include "transport/admin/router.hpp"
 #include "transport/net/connection_gate.hpp"
+#include "transport/net/listen.hpp"
 #include "transport/tls/context.hpp"
 
 namespace anya::transport {
@@ -388,16 +389,9 @@ AdminServer::~AdminServer() = default;
 
 Status AdminServer::start() {
   Impl& s = *impl_;
-  const std::string where = s.options.host + ":" + std::to_string(s.options.port);
-  beast::error_code ec;
-  const asio::ip::address address = asio::ip::make_address(s.options.host, ec);
-  if (ec) return {Errc::invalid_argument, "admin.listen: " + where + ": not an IP address"};
-  const tcp::endpoint endpoint(address, s.options.port);
-  s.acceptor.open(endpoint.protocol(), ec);
-  if (!ec) s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) s.acceptor.bind(endpoint, ec);
-  if (!ec) s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return {Errc::io_error, "admin.listen: cannot listen on " + where + ": " + ec.message()};
+  const Status listening =
+      net::listen(s.acceptor, s.options.host, s.options.port, "admin.listen");
+  if (!listening) return listening;
   s.accept_next();
   return {};
 }
@@ -408,9 +402,7 @@ void AdminServer::set_tls(std::shared_ptr<asio::ssl::context> tls) {
 }
 
 std::uint16_t AdminServer::port() const {
-  beast::error_code ec;
-  const tcp::endpoint e = impl_->acceptor.local_endpoint(ec);
-  return ec ? 0 : e.port();
+  return net::local_port(impl_->acceptor);
 }
 
 void AdminServer::stop() {

@@ -22,6 +22,7 @@
 
 #include "engine/codec/codec.hpp"
 #include "transport/net/connection_gate.hpp"
+#include "transport/net/listen.hpp"
 #include "transport/tls/context.hpp"
 
 namespace anya::transport {
@@ -810,24 +811,15 @@ PeerLinks::~PeerLinks() = default;
 
 Status PeerLinks::start() {
   Impl& s = *impl_;
-  const std::string where = s.options.listen_host + ":" + std::to_string(s.options.listen_port);
-  beast::error_code ec;
-  const asio::ip::address address = asio::ip::make_address(s.options.listen_host, ec);
-  if (ec) return {Errc::invalid_argument, "peer.listen: " + where + ": not an IP address"};
-  const tcp::endpoint endpoint(address, s.options.listen_port);
-  s.acceptor.open(endpoint.protocol(), ec);
-  if (!ec) s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) s.acceptor.bind(endpoint, ec);
-  if (!ec) s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return {Errc::io_error, "peer.listen: cannot listen on " + where + ": " + ec.message()};
+  const Status listening =
+      net::listen(s.acceptor, s.options.listen_host, s.options.listen_port, "peer.listen");
+  if (!listening) return listening;
   s.accept_next();
   return {};
 }
 
 std::uint16_t PeerLinks::listen_port() const {
-  beast::error_code ec;
-  const tcp::endpoint e = impl_->acceptor.local_endpoint(ec);
-  return ec ? 0 : e.port();
+  return net::local_port(impl_->acceptor);
 }
 
 void PeerLinks::set_members(const std::map<NodeId, std::string>& addresses) {
