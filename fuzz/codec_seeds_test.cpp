@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/codec/codec.hpp"
+#include "engine/codec/crc32c.hpp"
 
 #ifndef ANYA_CODEC_CORPUS_DIR
 #error "fuzz/meson.build defines ANYA_CODEC_CORPUS_DIR as the path of fuzz/corpus/codec"
@@ -68,6 +69,15 @@ Message seed_message(MessageType type) {
   return m;
 }
 
+// Recomputes a frame's trailing checksum after an edit, so the edit is what gets judged.
+void reseal(std::string& frame) {
+  const std::size_t at = frame.size() - kFrameChecksumBytes;
+  const std::uint32_t crc = crc32c(std::string_view(frame).substr(0, at));
+  for (std::size_t i = 0; i < kFrameChecksumBytes; ++i) {
+    frame[at + i] = static_cast<char>((crc >> (8 * i)) & 0xFFu);
+  }
+}
+
 std::vector<Seed> seed_table() {
   std::vector<Seed> seeds;
   for (int t = kMinMessageType; t <= kMaxMessageType; ++t) {
@@ -76,6 +86,20 @@ std::vector<Seed> seed_table() {
                      encode_message(seed_message(type))});
   }
   seeds.push_back({"valid-hard_state", encode_hard_state(HardState{3, 1, 9})});
+  // The optional chain fields: a follower's view in its answer, the quorum height in a
+  // heartbeat, and a view flagged but cut off (the checksum resealed, so the flag is what fails).
+  ChainView view;
+  view.height = 800'000;
+  for (std::size_t i = 0; i < view.tip.size(); ++i) view.tip[i] = static_cast<std::uint8_t>(i);
+  Message answer = seed_message(MessageType::heartbeat_response);
+  answer.chain_view = view;
+  seeds.push_back({"valid-heartbeat_response-chain_view", encode_message(answer)});
+  Message heartbeat = seed_message(MessageType::heartbeat);
+  heartbeat.chain_quorum_height = 799'999;
+  seeds.push_back({"valid-heartbeat-chain_quorum_height", encode_message(heartbeat)});
+  std::string cut = encode_message(seed_message(MessageType::heartbeat_response));
+  cut[kFrameHeaderBytes + 1] = static_cast<char>(cut[kFrameHeaderBytes + 1] | 0x08);
+  reseal(cut);
 
   const std::string append = encode_message(seed_message(MessageType::append));
   std::string bad_magic = append;
@@ -89,6 +113,7 @@ std::vector<Seed> seed_table() {
   seeds.push_back({"invalid-version_2", bad_version, false});
   seeds.push_back({"invalid-bad_checksum", bad_checksum, false});
   seeds.push_back({"invalid-trailing_bytes", append + "!!", false});
+  seeds.push_back({"invalid-chain_view_truncated", cut, false});
   return seeds;
 }
 
@@ -102,7 +127,7 @@ bool decodes(const std::string& bytes) {
 
 TEST(CodecSeeds, TableCoversEveryMessageTypeAndBothOutcomes) {
   const std::vector<Seed> seeds = seed_table();
-  EXPECT_EQ(seeds.size(), std::size_t{kMaxMessageType} + 1 + 5);
+  EXPECT_EQ(seeds.size(), std::size_t{kMaxMessageType} + 1 + 2 + 6);
   for (const Seed& seed : seeds) EXPECT_EQ(decodes(seed.bytes), seed.valid) << seed.name;
 }
 

@@ -1,9 +1,9 @@
 // libFuzzer target for the engine: one node (id 1, a voter of {1, 2, 3}, with learner 4 in some
 // runs) driven through its real Host by a sequence of inputs decoded from the fuzzer's bytes:
 // clock ticks, messages from peers with any field (any term, index, commit, entries, payload),
-// proposals, membership and configuration-document requests, health changes, leadership
-// transfers, and crash-restarts from what the node made durable. The fuzzer plays every peer,
-// and peers may lie, so the checks are the ones a node keeps whatever it is told:
+// proposals, membership and configuration-document requests, health and chain-view changes,
+// leadership transfers, and crash-restarts from what the node made durable. The fuzzer plays
+// every peer, and peers may lie, so the checks are the ones a node keeps whatever it is told:
 //
 //   - the invariant checker after every step: term and commit never go back, a committed entry
 //     never changes, commit stays within the log, a leader commits only entries of its own term
@@ -175,7 +175,8 @@ class Run {
         return (void)host_->put_config(in_.text(kMaxDataBytes), if_version);
       }
       case 13: {
-        const std::uint8_t which = in_.byte() % 4;
+        const std::uint8_t which = in_.byte() % 5;
+        if (which == 4) return (void)host_->set_chain_view(chain_view());
         if (which == 0) return (void)host_->set_healthy(!raft().healthy());
         if (which == 1) return (void)host_->transfer_leadership(pick_peer(in_));
         if (which == 2) return (void)host_->campaign_now();
@@ -306,8 +307,22 @@ class Run {
     m.context = near(in_, 0);
     if (type == MessageType::append) add_entries(m);
     if (type == MessageType::config_ack && (flags & 8)) m.payload = in_.text(kMaxDataBytes);
+    // Chain views of any height (past the limit too), and quorum heights a liar might send.
+    if (flags & 16) m.chain_view = chain_view();
+    if (flags & 32) m.chain_quorum_height = near(in_, kChainBase);
     return m;
   }
+
+  // A height near a base most of the time (heights close together make the gating interesting),
+  // or none.
+  std::optional<ChainView> chain_view() {
+    if (in_.byte() % 8 == 0) return std::nullopt;
+    ChainView v;
+    v.height = near(in_, kChainBase);
+    v.tip[0] = in_.byte();
+    return v;
+  }
+  static constexpr std::uint64_t kChainBase = 800'000;
 
   // Entries after m.index, mostly in the non-decreasing term order an honest leader sends.
   void add_entries(Message& m) {

@@ -77,6 +77,11 @@ constexpr std::uint32_t kMaxJoinNodes = 9;  // as the swarm: membership grows to
 constexpr std::uint64_t kScriptActions = 12;
 static_assert(static_cast<std::uint64_t>(ScriptAction::isolate_follower) + 1 == kScriptActions,
               "a new ScriptAction needs decoding here");
+// The chain actions after them are not decoded: this target runs without chain views
+// (SimOptions::chain_block_ms 0), where they do nothing. The chain-divergence scenario and the
+// swarm's chain seeds exercise them.
+static_assert(static_cast<std::uint64_t>(ScriptAction::chain_blind_follower) ==
+              kScriptActions + 2);
 
 // Reads the input front to back; past the end every byte is 0.
 class ByteReader {
@@ -232,6 +237,9 @@ const char* action_name(ScriptAction a) {
     case ScriptAction::arm_config_crash: return "arm_config_crash";
     case ScriptAction::crash_voter_majority: return "crash_voter_majority";
     case ScriptAction::isolate_follower: return "isolate_follower";
+    case ScriptAction::chain_stall_leader: return "chain_stall_leader";
+    case ScriptAction::chain_stall_follower: return "chain_stall_follower";
+    case ScriptAction::chain_blind_follower: return "chain_blind_follower";
   }
   return "?";
 }

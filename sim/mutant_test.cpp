@@ -25,9 +25,11 @@ TEST(Mutant, SimulatorCatchesIt) {
   if (const char* from = std::getenv("ANYA_MUTANT_FROM")) first = std::strtoull(from, nullptr, 10);
   for (std::uint64_t seed = first; seed < first + kMaxSeeds; seed++) {
     // Each seed runs the swarm, the two harshest named scenarios, the one whose quorum
-    // outages leave many learners up, and the two that aim at reads and leases.
-    for (const char* scenario :
-         {"swarm", "leader-churn", "figure-8", "many-learners", "stale-reads", "slow-clocks"}) {
+    // outages leave many learners up, the two that aim at reads and leases, and the one whose
+    // Bitcoin backends diverge, and the one whose wallets contend for outpoints.
+    for (const char* scenario : {"swarm", "leader-churn", "figure-8", "many-learners",
+                                 "stale-reads", "slow-clocks", "chain-divergence",
+                                 "utxo-contention"}) {
       Simulation sim(*scenario_options(scenario, seed, 0));
       RunResult r = sim.run();
       if (!r.ok) {
@@ -36,6 +38,11 @@ TEST(Mutant, SimulatorCatchesIt) {
                     static_cast<unsigned long long>(seed - first + 1), scenario,
                     r.violation.c_str());
         RecordProperty("seeds_needed", static_cast<int>(seed - first + 1));
+#ifdef ANYA_MUTANT_EXPECT
+        // Caught, and by the checker meant for it: proof that this checker bites.
+        EXPECT_EQ(r.violation.rfind(ANYA_MUTANT_EXPECT, 0), 0u)
+            << "expected the " << ANYA_MUTANT_EXPECT << " checker to catch it first";
+#endif
         return;
       }
     }

@@ -21,6 +21,14 @@ std::string SimOptions::describe() const {
     s += " snapshot/" + n(snapshot_entries) + " keep=" + n(snapshot_keep_entries);
   }
   s += " kv-clients=" + n(kv_clients);
+  if (utxo_clients > 0) {
+    s += " utxo-clients=" + n(utxo_clients) + " outpoints=" + n(utxo_outpoints) + "/" +
+         n(utxo_generation_ms) + "ms ttl<=" + n(utxo_ttl_max_ms) + "ms";
+  }
+  if (chain_block_ms > 0) {
+    s += " chain: block/" + n(chain_block_ms) + "ms lag<=" + n(chain_lag_max_ms) +
+         "ms max-behind=" + n(max_blocks_behind) + " stall/" + n(chain_stall_every_ms) + "ms";
+  }
   if (!faults_on) return s + " faults=off";
   s += " loss=" + n(link.loss_ppm) + "ppm dup=" + n(link.duplicate_ppm) +
        "ppm reorder=" + n(link.reorder_ppm) + "ppm";
@@ -63,6 +71,28 @@ SimOptions swarm_options(std::uint64_t seed) {
       // At least one: the checker must see each entry in some log before it is compacted
       // (a one-node leader appends, commits and could compact an entry in one event).
       o.snapshot_keep_entries = snap.chance(1, 3) ? 1 : snap.between(1, 30);
+    }
+  }
+  {
+    // Chain views from a stream of their own too, in about one seed in four: the other seeds
+    // run exactly as they did before chain views existed.
+    Prng chain(seed ^ 0xc4a1b10cULL);
+    if (chain.chance(1, 4)) {
+      o.chain_block_ms = chain.between(20, 1000);
+      o.chain_lag_max_ms = chain.between(0, 2 * o.chain_block_ms);
+      o.max_blocks_behind = chain.between(0, 3);
+      o.chain_stall_every_ms = chain.chance(1, 4) ? 0 : chain.between(300, 5000);
+      o.chain_stall_max_ms = chain.between(200, 5000);
+    }
+  }
+  {
+    // UTXO clients from a stream of their own as well, in half the seeds.
+    Prng utxo(seed ^ 0x07c0de5eULL);
+    if (utxo.chance(1, 2)) {
+      o.utxo_clients = static_cast<std::uint32_t>(utxo.between(2, 6));
+      o.utxo_outpoints = static_cast<std::uint32_t>(utxo.between(1, 4));  // 1: all contend
+      o.utxo_generation_ms = utxo.between(500, 5000);
+      o.utxo_ttl_max_ms = utxo.between(20, 3000);
     }
   }
   o.faults_on = !rng.chance(1, 8);

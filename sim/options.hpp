@@ -71,6 +71,13 @@ enum class ScriptAction {
   // Cut one follower (a live non-leader, drawn) off from everyone (param: ms until heal),
   // while the leader goes on committing and compacting past it.
   isolate_follower,
+  // Chain views (SimOptions::chain_block_ms > 0): the leader's Bitcoin backend stops seeing new
+  // blocks for param ms while the others' go on, then catches up with them.
+  chain_stall_leader,
+  // The same for one follower (a live non-leader, drawn).
+  chain_stall_follower,
+  // One follower's chain probe fails for param ms: its view is unknown, then back.
+  chain_blind_follower,
 };
 
 struct ScriptStep {
@@ -101,6 +108,21 @@ struct SimOptions {
   LinkProfile link;
   FaultProfile faults;
   ClockProfile clocks;
+  // Chain views: every node runs beside a simulated Bitcoin backend. 0: none at all (no node
+  // ever has a chain view, exactly as before chain gating existed). Otherwise the chain grows a
+  // block every chain_block_ms, each backend seeing it after a lag drawn from [0,
+  // chain_lag_max_ms] unless stalled; chain_stall_every_ms (0: never) is the mean interval
+  // between random stalls of a backend (the leader's half the time), each lasting
+  // [chain_stall_min_ms, chain_stall_max_ms].
+  std::uint64_t chain_block_ms = 0;
+  std::uint64_t chain_lag_max_ms = 0;
+  std::uint64_t max_blocks_behind = 2;  // RaftConfig::max_blocks_behind of every node
+  std::uint64_t chain_stall_every_ms = 0;
+  std::uint64_t chain_stall_min_ms = 200, chain_stall_max_ms = 3000;
+  // A leader behind the chain by more than max_blocks_behind (the simulator's ground truth)
+  // must stop leading within this many ms (0: not checked). Only meaningful without faults
+  // that can keep it from hearing the voters ahead of it (partitions, pauses, clogs).
+  std::uint64_t chain_handoff_bound_ms = 0;
   std::uint64_t safety_ms = 20'000;    // faults on
   std::uint64_t liveness_ms = 15'000;  // all healed: a leader and progress are required within
   std::uint64_t propose_every_ms = 20; // client proposals, to whoever it thinks leads
@@ -118,6 +140,14 @@ struct SimOptions {
   std::uint32_t kv_clients = 3;
   std::uint32_t kv_keys = 3;
   std::uint64_t kv_timeout_ms = 1000;  // a client gives up and counts the outcome unknown
+  // UTXO clients (sim/records_workload.cpp; 0: none): wallets reserving, renewing, releasing
+  // and spending utxo_outpoints shared outpoints (a fresh set every utxo_generation_ms) in
+  // client sessions, with reservations of 20 ms to utxo_ttl_max_ms, checked against a model
+  // of the reservation rules (sim/records_checker.hpp).
+  std::uint32_t utxo_clients = 0;
+  std::uint32_t utxo_outpoints = 4;
+  std::uint64_t utxo_generation_ms = 3000;
+  std::uint64_t utxo_ttl_max_ms = 1500;
   // The clock-rate bound the engine's leases assume (RaftConfig::max_clock_drift_ppm). Clocks
   // drifting more than this (clocks.max_drift_ppm) must make the lease checker fire.
   std::uint32_t lease_drift_bound_ppm = 50'000;

@@ -61,6 +61,20 @@ const std::vector<ScenarioInfo>& scenario_catalogue() {
       {"many-learners", "5 or 7 voters and 16 to 20 learners joining under crashes, pauses "
                         "and partitions; a majority of the voters goes down three times "
                         "while the learners live, and nothing may commit"},
+      {"chain-divergence", "Bitcoin backends diverge and converge: the leader's stalls while the "
+                           "others' advance (it must hand over within 3 election timeouts), a "
+                           "follower's stalls while the leader crashes, a probe goes blind; no "
+                           "node behind the chain may win an election, and a leader must be "
+                           "back once the views converge"},
+      {"session-clock-leap", "every clock leaps 25 hours forward three times early in the run, "
+                             "each time followed by a leader crash, while KV clients retry "
+                             "within their first 32 requests: an expected failure (a known "
+                             "engine bug: a session forgotten as idle is re-opened by a "
+                             "retried seq and applies it twice)"},
+      {"utxo-contention", "six wallets reserve, renew, release and spend four shared outpoints "
+                          "in client sessions, retrying through crashes, pauses, partitions, "
+                          "transfers, clock skew and snapshots: each (client, seq) applies at "
+                          "most once, no outpoint ever has two owners, a spent one stays spent"},
   };
   return catalogue;
 }
@@ -233,6 +247,53 @@ std::optional<SimOptions> scenario_options(const std::string& name, std::uint64_
     o.clocks.max_drift_ppm = name == "slow-clocks" ? 40'000 : 600'000;
     o.faults.transfer_every_ms = 1500;
     every(o, 1000, 1200, ScriptAction::isolate_leader, 900);
+  } else if (name == "chain-divergence") {
+    o.chain_block_ms = 200;  // a block every 200 ms: stalls put a node behind within a second
+    o.chain_lag_max_ms = 20 + seed % 80;
+    o.max_blocks_behind = 2;
+    o.chain_handoff_bound_ms = 3 * o.election_timeout_ms;
+    o.link.loss_ppm = 10'000;
+    o.script = {
+        {1000, ScriptAction::chain_stall_leader, 2500},
+        {4500, ScriptAction::chain_stall_follower, 3500},
+        // While that follower is behind the leader dies: someone else must take over.
+        {5500, ScriptAction::crash_leader, 1000},
+        {9000, ScriptAction::chain_stall_leader, 2000},
+        {12000, ScriptAction::chain_blind_follower, 1500},
+    };
+  } else if (name == "session-clock-leap") {
+    // Sessions are forgotten when idle for kSessionIdleMs by the proposers' clocks; a client
+    // whose session was forgotten is let in again with any seq within kSessionWindow.
+    o.nodes = nodes == 0 ? 3 : nodes;
+    o.safety_ms = 6000;
+    constexpr std::uint64_t kLeapMs = 25ULL * 3600 * 1000;
+    for (std::uint64_t at_ms : {400, 800, 1200}) {
+      o.script.push_back(ScriptStep{at_ms, ScriptAction::clock_jump_all, kLeapMs});
+      o.script.push_back(ScriptStep{at_ms + 50, ScriptAction::crash_leader, 300});
+    }
+  } else if (name == "utxo-contention") {
+    o.nodes = nodes == 0 ? 3 + 2 * static_cast<std::uint32_t>(seed % 2) : nodes;
+    o.utxo_clients = 6;
+    o.utxo_outpoints = 4;
+    o.utxo_generation_ms = 2000;
+    o.utxo_ttl_max_ms = 1000;
+    o.snapshot_entries = 60 + seed % 90;
+    o.snapshot_keep_entries = 1 + seed % 10;
+    o.clocks.max_offset_ms = 2000;  // proposers disagree about expiry by up to 2 s
+    o.clocks.max_drift_ppm = 1000;
+    o.link.loss_ppm = 10'000;
+    o.faults.crash_every_ms = 1500;
+    o.faults.down_min_ms = 50;
+    o.faults.down_max_ms = 1000;
+    o.faults.pause_every_ms = 3000;
+    o.faults.pause_max_ms = 1000;
+    o.faults.partition_every_ms = 2500;
+    o.faults.partition_max_ms = 1500;
+    o.faults.clock_jump_every_ms = 4000;
+    o.faults.clock_jump_max_ms = 500;
+    o.faults.transfer_every_ms = 2000;
+    o.faults.torn_write_ppm = 300'000;
+    o.faults.crash_new_leader_ppm = 200'000;
   } else if (name == "leader-churn") {
     o.propose_every_ms = 10;
     o.faults.crash_every_ms = 400;

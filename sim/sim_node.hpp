@@ -31,8 +31,10 @@ struct Simulation::Node : engine::NetworkPort, engine::ApplyObserver, engine::Cl
   void send(const Message& m) override { sim.send_from(id, m); }
   // The state machine is the real KV store inside NodeCore; replicas are compared by its
   // digest after every index that changed it, and after every snapshot restored.
-  void on_applied(const Entry& e, const engine::KvResult&, const engine::KvStore& kv) override {
+  void on_applied(const Entry& e, const engine::KvResult& result,
+                  const engine::KvStore& kv) override {
     sim.check_digest(id, e.index, kv.digest(), "applied");
+    sim.records_applied(id, e, result, kv);  // sessions and reservations, against a model
   }
   void on_restored(const engine::KvStore& kv, bool from_leader) override {
     if (from_leader) {
@@ -43,6 +45,7 @@ struct Simulation::Node : engine::NetworkPort, engine::ApplyObserver, engine::Cl
     if (kv.revision() > 0) {
       sim.check_digest(id, kv.revision(), kv.digest(), "restored a snapshot at");
     }
+    sim.records_restored(id, kv);
   }
   std::uint64_t now_ms() override {
     last_local_ms = std::max(last_local_ms, clock.local_ms(sim.now_us_));
@@ -85,6 +88,19 @@ struct Simulation::Node : engine::NetworkPort, engine::ApplyObserver, engine::Cl
   std::set<NodeId> last_voters;  // its latest configuration, as last observed
   std::uint64_t last_config_version = 0;  // active configuration version, this process
   std::uint64_t last_staged_version = 0;  // staged (prepared) version at the last observation
+  // Chain views: the height this node's backend has seen and its probe reports (up to date
+  // for a crashed node too: only the process is down), whether the probe fails, and until when
+  // the backend is stalled. Heights only grow.
+  std::uint64_t chain_height = 0;
+  bool chain_blind = false;
+  std::uint64_t chain_stalled_until_us = 0;
+  // Ground truth, kept by update_chain_truth(): since when it has been behind (none: it is not).
+  std::optional<std::uint64_t> chain_behind_since_us;
+  // Its latest real election: the term, and whether it was behind (ground truth) when it sent
+  // the vote requests. And when its current leadership began.
+  Term campaign_term = 0;
+  bool campaign_behind = false;
+  std::uint64_t leading_since_us = 0;
 };
 
 

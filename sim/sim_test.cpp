@@ -281,6 +281,27 @@ TEST(Scenarios, ManyLearnersGetTheLogReportHealthAndNeverMakeAQuorum) {
   }
 }
 
+// The wallets do what utxo-contention says, so the records checker has something to judge:
+// reservations granted and refused, spends, retries answered from the session, snapshots.
+TEST(Scenarios, UtxoContentionReservesRefusesSpendsAndRetries) {
+  RecordStats total;
+  for (std::uint64_t seed = 1; seed <= 3; seed++) {
+    RunResult r = Simulation(*scenario_options("utxo-contention", seed, 0)).run();
+    ASSERT_TRUE(r.ok) << r.violation;
+    const RecordStats& s = r.stats.records;
+    EXPECT_GE(s.utxo_reserved, 100u) << "seed " << seed;
+    EXPECT_GE(s.utxo_refused, 100u) << "seed " << seed;
+    EXPECT_GE(s.utxo_released, 20u) << "seed " << seed;
+    EXPECT_GE(s.utxo_spent, 5u) << "seed " << seed;
+    EXPECT_GE(s.session_retries, 20u) << "seed " << seed;
+    EXPECT_GE(s.checked_acks, s.utxo_reserved) << "every ok reservation was checked";
+    EXPECT_GE(s.checked_final_replicas, 3u);
+    total.add(s);
+  }
+  EXPECT_GE(total.session_replays, 3u) << "some retry met its first outcome";
+  EXPECT_GE(total.checked_snapshots, 3u);
+}
+
 }  // namespace
 }  // namespace anya::sim
 
@@ -312,6 +333,22 @@ constexpr RegressionSeed kRegressionSeeds[] = {
     {"swarm", 289, "a node committed and compacted in one step: the checker judged the base "
                    "before recording the commit"},
 };
+
+// Seeds that find a bug not fixed yet, outside sim/: each must go on finding it, with the checker
+// named, until the fix lands; then the test fails and the seed moves to kRegressionSeeds.
+TEST(KnownBug, ASessionForgottenAsIdleIsReopenedByARetryThatAppliesAgain) {
+  // engine/kv: every clock leaps 25 h; the next leader's session commands carry the leapt clock,
+  // so the store forgets kv0's session as idle (kSessionIdleMs); kv0's retry of seq 1, applied
+  // at index 9 before the leap, finds no session, re-opens it (seq 1 <= kSessionWindow) and
+  // the put applies again at index 12.
+  RunResult r = Simulation(*scenario_options("session-clock-leap", 39, 0)).run();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.violation.rfind("exactly-once: client kv0 seq 1 was applied (not replayed) at "
+                              "index 9 and again at index 12",
+                              0),
+            0u)
+      << r.violation;
+}
 
 TEST(Regression, SeedsThatFoundBugsStayClean) {
   for (const RegressionSeed& r : kRegressionSeeds) {

@@ -50,6 +50,7 @@ NodeId Simulation::add_node() {
       static_cast<std::int64_t>(rng_.between(0, 2ull * options_.clocks.max_drift_ppm)) -
       static_cast<std::int64_t>(options_.clocks.max_drift_ppm);
   node->clock = SimClock(offset_us, drift);
+  node->chain_height = chain_tip_;  // a new backend starts synced
   nodes_.emplace(id, std::move(node));
   return id;
 }
@@ -101,7 +102,11 @@ RunResult Simulation::run() {
     clients_[c].target = static_cast<NodeId>(rng_.between(1, options_.nodes));
     schedule(rng_.between(1, 50) * kMs, Event{EventKind::client, 0, c, {}});
   }
+  start_utxo_clients();
   schedule(options_.safety_ms * kMs, Event{EventKind::start_liveness, 0, 0, {}});
+  if (chain_on()) {
+    schedule(options_.chain_block_ms * kMs, Event{EventKind::chain_block, 0, 0, {}});
+  }
   if (options_.membership_every_ms > 0) {
     schedule(rng_.between(1, 2 * options_.membership_every_ms) * kMs,
              Event{EventKind::membership, 0, 0, {}});
@@ -131,6 +136,7 @@ RunResult Simulation::run() {
   }
   if (result_.ok) check_history();
   if (result_.ok) check_scenario_proofs();
+  finish_records();
   result_.hash = hash_;
   result_.stats.sim_time_us = now_us_;
   result_.stats.messages_dropped = network_.dropped();
@@ -178,6 +184,9 @@ void Simulation::dispatch(Event& event) {
     case EventKind::resume:
       if (timeline_) timeline_->mark(now_us_, id, Timeline::Mark::resume, "");
       if (!up(id) || paused(id)) return;
+      // What its chain probe posted while it was stopped comes first.
+      if (chain_on()) push_chain_view(id);
+      if (!up(id)) return;
       // Client requests that reached it while it was stopped are handled now, first thing,
       // as a woken process reads its sockets: before it has heard from anyone.
       for (auto& [call, op] : std::exchange(inbox_[id], {})) submit_call(id, call);
@@ -196,6 +205,8 @@ void Simulation::dispatch(Event& event) {
     }
     case EventKind::client: client_step(static_cast<std::uint32_t>(event.param)); return;
     case EventKind::client_timeout: client_timeout(event.param); return;
+    case EventKind::utxo_client: utxo_step(static_cast<std::uint32_t>(event.param)); return;
+    case EventKind::utxo_timeout: utxo_timeout(event.param); return;
     case EventKind::fault:
       if (!liveness_phase_) {
         inject(static_cast<FaultKind>(event.param));
@@ -249,6 +260,10 @@ void Simulation::dispatch(Event& event) {
       return;
     case EventKind::config_crash: config_crash(); return;
     case EventKind::config_race: config_race(event.param); return;
+    case EventKind::chain_block: chain_block(); return;
+    case EventKind::chain_seen: chain_seen(id, event.param); return;
+    case EventKind::chain_restore: chain_restore(id, event.param); return;
+    case EventKind::chain_check: chain_check(); return;
   }
 }
 
@@ -284,6 +299,7 @@ void Simulation::start_node(NodeId id) {
   config_options.txn_deadline_ms = 10 * options_.election_timeout_ms;
   config.leases = true;
   config.max_clock_drift_ppm = options_.lease_drift_bound_ppm;
+  config.max_blocks_behind = options_.max_blocks_behind;
   engine::NodeOptions node_options;
   node_options.write_timeout_ms = 2 * options_.kv_timeout_ms;
   node_options.read_timeout_ms = options_.kv_timeout_ms;
@@ -299,6 +315,11 @@ void Simulation::start_node(NodeId id) {
   }
   n.core = std::move(core).value();
   n.host = &n.core->host();
+  if (chain_on()) {
+    // A new process knows nothing of the chain until its probe reports: at once, here.
+    const Status s = n.host->set_chain_view(chain_view_of(id));
+    ANYA_ASSERT(s.is_ok() || n.host->failed());
+  }
   if (options_.learners > 0 && id > options_.nodes && id % 2 == 0) {
     (void)n.host->set_healthy(false);  // many-learners: the leader must report it
   }
@@ -401,7 +422,11 @@ void Simulation::drain_replies(NodeId id) {
     ANYA_ASSERT(c != calls.end());  // every ticket is answered once, by the node it went to
     const Call call = c->second;
     calls.erase(c);
-    client_reply(id, call.client, call.seq, r);
+    if (call.utxo) {
+      utxo_reply(id, call, r);
+    } else {
+      client_reply(id, call, r);
+    }
   }
 }
 
@@ -476,6 +501,7 @@ void Simulation::schedule_fault(FaultKind kind, bool first) {
     case FaultKind::clog: every = f.clog_every_ms; break;
     case FaultKind::clock_jump: every = f.clock_jump_every_ms; break;
     case FaultKind::transfer: every = f.transfer_every_ms; break;
+    case FaultKind::chain_stall: every = chain_on() ? options_.chain_stall_every_ms : 0; break;
     case FaultKind::count: return;
   }
   if (every == 0) return;
@@ -551,6 +577,9 @@ void Simulation::inject(FaultKind kind) {
       after_node_event(from);
       return;
     }
+    case FaultKind::chain_stall:
+      chain_stall(target, rng_.between(options_.chain_stall_min_ms, options_.chain_stall_max_ms));
+      return;
     case FaultKind::count: return;
   }
 }
@@ -650,6 +679,25 @@ void Simulation::run_script_step(const ScriptStep& step) {
       config_crash_arms_[step.param]++;
       return;
     case ScriptAction::crash_voter_majority: return;  // dispatched apart: it retries
+    case ScriptAction::chain_stall_leader:
+      if (chain_on() && leader != engine::kNoNode) chain_stall(leader, step.param);
+      return;
+    case ScriptAction::chain_stall_follower:
+    case ScriptAction::chain_blind_follower: {
+      if (!chain_on()) return;  // without chain views there is nothing to stall
+      std::vector<NodeId> followers;
+      for (NodeId other = 1; other <= max_id(); other++) {
+        if (other != leader && up(other)) followers.push_back(other);
+      }
+      if (followers.empty()) return;
+      const NodeId f = followers[rng_.below(followers.size())];
+      if (step.action == ScriptAction::chain_stall_follower) {
+        chain_stall(f, step.param);
+      } else {
+        chain_blind(f, step.param);
+      }
+      return;
+    }
     case ScriptAction::flap_link: {
       Partition p;
       p.kind = PartitionKind::one_way;
@@ -682,6 +730,12 @@ void Simulation::start_liveness() {
       schedule(now_us_, Event{EventKind::resume, id, 0, {}});
     }
     if (!n->host && !n->dead) schedule(now_us_, Event{EventKind::restart, id, 0, {}});
+    // Healed: every backend catches up and every probe works again; the views converge.
+    if (chain_on() && n->chain_stalled_until_us != 0) {
+      n->chain_stalled_until_us = now_us_;
+      schedule(now_us_, Event{EventKind::chain_restore, id, 0, {}});
+    }
+    if (chain_on() && n->chain_blind) schedule(now_us_, Event{EventKind::chain_restore, id, 1, {}});
   }
   schedule(now_us_ + kLivenessCheckEveryUs, Event{EventKind::check_liveness, 0, 0, {}});
   schedule(now_us_ + kMs, Event{EventKind::propose, 0, 0, {}});
@@ -1298,6 +1352,14 @@ void Simulation::check_scenario_proofs() {
   if (outage_steps_ > 0 && s.quorum_outages == 0) {
     violation("scenario: a majority of the voters was never down", engine::kNoNode);
   }
+  const bool leader_stalls =
+      std::any_of(options_.script.begin(), options_.script.end(), [](const ScriptStep& step) {
+        return step.action == ScriptAction::chain_stall_leader;
+      });
+  if (leader_stalls && s.chain_handoffs == 0) {
+    violation("scenario: no leader ever stopped leading while behind the chain",
+              engine::kNoNode);
+  }
   if (options_.learners > 0 && s.learners_reported < options_.learners) {
     violation("scenario: only " + std::to_string(s.learners_reported) + " of " +
                   std::to_string(options_.learners) + " learners joined and were reported",
@@ -1358,6 +1420,7 @@ void Simulation::observe(NodeId id) {
   n.last_leader = r.leader();
   n.last_voters = r.membership().voters;
   check_config(id);
+  check_chain(id);
   if (timeline_) {
     if (r.role() != n.last_role || r.term() != n.last_term) {
       timeline_->role(now_us_, id, r.role(), r.term());

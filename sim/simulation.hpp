@@ -26,6 +26,8 @@
 #include "sim/linearizability.hpp"
 #include "sim/network.hpp"
 #include "sim/options.hpp"
+#include "sim/records_checker.hpp"
+#include "sim/records_workload.hpp"
 #include "sim/timeline.hpp"
 
 namespace anya::sim {
@@ -92,6 +94,15 @@ struct RunStats {
   std::uint64_t transfers = 0;
   std::uint64_t fast_failovers = 0;
   std::uint64_t fence_refused = 0;
+  // Chain views (SimOptions::chain_block_ms): blocks mined, backend stalls and blind probes
+  // begun, and leaderships that ended while their leader was behind the chain (ground truth).
+  std::uint64_t chain_blocks = 0;
+  std::uint64_t chain_stalls = 0;
+  std::uint64_t chain_blinds = 0;
+  std::uint64_t chain_handoffs = 0;
+  std::uint64_t chain_behind_max_ms = 0;  // the longest any behind node kept leading
+  // Client sessions, the UTXO clients and the records checker (sim/records_checker.hpp).
+  RecordStats records;
 };
 
 struct RunResult {
@@ -120,9 +131,11 @@ class Simulation {
     deliver, wakeup, restart, resume, fault, heal, propose, start_liveness, check_liveness,
     script, unflap, crash, membership, config, config_crash, config_race,
     client, client_timeout, peer_gone,
+    chain_block, chain_seen, chain_restore, chain_check,
+    utxo_client, utxo_timeout,
   };
   enum class FaultKind : std::uint8_t {
-    crash, pause, partition, clog, clock_jump, transfer, count
+    crash, pause, partition, clog, clock_jump, transfer, chain_stall, count
   };
   struct Event {
     EventKind kind;
@@ -190,18 +203,52 @@ class Simulation {
     std::size_t op = 0;             // its current operation's place in history_
     engine::NodeId target = 1;      // where it sends next (it follows leader hints)
     std::map<std::string, engine::Index> seen_revision;  // per key, for its CAS and deletes
+    // Its client session ("kv<index>"): a write takes the next seq and keeps it through every
+    // retry (sim/records_workload.hpp); reads take none and are not retried.
+    std::uint64_t session_seq = 0;  // of its latest write
+    std::uint32_t session_epoch = 0;  // sessions begun after one expired (session_id())
+    std::uint32_t attempt = 0;      // of its current operation, 1 = the first
+    bool in_flight = false;         // an attempt awaits its reply or its timeout
+    bool maybe_applied = false;     // an attempt of its current write ended unknown
   };
   struct Call {                     // a request that reached a node
     std::uint32_t client = 0;
     std::uint64_t seq = 0;
     engine::Ticket ticket = 0;
+    std::uint32_t attempt = 0;      // the client's attempt it is
+    bool utxo = false;              // from a UTXO client (utxo_clients_), else a KV client
   };
   void client_step(std::uint32_t client);
-  void client_reply(engine::NodeId id, std::uint32_t client, std::uint64_t seq,
-                    const engine::ClientReply& reply);
+  void client_attempt(std::uint32_t client);
+  void client_reply(engine::NodeId id, const Call& call, const engine::ClientReply& reply);
   void client_timeout(std::uint64_t param);
+  // A write's attempt failed: try again after `delay_ms`, or give up after the last attempt.
+  void client_retry(std::uint32_t client, std::uint64_t delay_ms);
   void client_done(std::uint32_t client, std::uint64_t next_in_ms);
   void submit_call(engine::NodeId id, const Call& call);
+  std::string kv_session_id(std::uint32_t client) const;
+  // KV client `client`'s current write, in its session (now_ms 0: the node stamps it).
+  engine::Command kv_write_command(std::uint32_t client) const;
+
+  // The UTXO clients and the records checker's hooks (sim/records_workload.cpp).
+  void start_utxo_clients();
+  void utxo_step(std::uint32_t client);
+  void utxo_begin(std::uint32_t client);
+  void utxo_attempt(std::uint32_t client);
+  void submit_utxo_call(engine::NodeId id, const Call& call);
+  void utxo_reply(engine::NodeId id, const Call& call, const engine::ClientReply& reply);
+  void utxo_timeout(std::uint64_t param);
+  void utxo_retry(std::uint32_t client, std::uint64_t delay_ms);
+  void utxo_done(std::uint32_t client, std::uint64_t next_in_ms);
+  // How long a session client waits before retrying after a not_leader reply.
+  std::uint64_t not_leader_retry_ms(const engine::ClientReply& reply) const;
+  void records_applied(engine::NodeId id, const engine::Entry& e, const engine::KvResult& result,
+                       const engine::KvStore& kv);
+  void records_restored(engine::NodeId id, const engine::KvStore& kv);
+  void records_acknowledged(engine::NodeId id, const engine::Command& request,
+                            engine::Index revision);
+  void report_records(engine::NodeId id);
+  void finish_records();
   void check_history();
   bool lease_reads_allowed() const;
   // Leases and fencing, after every node event (see RunStats).
@@ -213,6 +260,30 @@ class Simulation {
   bool clock_jumped_recently() const;
   // A follower's commit index never passes what it has verified to match its leader.
   void check_follower_commit(engine::NodeId id);
+
+  // Chain views (sim/chain.cpp): a simulated Bitcoin backend beside every node.
+  bool chain_on() const { return options_.chain_block_ms > 0; }
+  void chain_block();
+  // Node `id`'s backend saw a block at `height` (its probe reports it, unless stalled).
+  void chain_seen(engine::NodeId id, std::uint64_t height);
+  // What node `id`'s probe reports now (nullopt while blind).
+  std::optional<engine::ChainView> chain_view_of(engine::NodeId id) const;
+  // Hands the node its current view, as its probe would (a paused process gets it on resume).
+  void push_chain_view(engine::NodeId id);
+  void chain_stall(engine::NodeId id, std::uint64_t ms);
+  void chain_blind(engine::NodeId id, std::uint64_t ms);
+  // A stall or a blind probe ends (param: 0 stall, 1 blind): the view converges again.
+  void chain_restore(engine::NodeId id, std::uint64_t what);
+  // Ground truth: is `id` behind the height a quorum of `voters` holds, by the backends' views?
+  bool chain_truth_behind(engine::NodeId id, const std::set<engine::NodeId>& voters) const;
+  std::optional<std::uint64_t> chain_truth_quorum(const std::set<engine::NodeId>& voters) const;
+  // After any view changes: since when each node has been behind.
+  void update_chain_truth();
+  // After every node event: no behind node wins an election; no behind leader stays long.
+  void check_chain(engine::NodeId id);
+  // Views converged a while ago: some node must lead again.
+  void chain_check();
+  std::string chain_describe(const std::set<engine::NodeId>& voters) const;
 
   // Faults and phases.
   void schedule_fault(FaultKind kind, bool first);
@@ -270,6 +341,9 @@ class Simulation {
   std::vector<KvOp> history_;
   std::vector<bool> history_dropped_;  // refused for sure, or a read never answered
   std::map<engine::NodeId, std::vector<std::pair<Call, KvOp>>> inbox_;
+  // The UTXO clients, and the checker of sessions and reservations they and the KV clients feed.
+  std::vector<UtxoClient> utxo_clients_;
+  RecordsChecker records_;
   // Leases: when a clock last jumped (a jump breaks the drift bound, so lease overlaps within
   // the following window are excused), and the fencing resource's highest accepted token.
   std::optional<std::uint64_t> last_clock_jump_us_;
@@ -305,6 +379,10 @@ class Simulation {
     std::uint64_t version = 0;
   };
   std::optional<PendingConfigCrash> pending_config_crash_;
+
+  // Chain views: the best block's height (every backend that is not stalled sees it after a lag).
+  std::uint64_t chain_tip_ = kChainGenesisHeight;
+  static constexpr std::uint64_t kChainGenesisHeight = 800'000;
 
   // The compare-and-set race in progress, if any.
   struct RaceClient {

@@ -6,11 +6,16 @@
 // and-set against the revision it last saw, or delete, on a few shared keys. A request reaches
 // the node at once unless the node is stopped (paused): then it waits there and is handled
 // when the process wakes, before anything else, which is how a paused leader's queued reads
-// once came to be answered stale. Replies come back through NodeCore's tickets. A client gives
-// up after kv_timeout_ms: a write then has an unknown outcome (it may still take effect).
+// once came to be answered stale. Replies come back through NodeCore's tickets. A read not
+// answered within kv_timeout_ms is dropped. Every write goes in the client's session ("kv" and
+// its index, one seq per write); an attempt that times out, fails or is refused with not_leader
+// is retried with the same (client id, seq), up to kMaxSessionAttempts (records_workload.hpp),
+// so the store applies it at most once; a write given up after an unknown attempt stays in the
+// history with an unknown outcome (it may still take effect).
 #include <algorithm>
 
 #include "engine/kv/kv.hpp"
+#include "sim/records_workload.hpp"
 #include "sim/sim_node.hpp"
 #include "sim/simulation.hpp"
 
@@ -20,11 +25,6 @@ using engine::NodeId;
 
 namespace {
 constexpr std::uint64_t kMs = 1000;
-constexpr std::uint64_t kSeqBits = 40;
-std::uint64_t timeout_param(std::uint32_t client, std::uint64_t seq) {
-  ANYA_ASSERT(seq < (std::uint64_t{1} << kSeqBits));
-  return (std::uint64_t{client} << kSeqBits) | seq;
-}
 }  // namespace
 
 bool Simulation::lease_reads_allowed() const {
@@ -39,7 +39,8 @@ bool Simulation::lease_reads_allowed() const {
 void Simulation::client_step(std::uint32_t c) {
   ANYA_ASSERT(c < clients_.size());
   KvClient& client = clients_[c];
-  if (client.busy || done_) return;
+  if (done_ || client.in_flight) return;
+  if (client.busy) return client_attempt(c);  // a retry of its current write
   const std::string key = "k" + std::to_string(rng_.below(options_.kv_keys));
   KvOp op;
   op.key = key;
@@ -62,24 +63,39 @@ void Simulation::client_step(std::uint32_t c) {
   if (op.kind == KvOp::Kind::put || op.kind == KvOp::Kind::cas) {
     op.value = "c" + std::to_string(c) + "-" + std::to_string(client.seq + 1);
   }
-  NodeId target = client.target;
+  client.seq++;
+  client.busy = true;
+  client.attempt = 0;
+  client.maybe_applied = false;
+  client.op = history_.size();
+  if (op.kind != KvOp::Kind::get) {
+    client.session_seq++;
+    result_.stats.records.session_writes++;
+  }
+  history_.push_back(std::move(op));
+  history_dropped_.push_back(false);
+  client_attempt(c);
+}
+
+void Simulation::client_attempt(std::uint32_t c) {
+  KvClient& client = clients_.at(c);
+  ANYA_ASSERT(client.busy && !client.in_flight);
+  const NodeId target = client.target;
   if (target < 1 || target > max_id() || !up(target)) {
     // Its port refuses the connection: nothing was asked; try another node shortly.
     client.target = static_cast<NodeId>(rng_.between(1, max_id()));
     schedule(now_us_ + 5 * kMs, Event{EventKind::client, 0, c, {}});
     return;
   }
-  client.seq++;
-  client.busy = true;
-  client.op = history_.size();
-  history_.push_back(op);
-  history_dropped_.push_back(false);
-  const Call call{c, client.seq, next_ticket_++};
+  client.attempt++;
+  client.in_flight = true;
+  if (client.attempt > 1) result_.stats.records.session_retries++;
+  const Call call{c, client.seq, next_ticket_++, client.attempt, false};
   schedule(now_us_ + options_.kv_timeout_ms * kMs,
-           Event{EventKind::client_timeout, 0, timeout_param(c, client.seq), {}});
+           Event{EventKind::client_timeout, 0, attempt_param(c, call.attempt, call.seq), {}});
   if (paused(target)) {
     result_.stats.kv_calls_while_paused++;
-    inbox_[target].push_back({call, op});
+    inbox_[target].push_back({call, history_.at(client.op)});
     return;
   }
   submit_call(target, call);
@@ -88,41 +104,61 @@ void Simulation::client_step(std::uint32_t c) {
 }
 
 void Simulation::submit_call(NodeId id, const Call& call) {
+  if (call.utxo) return submit_utxo_call(id, call);
   Node& n = *nodes_.at(id);
   ANYA_ASSERT(n.core != nullptr);
   const KvClient& client = clients_.at(call.client);
-  if (client.seq != call.seq || !client.busy) return;  // the client gave up meanwhile
+  // The client gave up on this attempt meanwhile.
+  if (client.seq != call.seq || client.attempt != call.attempt || !client.in_flight) return;
   const KvOp& op = history_.at(client.op);
   calls_[id][call.ticket] = call;
-  switch (op.kind) {
-    case KvOp::Kind::get: {
-      const bool lease = lease_reads_allowed() && (call.seq % 3 == 0);
-      if (lease) result_.stats.kv_lease_reads++;
-      n.core->submit_read(call.ticket, op.key,
-                          lease ? engine::ReadMode::lease : engine::ReadMode::linearizable);
-      return;
-    }
-    case KvOp::Kind::put:
-      n.core->submit_write(call.ticket, engine::KvCommand::put(op.key, op.value));
-      return;
-    case KvOp::Kind::cas:
-      n.core->submit_write(call.ticket, engine::KvCommand::cas(op.key, op.expected, op.value));
-      return;
-    case KvOp::Kind::del:
-      n.core->submit_write(call.ticket,
-                           engine::KvCommand::del(op.key, op.expected == 0
-                                                              ? std::nullopt
-                                                              : std::optional(op.expected)));
-      return;
+  if (op.kind == KvOp::Kind::get) {
+    const bool lease = lease_reads_allowed() && (call.seq % 3 == 0);
+    if (lease) result_.stats.kv_lease_reads++;
+    n.core->submit_read(call.ticket, op.key,
+                        lease ? engine::ReadMode::lease : engine::ReadMode::linearizable);
+    return;
   }
+  // Stamped with this node's clock, as the admin API stamps a session.
+  engine::Command command = kv_write_command(call.client);
+  command.session->now_ms = n.now_ms();
+  n.core->submit_write(call.ticket, std::move(command));
 }
 
-void Simulation::client_reply(NodeId id, std::uint32_t c, std::uint64_t seq,
-                              const engine::ClientReply& r) {
+engine::Command Simulation::kv_write_command(std::uint32_t c) const {
+  const KvClient& client = clients_.at(c);
+  const KvOp& op = history_.at(client.op);
+  engine::Command command;
+  switch (op.kind) {
+    case KvOp::Kind::get: ANYA_ASSERT(false); break;  // reads carry no session
+    case KvOp::Kind::put: command = engine::KvCommand::put(op.key, op.value); break;
+    case KvOp::Kind::cas: command = engine::KvCommand::cas(op.key, op.expected, op.value); break;
+    case KvOp::Kind::del:
+      command = engine::KvCommand::del(
+          op.key, op.expected == 0 ? std::nullopt : std::optional(op.expected));
+      break;
+  }
+  command.session = engine::ClientSession{kv_session_id(c), client.session_seq, 0};
+  return command;
+}
+
+void Simulation::client_reply(NodeId id, const Call& call, const engine::ClientReply& r) {
+  const std::uint32_t c = call.client;
   KvClient& client = clients_.at(c);
-  if (client.seq != seq || !client.busy) return;  // it gave up already: the outcome stays unknown
+  // An attempt it gave up on: whatever it says, the client has moved on.
+  if (client.seq != call.seq || client.attempt != call.attempt || !client.in_flight) return;
+  client.in_flight = false;
   KvOp& op = history_.at(client.op);
   const bool read = op.kind == KvOp::Kind::get;
+  if (!read && session_expired(r.status)) {
+    // The store no longer knows whether this request applied: as unknown as a timeout. It
+    // asks for a new session under a new id.
+    result_.stats.records.session_expired++;
+    result_.stats.kv_unknown++;
+    client.session_epoch++;
+    client.session_seq = 0;
+    return client_done(c, 10);
+  }
   switch (r.status.code()) {
     case Errc::ok:
     case Errc::not_found:
@@ -137,6 +173,10 @@ void Simulation::client_reply(NodeId id, std::uint32_t c, std::uint64_t seq,
         op.revision = r.value->mod_revision;
       } else if (!read) {
         op.revision = r.revision;
+        result_.stats.records.session_replays += r.replayed;
+        if (op.outcome == KvOp::Outcome::ok) {
+          records_acknowledged(id, kv_write_command(c), r.revision);
+        }
       }
       if (op.outcome == KvOp::Outcome::not_found) op.revision = 0;
       if (op.kind == KvOp::Kind::del && op.outcome == KvOp::Outcome::ok) {
@@ -148,38 +188,62 @@ void Simulation::client_reply(NodeId id, std::uint32_t c, std::uint64_t seq,
       result_.stats.kv_reads += read;
       return client_done(c, rng_.between(1, 10));
     case Errc::not_leader:
-      // Definitely did not happen (refused before proposing, or another leader's entry won
-      // its index). Follow the hint, as a real client does.
-      history_dropped_.at(client.op) = true;
-      result_.stats.kv_refused++;
+      // This attempt definitely did not happen (refused before proposing, or another leader's
+      // entry won its index). Follow the hint, as a real client does.
       client.target = r.leader != engine::kNoNode ? r.leader
                                                   : static_cast<NodeId>(rng_.between(1, max_id()));
+      // An earlier attempt of a write may still have applied: the same (client, seq) again.
+      if (!read) return client_retry(c, not_leader_retry_ms(r));
+      history_dropped_.at(client.op) = true;
+      result_.stats.kv_refused++;
       return client_done(c, 2);
     default:
       // busy (timed out waiting, outcome unknown) or the node failed: a read tells nothing, a
       // write may still take effect.
-      if (read) {
-        history_dropped_.at(client.op) = true;
-      } else {
-        result_.stats.kv_unknown++;
-      }
       client.target = static_cast<NodeId>(rng_.between(1, max_id()));
+      if (!read) {
+        client.maybe_applied = true;
+        return client_retry(c, 10);
+      }
+      history_dropped_.at(client.op) = true;
       return client_done(c, 10);
   }
 }
 
+std::string Simulation::kv_session_id(std::uint32_t c) const {
+  return session_id("kv" + std::to_string(c), clients_.at(c).session_epoch);
+}
+
 void Simulation::client_timeout(std::uint64_t param) {
-  const auto c = static_cast<std::uint32_t>(param >> kSeqBits);
-  const std::uint64_t seq = param & ((std::uint64_t{1} << kSeqBits) - 1);
-  KvClient& client = clients_.at(c);
-  if (client.seq != seq || !client.busy) return;
+  const AttemptParam p = unpack_attempt(param);
+  KvClient& client = clients_.at(p.client);
+  if (client.seq != p.seq || client.attempt != p.attempt || !client.in_flight) return;
+  client.in_flight = false;
+  client.target = static_cast<NodeId>(rng_.between(1, max_id()));
   if (history_.at(client.op).kind == KvOp::Kind::get) {
     history_dropped_.at(client.op) = true;  // an unanswered read constrains nothing
-  } else {
-    result_.stats.kv_unknown++;
+    return client_done(p.client, 1);
   }
-  client.target = static_cast<NodeId>(rng_.between(1, max_id()));
-  client_done(c, 1);
+  client.maybe_applied = true;
+  client_retry(p.client, 1);
+}
+
+void Simulation::client_retry(std::uint32_t c, std::uint64_t delay_ms) {
+  KvClient& client = clients_.at(c);
+  if (client.attempt < kMaxSessionAttempts) {
+    schedule(now_us_ + delay_ms * kMs, Event{EventKind::client, 0, c, {}});
+    return;
+  }
+  // Given up. If an attempt may have applied, the write's outcome stays unknown (it is in the
+  // history without a completion); if every attempt was refused, it surely did not happen.
+  if (client.maybe_applied) {
+    result_.stats.kv_unknown++;
+  } else {
+    history_dropped_.at(client.op) = true;
+    result_.stats.kv_refused++;
+    client.session_seq--;  // never applied anywhere: the next write takes its seq
+  }
+  client_done(c, delay_ms);
 }
 
 void Simulation::client_done(std::uint32_t c, std::uint64_t next_in_ms) {

@@ -1,5 +1,5 @@
 // Deliberately broken engine variants, to prove that the simulator finds real bugs. Each is a
-// classic Raft mistake. A variant is compiled only into its own test executable (sim/meson.build
+// classic Raft mistake, or a broken rule of the state machine. A variant is compiled only into its own test executable (sim/meson.build
 // passes -DANYA_MUTANT=<id>); every other build defines no ANYA_MUTANT and every check below is
 // the constant `false`, so no variant can reach the product.
 #pragma once
@@ -17,6 +17,14 @@ enum Id : int {
   // entry of its term has committed: no round confirmed after the read arrived, no look at
   // the clock first, nor at a transfer under way (the node's rule before engine/node)
   stale_read = 6,
+  // chain views play no part in elections: a node behind the chain campaigns, and voters
+  // grant it their votes (transfers still avoid behind nodes)
+  chain_ignored = 7,
+  // The replicated state machine's promises (engine/kv), caught by sim/records_checker.hpp:
+  // a retried session request is applied again instead of answered with its first outcome
+  session_ignored = 8,
+  // a spent outpoint can be reserved again (spent is meant to be final)
+  spent_reservable = 9,
 };
 
 #ifdef ANYA_MUTANT

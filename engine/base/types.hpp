@@ -2,8 +2,10 @@
 // Plain data only; behaviour lives in the modules that use these (log, progress, raft, codec).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +38,9 @@ struct Limits {
   // The same for log indexes: a message naming a higher index (an entry, a commit, a snapshot)
   // is refused, so that index + 1 and index + entry count never wrap either.
   static constexpr std::uint64_t max_index = std::uint64_t{1} << 62;
+  // Bitcoin's chain grows by about 52'560 blocks a year: a height above this is not a chain
+  // but a broken or hostile report. Refusing it keeps height + max_blocks_behind from wrapping.
+  static constexpr std::uint64_t max_chain_height = std::uint64_t{1} << 62;
 };
 static_assert(Limits::max_entry_data_bytes < Limits::max_frame_bytes);
 static_assert(Limits::max_entry_data_bytes < Limits::max_snapshot_payload_bytes);
@@ -56,6 +61,20 @@ struct Entry {
 
   friend bool operator==(const Entry&, const Entry&) = default;
 };
+
+// A node's view of the Bitcoin chain, as its backend last reported it: the height of the best
+// block and that block's hash (32 bytes in the order `bitcoin-cli getbestblockhash` prints
+// them). Leadership is gated on it: see RaftConfig::max_blocks_behind.
+struct ChainView {
+  std::uint64_t height = 0;  // Invariant: <= Limits::max_chain_height
+  std::array<std::uint8_t, 32> tip{};
+
+  friend bool operator==(const ChainView&, const ChainView&) = default;
+};
+
+// The most RaftConfig::max_blocks_behind may be: about nineteen years of Bitcoin blocks. More
+// than that is a typo, not a tolerance.
+inline constexpr std::uint64_t kMaxBlocksBehind = 1'000'000;
 
 enum class MessageType : std::uint8_t {
   pre_vote = 1,            // would you vote for me at `term` (not yet incremented)?
@@ -95,6 +114,12 @@ struct Message {
   Index reject_hint = 0;       // append_response reject: follower's guess of the match point
   Term reject_hint_term = 0;   // term of the follower's entry at reject_hint (fast back-off)
   std::uint64_t context = 0;   // heartbeat round number, echoed in heartbeat_response
+  // Responses to appends and heartbeats, and (pre)vote requests: the sender's chain view, if
+  // its host has one. Voters refuse a candidate far behind their own view.
+  std::optional<ChainView> chain_view;
+  // Heartbeats: the height a quorum of voters holds, as the leader computed it (none: fewer
+  // than a quorum of voters reported a view). Followers judge whether they are behind by it.
+  std::optional<std::uint64_t> chain_quorum_height;
   std::vector<Entry> entries;
   // config_ack: the member's reason for rejecting (empty when accepted). At most
   // Limits::max_entry_data_bytes. snapshot: the snapshot envelope, at most

@@ -1,5 +1,6 @@
 #include "engine/codec/codec.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <utility>
 
@@ -33,7 +34,14 @@ std::size_t payload_limit(MessageType type) {
 constexpr std::uint8_t kFlagReject = 1u << 0;
 constexpr std::uint8_t kFlagTransfer = 1u << 1;
 constexpr std::uint8_t kFlagUnhealthy = 1u << 2;
-constexpr std::uint8_t kKnownFlags = kFlagReject | kFlagTransfer | kFlagUnhealthy;
+constexpr std::uint8_t kFlagChainView = 1u << 3;
+constexpr std::uint8_t kFlagChainQuorum = 1u << 4;
+constexpr std::uint8_t kKnownFlags =
+    kFlagReject | kFlagTransfer | kFlagUnhealthy | kFlagChainView | kFlagChainQuorum;
+// The optional chain fields must fit a frame next to the largest payload, like the rest.
+static_assert(kMessageFixedBytes + kChainViewBytes + kChainQuorumBytes +
+                  Limits::max_snapshot_payload_bytes <=
+              kMaxFramePayloadBytes);
 
 constexpr std::size_t kMagicOffset = 0;
 constexpr std::size_t kVersionOffset = 4;
@@ -267,6 +275,8 @@ void end_frame(std::string& out, std::size_t payload_length) {
 
 std::size_t message_payload_size(const Message& message) {
   std::size_t size = kMessageFixedBytes + message.payload.size();
+  if (message.chain_view) size += kChainViewBytes;
+  if (message.chain_quorum_height) size += kChainQuorumBytes;
   for (const Entry& entry : message.entries) size += encoded_entry_size(entry);
   return size;
 }
@@ -334,6 +344,18 @@ void read_message_fields(Reader& r, Message& message) {
   message.reject_hint = r.u64("reject_hint");
   message.reject_hint_term = r.u64("reject_hint_term");
   message.context = r.u64("context");
+  // Present exactly when their flag is set, so every byte still has one meaning.
+  if ((flags & kFlagChainView) != 0) {
+    ChainView view;
+    view.height = r.u64("chain height");
+    const std::string_view tip = r.bytes(view.tip.size(), "chain tip");
+    std::copy(tip.begin(), tip.end(), view.tip.begin());
+    if (r.ok()) message.chain_view = view;
+  }
+  if ((flags & kFlagChainQuorum) != 0) {
+    const std::uint64_t height = r.u64("chain quorum height");
+    if (r.ok()) message.chain_quorum_height = height;
+  }
 }
 
 void read_entries(Reader& r, std::vector<Entry>& entries) {
@@ -415,9 +437,10 @@ std::string encode_message(const Message& message) {
   const std::size_t payload_length = message_payload_size(message);
   std::string out = begin_frame(FrameKind::message, payload_length);
   put_u8(out, static_cast<std::uint8_t>(message.type));
-  const auto flags = static_cast<std::uint8_t>((message.reject ? kFlagReject : 0u) |
-                                               (message.transfer ? kFlagTransfer : 0u) |
-                                               (message.unhealthy ? kFlagUnhealthy : 0u));
+  const auto flags = static_cast<std::uint8_t>(
+      (message.reject ? kFlagReject : 0u) | (message.transfer ? kFlagTransfer : 0u) |
+      (message.unhealthy ? kFlagUnhealthy : 0u) | (message.chain_view ? kFlagChainView : 0u) |
+      (message.chain_quorum_height ? kFlagChainQuorum : 0u));
   ANYA_ASSERT((flags & ~kKnownFlags) == 0);
   put_u8(out, flags);
   put_u64(out, message.cluster_id);
@@ -430,6 +453,12 @@ std::string encode_message(const Message& message) {
   put_u64(out, message.reject_hint);
   put_u64(out, message.reject_hint_term);
   put_u64(out, message.context);
+  if (message.chain_view) {
+    put_u64(out, message.chain_view->height);
+    out.append(reinterpret_cast<const char*>(message.chain_view->tip.data()),
+               message.chain_view->tip.size());
+  }
+  if (message.chain_quorum_height) put_u64(out, *message.chain_quorum_height);
   put_u32(out, message.entries.size());
   for (const Entry& entry : message.entries) encode_entry(entry, out);
   put_u32(out, message.payload.size());

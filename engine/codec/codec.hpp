@@ -13,16 +13,21 @@
 //
 // Message payload:
 //   type u8 (kMinMessageType..kMaxMessageType),
-//   flags u8 (bit0 reject, bit1 transfer, bit2 unhealthy; the other bits must be 0),
+//   flags u8 (bit0 reject, bit1 transfer, bit2 unhealthy, bit3 chain view present, bit4 chain
+//     quorum height present; the other bits must be 0),
 //   cluster_id u64, from u64, to u64, term u64, log_term u64, index u64, commit u64,
 //   reject_hint u64, reject_hint_term u64, context u64,
+//   then, only if flag bit3: chain height u64, chain tip 32 bytes (Message::chain_view);
+//   then, only if flag bit4: chain quorum height u64 (Message::chain_quorum_height);
 //   entry count u32 (<= Limits::max_entries_per_message),
 //   then per entry: term u64, index u64, type u8 (<= kMaxEntryType),
 //     data length u32 (<= Limits::max_entry_data_bytes), data bytes;
 //   then Message::payload: length u32 (<= Limits::max_entry_data_bytes, or
 //   Limits::max_snapshot_payload_bytes for a snapshot message), bytes.
 //   With no entries and an empty payload that is kMessageFixedBytes; the fixed fields of a message
-//   start at frame offset 10 (type), 11 (flags), 12 (cluster_id) and 20 (from).
+//   start at frame offset 10 (type), 11 (flags), 12 (cluster_id) and 20 (from). The chain fields
+//   are optional so that a message without them is byte for byte what format version 1 always
+//   was: nodes that never set a chain view talk to builds that predate it.
 // Hard state payload: term u64, vote u64, commit u64.
 //
 // Decoding is strict: every byte of a frame has exactly one meaning, so decode(bytes) succeeding
@@ -62,6 +67,8 @@ inline constexpr std::uint8_t kMaxFrameKind = 2;
 // entry count and the payload length.
 inline constexpr std::size_t kMessageFixedBytes = 1 + 1 + 10 * 8 + 4 + 4;
 inline constexpr std::size_t kEntryFixedBytes = 8 + 8 + 1 + 4;        // up to the data bytes
+inline constexpr std::size_t kChainViewBytes = 8 + 32;                 // height, tip
+inline constexpr std::size_t kChainQuorumBytes = 8;                    // quorum height
 inline constexpr std::size_t kHardStateBytes = 3 * 8;
 
 // --- messages ---

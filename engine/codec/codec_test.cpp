@@ -145,6 +145,85 @@ TEST(CodecRoundTrip, EveryFlagCombination) {
   }
 }
 
+// ---- the optional chain fields ----
+
+ChainView sample_chain_view() {
+  ChainView v;
+  v.height = 0x00000000000c3500ull;  // 800'000
+  for (std::size_t i = 0; i < v.tip.size(); ++i) v.tip[i] = static_cast<std::uint8_t>(0xA0 + i);
+  return v;
+}
+
+TEST(CodecChain, ViewAndQuorumHeightRoundTripInEveryCombination) {
+  for (const MessageType type : all_message_types()) {
+    for (int present = 0; present < 4; ++present) {
+      Message m = sample_message(type);
+      if ((present & 1) != 0) m.chain_view = sample_chain_view();
+      if ((present & 2) != 0) m.chain_quorum_height = 799'998;
+      const std::string frame = encode_message(m);
+      EXPECT_EQ(frame.size(), encoded_message_size(m));
+      const Result<Message> decoded = decode_message(frame);
+      ASSERT_TRUE(decoded.is_ok()) << message_type_name(type) << " " << present << ": "
+                                   << decoded.status().to_string();
+      EXPECT_EQ(*decoded, m) << message_type_name(type) << " " << present;
+    }
+  }
+}
+
+TEST(CodecChain, FieldsAreFlaggedAndSitAfterTheContextAsDocumented) {
+  Message m = sample_message(MessageType::heartbeat_response);  // unhealthy: flag bit 2
+  m.chain_view = sample_chain_view();
+  m.chain_quorum_height = 0x1122;
+  const std::string frame = encode_message(m);
+  EXPECT_EQ(frame[kFlagsOffset], static_cast<char>(0x04 | 0x08 | 0x10));
+  EXPECT_EQ(frame.substr(kCountOffset, 8), std::string("\x00\x35\x0c\x00\x00\x00\x00\x00", 8));
+  EXPECT_EQ(static_cast<std::uint8_t>(frame[kCountOffset + 8]), 0xA0);       // tip byte 0
+  EXPECT_EQ(static_cast<std::uint8_t>(frame[kCountOffset + 8 + 31]), 0xBF);  // tip byte 31
+  EXPECT_EQ(frame.substr(kCountOffset + 40, 8), std::string("\x22\x11\0\0\0\0\0\0", 8));
+  EXPECT_EQ(frame.substr(kCountOffset + 48, 4), std::string(4, '\0'));  // then the entry count
+  EXPECT_EQ(frame.size(), kFrameHeaderBytes + kMessageFixedBytes + kChainViewBytes +
+                              kChainQuorumBytes + kFrameChecksumBytes);
+}
+
+TEST(CodecChain, WithoutChainFieldsTheFrameIsUnchanged) {
+  // A node that never sets a chain view sends exactly what builds before the chain fields did.
+  const Message m = sample_message(MessageType::heartbeat);
+  ASSERT_FALSE(m.chain_view.has_value());
+  const std::string frame = encode_message(m);
+  EXPECT_EQ(frame[kFlagsOffset], 0);
+  EXPECT_EQ(frame.size(), kFrameHeaderBytes + kMessageFixedBytes + kFrameChecksumBytes);
+}
+
+TEST(CodecChain, FlagWithoutItsBytesIsRefusedNamingTheField) {
+  // A chain-view flag on a bare heartbeat: the entry count and payload length (8 bytes) read
+  // as the height, and nothing is left of the 32-byte tip.
+  std::string frame = encode_message(sample_message(MessageType::heartbeat));
+  frame[kFlagsOffset] = static_cast<char>(0x08);
+  reseal(frame);
+  expect_error(decode_message(frame), Errc::malformed,
+               {"chain tip truncated: needs 32 bytes, 0 remain",
+                "byte offset " + std::to_string(kCountOffset + 8)});
+  // The quorum height flag alone eats the entry count and payload length (8 bytes) and leaves
+  // nothing for them.
+  frame[kFlagsOffset] = static_cast<char>(0x10);
+  reseal(frame);
+  expect_error(decode_message(frame), Errc::malformed,
+               {"entry count truncated", "byte offset " + std::to_string(kCountOffset + 8)});
+}
+
+TEST(CodecChain, ShortTipIsRefusedNamingTheField) {
+  Message m = sample_message(MessageType::append_response);
+  m.chain_view = sample_chain_view();
+  std::string frame = encode_message(m);
+  // Cut the frame inside the tip, keep the header honest and the checksum valid.
+  frame.resize(kCountOffset + 8 + 10);
+  frame.append(4, '\0');
+  fix_payload_length(frame);
+  reseal(frame);
+  expect_error(decode_message(frame), Errc::malformed,
+               {"chain tip truncated", "byte offset " + std::to_string(kCountOffset + 8)});
+}
+
 TEST(CodecRoundTrip, ClusterIdAndPayloadAreCarried) {
   Message m = sample_message(MessageType::config_ack);
   for (const std::uint64_t cluster_id : {std::uint64_t{0}, std::uint64_t{1}, ~std::uint64_t{0}}) {
@@ -363,10 +442,10 @@ TEST(CodecRejects, UnknownMessageType) {
 
 TEST(CodecRejects, UnknownFlagBits) {
   std::string frame = encode_message(sample_message(MessageType::heartbeat));
-  frame[kFlagsOffset] = static_cast<char>(0x01 | 0x02 | 0x04 | 0x08);  // bit 3 is the first unknown
+  frame[kFlagsOffset] = static_cast<char>(0x07 | 0x20);  // bit 5 is the first unknown
   reseal(frame);
   expect_error(decode_message(frame), Errc::malformed,
-               {"unknown flag bits 0x8", "byte offset 11"});
+               {"unknown flag bits 0x20", "byte offset 11"});
   frame[kFlagsOffset] = static_cast<char>(0x80);
   reseal(frame);
   expect_error(decode_message(frame), Errc::malformed, {"unknown flag bits 0x80"});

@@ -343,6 +343,17 @@ Status Host::set_healthy(bool healthy) {
   return drain();
 }
 
+Status Host::set_chain_view(std::optional<ChainView> view) {
+  if (failed()) return failure_;
+  if (view && view->height > Limits::max_chain_height) {
+    return {Errc::invalid_argument, "chain height " + std::to_string(view->height) +
+                                        " exceeds the limit " +
+                                        std::to_string(Limits::max_chain_height)};
+  }
+  raft_.set_chain_view(view, clock_.now_ms());
+  return drain();
+}
+
 Status Host::transfer_leadership(NodeId target) {
   if (failed()) return failure_;
   Status s = raft_.transfer_leadership(target, clock_.now_ms());

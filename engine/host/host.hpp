@@ -57,6 +57,9 @@ class Host {
   Result<Index> propose_batch(std::vector<std::string> data);
   Result<Index> propose_conf_change(const ConfChange& change);
   Status set_healthy(bool healthy);
+  // This node's Bitcoin backend as the host's probe last saw it (nullopt: unknown). See
+  // Raft::set_chain_view; heights above Limits::max_chain_height are invalid_argument.
+  Status set_chain_view(std::optional<ChainView> view);
   Status transfer_leadership(NodeId target);
   Status campaign_now();
   Status leader_unreachable();

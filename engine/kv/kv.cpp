@@ -5,6 +5,7 @@
 
 #include "engine/codec/crc32c.hpp"
 #include "engine/base/le_bytes.hpp"
+#include "engine/kv/wire.hpp"
 
 namespace anya::engine {
 
@@ -32,108 +33,15 @@ std::uint64_t key_digest(std::string_view key, const KeyValue& kv) {
 }  // namespace
 namespace {
 
-constexpr std::size_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
+using kvwire::kMaxU32;
+using kvwire::put_bytes;
+using kvwire::put_le;
+using kvwire::put_u32;
+using kvwire::put_u64;
+using kvwire::Reader;
 static_assert(kMaxKeyBytes <= kMaxU32 && kMaxValueBytes <= kMaxU32, "lengths are u32 fields");
 static_assert(kKvSnapshotMagic.size() == 4);
 static_assert(kMaxKeyBytes + kMaxValueBytes <= kMaxStoreBytes, "one key must fit the store");
-
-constexpr std::uint8_t kLastOp = static_cast<std::uint8_t>(KvOp::del);
-
-void put_le(std::string& out, std::uint64_t value, int width) {
-  for (int i = 0; i < width; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFFu));
-}
-void put_u32(std::string& out, std::size_t value) {
-  ANYA_ASSERT(value <= kMaxU32);
-  put_le(out, value, 4);
-}
-void put_u64(std::string& out, std::uint64_t value) { put_le(out, value, 8); }
-
-void put_bytes(std::string& out, std::string_view bytes) {
-  put_u32(out, bytes.size());
-  out.append(bytes);
-}
-
-// A cursor that never reads past its view. The first error sticks; later reads return zeros and
-// empty views and do not move, so a decoder can read a group of fields and check once.
-class Reader {
- public:
-  Reader(std::string_view bytes, Errc error_code, const char* what)
-      : bytes_(bytes), error_code_(error_code), what_(what) {}
-
-  std::uint8_t u8(const char* field) { return static_cast<std::uint8_t>(take_le(1, field)); }
-  std::uint32_t u32(const char* field) { return static_cast<std::uint32_t>(take_le(4, field)); }
-  std::uint64_t u64(const char* field) { return take_le(8, field); }
-
-  // A u32 length (checked against `max` before anything is read) followed by that many bytes;
-  // errors name the "<field> length" or the "<field>" bytes.
-  std::string_view sized(const char* field, std::size_t min, std::size_t max) {
-    const std::size_t length_offset = pos_;
-    const std::string length_field = std::string(field) + " length";
-    const std::uint32_t length = u32(length_field.c_str());
-    if (!ok()) return {};
-    if (length < min || length > max) {
-      fail_at(length_field + " " + std::to_string(length) + " outside " +
-                  std::to_string(min) + ".." + std::to_string(max),
-              length_offset);
-      return {};
-    }
-    if (!need(length, field)) return {};
-    const std::string_view out = bytes_.substr(pos_, length);
-    pos_ += length;
-    return out;
-  }
-
-  void fail_at(const std::string& problem, std::size_t offset) {
-    if (!status_.is_ok()) return;
-    status_ = Status(error_code_,
-                     std::string(what_) + ": " + problem + " at byte offset " +
-                         std::to_string(offset));
-  }
-  void fail_with(Status status) {
-    ANYA_ASSERT(!status.is_ok());
-    if (status_.is_ok()) status_ = std::move(status);
-  }
-
-  void expect_end() {
-    if (ok() && remaining() != 0) {
-      fail_at(std::to_string(remaining()) + " trailing bytes", pos_);
-    }
-  }
-
-  bool ok() const { return status_.is_ok(); }
-  const Status& status() const { return status_; }
-  std::size_t offset() const { return pos_; }
-  std::size_t remaining() const {
-    ANYA_ASSERT(pos_ <= bytes_.size());
-    return bytes_.size() - pos_;
-  }
-
- private:
-  bool need(std::size_t count, const char* field) {
-    if (!ok()) return false;
-    if (count > remaining()) {
-      fail_at(std::string(field) + " truncated: needs " + std::to_string(count) + " bytes, " +
-                  std::to_string(remaining()) + " remain",
-              pos_);
-      return false;
-    }
-    return true;
-  }
-
-  std::uint64_t take_le(std::size_t width, const char* field) {
-    ANYA_ASSERT(width >= 1 && width <= 8);
-    if (!need(width, field)) return 0;
-    const std::uint64_t value = le::get(bytes_, pos_, width);
-    pos_ += width;
-    return value;
-  }
-
-  std::string_view bytes_;
-  Errc error_code_;
-  const char* what_;  // "kv command" or "kv snapshot", the start of every message
-  std::size_t pos_ = 0;
-  Status status_;
-};
 
 Status version_error(const char* what, unsigned version, unsigned expected, std::size_t offset) {
   return Status(Errc::unsupported, std::string(what) + ": unsupported format version " +
@@ -154,86 +62,9 @@ const char* kv_outcome_name(KvOutcome outcome) {
     case KvOutcome::conflict: return "conflict";
     case KvOutcome::not_found: return "not_found";
     case KvOutcome::invalid: return "invalid";
+    case KvOutcome::expired: return "expired";
   }
   return "unknown";
-}
-
-// --- commands ------------------------------------------------------------------------------------
-
-KvCommand KvCommand::put(std::string key, std::string value) {
-  return KvCommand{KvOp::put, std::move(key), std::move(value), 0};
-}
-
-KvCommand KvCommand::cas(std::string key, Index expected_revision, std::string value) {
-  return KvCommand{KvOp::cas, std::move(key), std::move(value), expected_revision};
-}
-
-KvCommand KvCommand::del(std::string key, std::optional<Index> expected_revision) {
-  ANYA_ASSERT(!expected_revision.has_value() || *expected_revision != 0);
-  return KvCommand{KvOp::del, std::move(key), {}, expected_revision.value_or(0)};
-}
-
-Status check_command(const KvCommand& command) {
-  const auto op = static_cast<std::uint8_t>(command.op);
-  if (op == 0 || op > kLastOp) {
-    return Status(Errc::invalid_argument, "unknown kv op " + std::to_string(op));
-  }
-  if (command.key.empty()) return Status(Errc::invalid_argument, "key is empty");
-  if (command.key.size() > kMaxKeyBytes) {
-    return Status(Errc::invalid_argument, "key of " + std::to_string(command.key.size()) +
-                                              " bytes exceeds limit " +
-                                              std::to_string(kMaxKeyBytes));
-  }
-  if (command.value.size() > kMaxValueBytes) {
-    return Status(Errc::invalid_argument, "value of " + std::to_string(command.value.size()) +
-                                              " bytes exceeds limit " +
-                                              std::to_string(kMaxValueBytes));
-  }
-  if (command.op == KvOp::del && !command.value.empty()) {
-    return Status(Errc::invalid_argument, "a delete carries no value");
-  }
-  if (command.op == KvOp::put && command.expected_revision != 0) {
-    return Status(Errc::invalid_argument, "a put carries no expected revision (use cas)");
-  }
-  return Status::ok();
-}
-
-std::string encode_command(const KvCommand& command) {
-  const Status check = check_command(command);
-  ANYA_ASSERT(check.is_ok());
-  std::string out;
-  out.reserve(kKvCommandHeaderBytes + 8 + 8 + command.key.size() + command.value.size());
-  out.push_back(static_cast<char>(kKvCommandVersion));
-  out.push_back(static_cast<char>(command.op));
-  if (command.op != KvOp::put) put_u64(out, command.expected_revision);
-  put_bytes(out, command.key);
-  if (command.op != KvOp::del) put_bytes(out, command.value);
-  ANYA_ASSERT(out.size() <= kMaxKvCommandBytes);
-  return out;
-}
-
-Result<KvCommand> decode_command(std::string_view bytes) {
-  Reader r(bytes, Errc::malformed, "kv command");
-  const std::uint8_t version = r.u8("version");
-  if (r.ok() && version != kKvCommandVersion) {
-    return version_error("kv command", version, kKvCommandVersion, 0);
-  }
-  const std::size_t op_offset = r.offset();
-  const std::uint8_t op = r.u8("op");
-  if (r.ok() && (op == 0 || op > kLastOp)) r.fail_at("unknown op " + std::to_string(op), op_offset);
-  if (!r.ok()) return r.status();
-
-  KvCommand command;
-  command.op = static_cast<KvOp>(op);
-  if (command.op != KvOp::put) command.expected_revision = r.u64("expected revision");
-  command.key = std::string(r.sized("key", 1, kMaxKeyBytes));
-  if (command.op != KvOp::del) command.value = std::string(r.sized("value", 0,
-                                                                   kMaxValueBytes));
-  r.expect_end();
-  if (!r.ok()) return r.status();
-  // Every field was range-checked above; what decodes must be encodable (strictness).
-  ANYA_ASSERT(check_command(command).is_ok());
-  return command;
 }
 
 // --- the store -----------------------------------------------------------------------------------
@@ -245,10 +76,33 @@ KvStore::KvStore(KvLimits limits) : limits_(limits) {
 
 KvResult KvStore::apply(Index index, std::string_view command) {
   ANYA_ASSERT(index > revision_);
+  ANYA_ASSERT(reserve_.keys == 0 && reserve_.bytes == 0);
   revision_ = index;
-  Result<KvCommand> decoded = decode_command(command);
+  Result<Command> decoded = decode_command(command);
   if (!decoded) return invalid(decoded.status().message());
-  KvCommand& cmd = decoded.value();
+  Command& cmd = decoded.value();
+  if (cmd.session) return apply_session(index, cmd);
+  return apply_body(index, cmd);
+}
+
+namespace {
+// Keys only the record commands write: a plain put or delete there could forge a reservation,
+// a contract or a session's remembered outcome.
+std::string_view record_prefix_of(std::string_view key) {
+  for (std::string_view prefix : {kUtxoKeyPrefix, kDlcKeyPrefix, kSessionKeyPrefix}) {
+    if (key.starts_with(prefix)) return prefix;
+  }
+  return {};
+}
+}  // namespace
+
+KvResult KvStore::apply_body(Index index, Command& command) {
+  if (const UtxoCommand* utxo = command.utxo()) return apply_utxo(index, *utxo);
+  if (const DlcCommand* dlc = command.dlc()) return apply_dlc(index, *dlc);
+  KvCommand& cmd = std::get<KvCommand>(command.body);
+  if (const std::string_view prefix = record_prefix_of(cmd.key); !prefix.empty()) {
+    return invalid("key: \"" + std::string(prefix) + "\" is reserved for the record commands");
+  }
   switch (cmd.op) {
     case KvOp::put: return apply_put(index, cmd);
     case KvOp::cas: return apply_cas(index, cmd);
@@ -275,7 +129,7 @@ std::vector<std::pair<std::string, KeyValue>> KvStore::scan(std::string_view pre
 }
 
 KvResult KvStore::apply_put(Index index, KvCommand& command) {
-  return write(index, command.key, command.value);
+  return write(index, std::move(command.key), std::move(command.value));
 }
 
 KvResult KvStore::apply_cas(Index index, KvCommand& command) {
@@ -284,7 +138,7 @@ KvResult KvStore::apply_cas(Index index, KvCommand& command) {
   if (current_revision != command.expected_revision) {
     return KvResult{KvOutcome::conflict, current_revision, {}};
   }
-  return write(index, command.key, command.value);
+  return write(index, std::move(command.key), std::move(command.value));
 }
 
 KvResult KvStore::apply_delete(Index index, const KvCommand& command) {
@@ -294,26 +148,32 @@ KvResult KvStore::apply_delete(Index index, const KvCommand& command) {
   if (command.expected_revision != 0 && command.expected_revision != current_revision) {
     return KvResult{KvOutcome::conflict, current_revision, {}};
   }
+  erase(command.key);
+  return KvResult{KvOutcome::ok, index, {}};
+}
+
+void KvStore::erase(std::string_view key) {
+  const auto it = entries_.find(key);
+  ANYA_ASSERT(it != entries_.end());
   const std::size_t bytes = it->first.size() + it->second.value.size();
   ANYA_ASSERT(store_bytes_ >= bytes);
   store_bytes_ -= bytes;
   keys_digest_ -= key_digest(it->first, it->second);
   entries_.erase(it);
-  return KvResult{KvOutcome::ok, index, {}};
 }
 
-KvResult KvStore::write(Index index, std::string& key, std::string& value) {
+KvResult KvStore::write(Index index, std::string key, std::string value) {
   ANYA_ASSERT(index == revision_);
   const auto it = entries_.find(key);
   const bool exists = it != entries_.end();
   const std::size_t old_bytes = exists ? key.size() + it->second.value.size() : 0;
   ANYA_ASSERT(store_bytes_ >= old_bytes);
   const std::size_t new_total = store_bytes_ - old_bytes + key.size() + value.size();
-  if (!exists && entries_.size() >= limits_.max_keys) {
+  if (!exists && entries_.size() + reserve_.keys >= limits_.max_keys) {
     return invalid("store full: " + std::to_string(entries_.size()) + " keys, limit " +
                    std::to_string(limits_.max_keys) + "; delete keys first");
   }
-  if (new_total > limits_.max_store_bytes) {
+  if (new_total + reserve_.bytes > limits_.max_store_bytes) {
     return invalid("store full: the write would make " + std::to_string(new_total) +
                    " bytes of keys and values, limit " + std::to_string(limits_.max_store_bytes));
   }
@@ -465,6 +325,7 @@ Result<KvStore> KvStore::restore(std::string_view bytes, KvLimits limits) {
   r.expect_end();
   if (!r.ok()) return r.status();
   ANYA_ASSERT(store.entries_.size() == count);
+  if (Status sessions = store.rebuild_session_order(); !sessions) return sessions;
   return store;
 }
 

@@ -10,20 +10,23 @@
 // the index that last wrote it, version the number of writes since creation (1 on create). A
 // deleted and re-created key starts again at version 1.
 //
-// Command layout (an entry's data; all integers little-endian, fixed width):
+// Commands and their encoding are in engine/kv/command.hpp; the Bitcoin records (UTXO
+// reservations, DLC contracts) in engine/kv/bitcoin.hpp. Both live in this one store.
 //
-//   offset  size  field
-//   0       1     format version, 1 (anything else: Errc::unsupported)
-//   1       1     op: 1 = put, 2 = cas, 3 = delete
-//   put:    2 key length K u32 (1..kMaxKeyBytes), 6 key, 6+K value length V u32
-//           (0..kMaxValueBytes), 10+K value
-//   cas:    2 expected_revision u64 (0 = the key must not exist), 10 key length K u32, 14 key,
-//           14+K value length V u32, 18+K value
-//   delete: 2 expected_revision u64 (0 = unconditional), 10 key length K u32, 14 key
-//
-// Decoding is strict: unknown version or op, a length over its limit or past the end, an empty
-// key, or trailing bytes is an error naming the field and its byte offset, so decode succeeding
-// implies encode(decode(bytes)) == bytes. Lengths are checked before anything is copied.
+// Client sessions (exactly-once writes). A command may carry (client id, seq). The store keeps,
+// per client, the outcomes of its last kSessionWindow requests, under the reserved key
+// kSessionKeyPrefix + client id (so snapshots carry them). Applying a command whose (client,
+// seq) was applied before changes nothing and returns the first outcome, marked replayed; so a
+// client that retries after a timeout or a failover, with the same id and seq, has its write
+// applied at most once, whichever leader proposed which copy. The rules:
+//   - a client's first request (no session known) must have seq <= kSessionWindow; it opens
+//     the session;
+//   - a seq at or below (the highest seq applied - kSessionWindow) is refused as expired: its
+//     outcome is no longer known (at most kSessionWindow requests in flight per client);
+//   - a session is forgotten when idle for kSessionIdleMs (by the proposers' clocks carried in
+//     the commands) or when it is the least recently used of more than max_sessions; a client
+//     whose session was forgotten gets expired for any seq above kSessionWindow and starts a
+//     new session under a new client id.
 //
 // Snapshot layout (all integers little-endian):
 //
@@ -53,60 +56,24 @@
 
 #include "engine/base/result.hpp"
 #include "engine/base/types.hpp"
+#include "engine/kv/command.hpp"
 
 namespace anya::engine {
 
-// Limits. Key and value limits are part of the command format; the store limits bound memory and
-// the snapshot size. Every replica must use the same store limits, since a put refused at the
-// limit must be refused everywhere (they are part of the state machine's definition).
-inline constexpr std::size_t kMaxKeyBytes = 1024;             // keys are 1..1024 bytes
-inline constexpr std::size_t kMaxValueBytes = 256 * 1024;     // values are 0..256 KiB
+// Store limits. Every replica must use the same store limits, since a put refused at the limit
+// must be refused everywhere (they are part of the state machine's definition).
 inline constexpr std::size_t kMaxKeys = 1'000'000;            // a put of a new key past it fails
 inline constexpr std::size_t kMaxStoreBytes = std::size_t{1} << 30;  // keys + values: 1 GiB
+inline constexpr std::size_t kMaxSessions = 10'000;
+inline constexpr std::uint64_t kSessionWindow = 32;            // outcomes kept per client
+inline constexpr std::uint64_t kSessionIdleMs = 24ULL * 3600 * 1000;
+inline constexpr std::string_view kSessionKeyPrefix = "_anya/session/";
 
-inline constexpr std::uint8_t kKvCommandVersion = 1;
 inline constexpr std::uint8_t kKvSnapshotVersion = 1;
 inline constexpr std::string_view kKvSnapshotMagic = "AKVS";
-inline constexpr std::size_t kKvCommandHeaderBytes = 2;        // version, op
 inline constexpr std::size_t kKvSnapshotHeaderBytes = 4 + 1 + 8 + 8;
 inline constexpr std::size_t kKvSnapshotKeyFixedBytes = 4 + 4 + 3 * 8;
 inline constexpr std::size_t kKvSnapshotChecksumBytes = 4;
-// The largest command, a cas with the largest key and value.
-inline constexpr std::size_t kMaxKvCommandBytes =
-    kKvCommandHeaderBytes + 8 + 4 + kMaxKeyBytes + 4 + kMaxValueBytes;
-static_assert(kMaxKvCommandBytes <= Limits::max_entry_data_bytes,
-              "every valid command must fit one log entry");
-
-enum class KvOp : std::uint8_t { put = 1, cas = 2, del = 3 };
-
-struct KvCommand {
-  KvOp op = KvOp::put;
-  std::string key;
-  std::string value;  // put and cas; empty for delete
-  // cas: the key's mod_revision the writer saw, 0 = the key must not exist.
-  // delete: 0 = unconditional, otherwise the key's mod_revision must equal it. put: always 0.
-  Index expected_revision = 0;
-
-  static KvCommand put(std::string key, std::string value);
-  static KvCommand cas(std::string key, Index expected_revision, std::string value);
-  // A given expected revision must be non-zero (asserted): 0 is how "unconditional" is encoded.
-  static KvCommand del(std::string key, std::optional<Index> expected_revision = std::nullopt);
-
-  friend bool operator==(const KvCommand&, const KvCommand&) = default;
-};
-
-// OK if `command` can be encoded: a non-empty key of at most kMaxKeyBytes, a value of at most
-// kMaxValueBytes, no value on a delete, no expected revision on a put, and a delete's expected
-// revision (when given) non-zero. Otherwise Errc::invalid_argument naming the field. The admin API
-// checks client input with this before proposing.
-Status check_command(const KvCommand& command);
-
-// Encodes a command; it must pass check_command (asserted).
-std::string encode_command(const KvCommand& command);
-
-// Decodes exactly one command; Errc::malformed (Errc::unsupported for another version) naming the
-// field and byte offset otherwise.
-Result<KvCommand> decode_command(std::string_view bytes);
 
 struct KeyValue {
   std::string value;
@@ -120,8 +87,9 @@ struct KeyValue {
 enum class KvOutcome : std::uint8_t {
   ok,         // the write happened
   conflict,   // a cas or conditional delete lost; revision is the key's current mod_revision
-  not_found,  // a delete of a key that does not exist
+  not_found,  // a delete of a key (release of an outpoint, change of a contract) that is absent
   invalid,    // the command did not decode or hit a store limit; message says which
+  expired,    // a session request whose outcome is no longer known (see client sessions)
 };
 const char* kv_outcome_name(KvOutcome outcome);
 
@@ -130,7 +98,9 @@ struct KvResult {
   // ok: the applied index (the key's new mod_revision, or the index of the delete).
   // conflict: the key's current mod_revision, 0 if the key does not exist. Otherwise 0.
   Index revision = 0;
-  std::string message;  // invalid only: what is wrong, for the client
+  std::string message;  // why not ok, for the client (empty for a plain conflict or not_found)
+  // A session request applied before: this is its first outcome, and nothing changed now.
+  bool replayed = false;
 
   friend bool operator==(const KvResult&, const KvResult&) = default;
 };
@@ -139,6 +109,7 @@ struct KvResult {
 struct KvLimits {
   std::size_t max_keys = kMaxKeys;
   std::size_t max_store_bytes = kMaxStoreBytes;  // sum of key and value sizes
+  std::size_t max_sessions = kMaxSessions;
 };
 
 class KvStore {
@@ -170,17 +141,38 @@ class KvStore {
   static Result<KvStore> restore(std::string_view bytes, KvLimits limits = {});
 
  private:
+  // Space a write must leave free (see apply_session): what the session record may still need.
+  struct Reserve {
+    std::size_t keys = 0;
+    std::size_t bytes = 0;
+  };
+
+  KvResult apply_body(Index index, Command& command);
   KvResult apply_put(Index index, KvCommand& command);
   KvResult apply_cas(Index index, KvCommand& command);
   KvResult apply_delete(Index index, const KvCommand& command);
-  // Writes `value` to `key` at `index`, creating the key if needed; checks the store limits first.
-  KvResult write(Index index, std::string& key, std::string& value);
+  // engine/kv/kv_bitcoin.cpp
+  KvResult apply_utxo(Index index, const UtxoCommand& command);
+  KvResult apply_dlc(Index index, const DlcCommand& command);
+  // engine/kv/kv_session.cpp
+  KvResult apply_session(Index index, Command& command);
+  void forget_idle_sessions(std::uint64_t now_ms);
+  void forget_session(const std::string& client_id);
+  Status rebuild_session_order();  // Errc::corrupt if two sessions share a revision
+  // Writes `value` to `key` at `index`, creating the key if needed; checks the store limits first
+  // (less reserve_).
+  KvResult write(Index index, std::string key, std::string value);
+  void erase(std::string_view key);  // the key exists (asserted)
 
   KvLimits limits_;
   std::map<std::string, KeyValue, std::less<>> entries_;  // ordered: snapshots are canonical
   std::size_t store_bytes_ = 0;  // Invariant: sum of key and value sizes, <= max_store_bytes
   std::uint64_t keys_digest_ = 0;  // Invariant: sum (mod 2^64) of key_digest over entries_
   Index revision_ = 0;           // Invariant: >= every key's mod_revision
+  Reserve reserve_;              // non-zero only inside apply_session
+  // Sessions by last use: the mod_revision of each session key -> its client id. Derived from
+  // the session keys (restore() rebuilds it), so it is not part of snapshots or the digest.
+  std::map<Index, std::string> session_order_;
 };
 
 }  // namespace anya::engine

@@ -318,7 +318,11 @@ TEST(KvCodec, RejectsBadFields) {
        "version 2 (this build speaks 1) at byte offset 0"},
       {std::string("\x01\x00", 2) + put.substr(2), Errc::malformed,
        "unknown op 0 at byte offset 1"},
-      {"\x01\x04" + put.substr(2), Errc::malformed, "unknown op 4 at byte offset 1"},
+      {"\x01\x0b" + put.substr(2), Errc::malformed, "unknown op 11 at byte offset 1"},
+      // A session inside a session is not a command.
+      {std::string("\x01\x0a") + with_length("c") + std::string(8, '\x01') + std::string(8, '\0') +
+           "\x01\x0a" + with_length("c") + std::string(8, '\x01') + std::string(8, '\0') + put,
+       Errc::malformed, "unknown op 10 at byte offset"},
       {empty_key, Errc::malformed, "key length 0 outside 1..1024 at byte offset 2"},
       {put + "x", Errc::malformed, "1 trailing bytes at byte offset 12"},
       {encode_command(KvCommand::del("k")) + with_length("v"), Errc::malformed, "trailing"},

@@ -104,7 +104,25 @@ void NodeCore::drive_failover(std::uint64_t now_ms) {
   (void)host_->campaign_now();  // a failure is fail-stop and reported by settle()
 }
 
-void NodeCore::submit_write(Ticket ticket, KvCommand command) {
+namespace {
+// What a client is told about its applied write.
+Status write_status(const KvResult& kv) {
+  switch (kv.outcome) {
+    case KvOutcome::ok: return Status::ok();
+    case KvOutcome::conflict:
+      if (!kv.message.empty()) return Status(Errc::conflict, kv.message);
+      return Status(Errc::conflict, "revision mismatch: the key's current revision is " +
+                                        std::to_string(kv.revision));
+    case KvOutcome::not_found:
+      return Status(Errc::not_found, kv.message.empty() ? "key not found" : kv.message);
+    case KvOutcome::invalid: return Status(Errc::invalid_argument, kv.message);
+    case KvOutcome::expired: return Status(Errc::conflict, "session expired: " + kv.message);
+  }
+  return Status(Errc::invalid_argument, "unknown outcome");
+}
+}  // namespace
+
+void NodeCore::submit_write(Ticket ticket, Command command) {
   if (Status s = check_command(command); !s) return reply_error(ticket, std::move(s));
   if (host_->failed()) return reply_error(ticket, host_->failure());
   if (!host_->raft().is_leader()) return reply_not_leader(ticket);
@@ -253,14 +271,18 @@ Result<NodeId> NodeCore::transfer_leadership(std::optional<NodeId> to) {
   if (target == kNoNode) {
     Index best = 0;
     for (const MemberStatus& m : raft.members()) {
-      if (m.id == raft.id() || !m.voter || !m.healthy || !m.reachable) continue;
+      // Raft refuses a target behind the Bitcoin chain; never pick one.
+      if (m.id == raft.id() || !m.voter || !m.healthy || !m.reachable || m.chain_behind) {
+        continue;
+      }
       if (target == kNoNode || m.match > best) {
         target = m.id;
         best = m.match;
       }
     }
     if (target == kNoNode) {
-      return Status(Errc::busy, "no other healthy, reachable voter to hand leadership to");
+      return Status(Errc::busy, "no other healthy, reachable voter that is not behind the "
+                                "chain to hand leadership to");
     }
   }
   Status s = host_->transfer_leadership(target);
@@ -360,15 +382,8 @@ void NodeCore::settle_writes() {
     } else {
       const KvResult& kv = result->second;
       r.revision = kv.revision;
-      switch (kv.outcome) {
-        case KvOutcome::ok: break;
-        case KvOutcome::conflict:
-          r.status = Status(Errc::conflict, "revision mismatch: the key's current revision is " +
-                                                std::to_string(kv.revision));
-          break;
-        case KvOutcome::not_found: r.status = Status(Errc::not_found, "key not found"); break;
-        case KvOutcome::invalid: r.status = Status(Errc::invalid_argument, kv.message); break;
-      }
+      r.replayed = kv.replayed;
+      r.status = write_status(kv);
     }
     if (result != results_.end()) results_.erase(result);
     replies_.push_back(std::move(r));

@@ -26,7 +26,8 @@
 //            voters by id, so two followers do not split the vote), again every
 //            failover_retry_ms while no leader is known, up to kMaxFailoverAttempts.
 //   Members  a node added as a voter joins as a learner and is promoted once caught up.
-//   Transfer without a target: the most caught-up healthy, reachable voter.
+//   Transfer without a target: the most caught-up healthy, reachable voter that is not behind
+//            the Bitcoin chain (Raft::chain_behind).
 #pragma once
 
 #include <cstdint>
@@ -67,6 +68,8 @@ struct ClientReply {
   Index revision = 0;
   std::optional<KeyValue> value;  // read, ok: the key (not_found when absent)
   bool stale_possible = false;    // a serializable read: may miss acknowledged writes
+  // A write in a client session that had been applied before: its first outcome, unchanged.
+  bool replayed = false;
 };
 
 struct LeaseStatus {
@@ -116,7 +119,7 @@ class NodeCore final : private StateMachinePort {
 
   // Client requests. Writes and linearizable reads queue until flush(), so that concurrent
   // requests share one proposal and one heartbeat round.
-  void submit_write(Ticket ticket, KvCommand command);
+  void submit_write(Ticket ticket, Command command);
   void submit_read(Ticket ticket, std::string key, ReadMode mode);
   Status flush();
   // Membership change: answered once the change applies. A voter joins as a learner first.

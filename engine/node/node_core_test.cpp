@@ -120,7 +120,7 @@ class Nodes {
     if (it == replies_.end()) return std::nullopt;
     return it->second;
   }
-  Index write(NodeId on, Ticket t, KvCommand c) {
+  Index write(NodeId on, Ticket t, Command c) {
     at(on).submit_write(t, std::move(c));
     flush(on);
     deliver();
@@ -151,6 +151,32 @@ class Nodes {
   std::deque<Message> queue_;
   std::map<Ticket, ClientReply> replies_;
 };
+
+TEST(NodeCoreWrites, ASessionRetryThroughTheNextLeaderIsAnsweredNotApplied) {
+  Nodes c(3);
+  c.elect(1);
+  Command first = KvCommand::put("k", "v");
+  first.session = ClientSession{"client-1", 1, 0};
+  const Index rev = c.write(1, 1, first);
+  // A failover; the client did not hear the answer and retries at the new leader.
+  c.cut_ = {1};
+  c.advance(301);  // nodes 2 and 3 stop counting on node 1's lease
+  c.cut_.clear();
+  c.paused_ = {1};
+  c.elect(2);
+  c.paused_.clear();
+  c.at(2).submit_write(2, first);
+  c.flush(2);
+  c.deliver();
+  c.advance(1);
+  const auto retry = c.reply(2);
+  ASSERT_TRUE(retry.has_value());
+  EXPECT_TRUE(retry->status.is_ok()) << retry->status.message();
+  EXPECT_TRUE(retry->replayed);
+  EXPECT_EQ(retry->revision, rev);
+  EXPECT_EQ(c.at(2).kv().get("k")->version, 1u);
+  EXPECT_EQ(c.at(2).kv().get("k")->mod_revision, rev);
+}
 
 TEST(NodeCoreWrites, AcknowledgedAtTheirIndexWithTheKvOutcome) {
   Nodes c(3);

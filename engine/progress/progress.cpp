@@ -130,6 +130,24 @@ void ProgressTracker::reset_config(const JointConfig& voters, const std::set<Nod
   progress_ = std::move(fresh);
 }
 
+std::optional<std::uint64_t> ProgressTracker::chain_quorum_height(
+    NodeId self, const std::optional<ChainView>& self_view) const {
+  const std::optional<std::uint64_t> height =
+      voters_.quorum_value([&](NodeId id) -> std::optional<std::uint64_t> {
+        const std::optional<ChainView>* view = &self_view;
+        if (id != self) {
+          auto it = progress_.find(id);
+          if (it == progress_.end()) return std::nullopt;
+          view = &it->second.chain_view;
+        }
+        if (!view->has_value()) return std::nullopt;
+        return (*view)->height;
+      });
+  // An empty configuration answers "unconstrained": no voters means no quorum view either.
+  ANYA_ASSERT(height != kUnconstrainedIndex);
+  return height;
+}
+
 std::set<NodeId> ProgressTracker::members() const {
   std::set<NodeId> all = voters_.all_voters();
   all.insert(learners_.begin(), learners_.end());

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -52,6 +53,9 @@ struct Progress {
   std::uint64_t snapshot_sent_ms = 0;  // snapshot state: when it was sent
   std::uint64_t last_active_ms = 0;  // when the follower last answered (CheckQuorum)
   bool healthy = true;               // as the follower last reported (health-gated leadership)
+  // The follower's chain view as its latest response reported it (none: it reported none, or
+  // has not answered this leader yet). Chain-gated leadership; see Raft.
+  std::optional<ChainView> chain_view;
   // Leader, this term: the highest heartbeat round the follower answered (ReadIndex, leases),
   // and the round that was current when `match` last rose. A heartbeat answer for a later round
   // was sent by the follower after it acknowledged `match`, so one that reports a shorter log
@@ -102,6 +106,11 @@ class ProgressTracker {
   // CheckQuorum: do the voters heard from within the last `window_ms` form a quorum?
   // `self` always counts.
   bool quorum_active(NodeId self, std::uint64_t now_ms, std::uint64_t window_ms) const;
+  // The highest chain height a quorum of voters holds, from the views the followers reported
+  // and `self_view` for `self` (whose own Progress is not where its view lives). A voter with no
+  // view holds nothing; nullopt when fewer than a quorum of voters have a view.
+  std::optional<std::uint64_t> chain_quorum_height(
+      NodeId self, const std::optional<ChainView>& self_view) const;
 
   void reset_votes() { votes_.clear(); }
   void record_vote(NodeId id, bool granted);

@@ -47,6 +47,13 @@ class MajorityConfig {
   // `votes` maps voter id to granted (true) or rejected (false); absent voters have not answered.
   VoteResult vote_result(const std::map<NodeId, bool>& votes) const;
 
+  // The largest value v such that a majority of the voters report a value >= v, counting only
+  // voters whose `value_of(id)` is known: a voter reporting nothing holds no value at all (unlike
+  // committed_index, where unknown counts as 0). nullopt when fewer than a majority report one;
+  // kUnconstrainedIndex for an empty configuration.
+  template <typename ValueFn>
+  std::optional<std::uint64_t> quorum_value(ValueFn&& value_of) const;
+
   std::string describe() const;
 
   friend bool operator==(const MajorityConfig&, const MajorityConfig&) = default;
@@ -72,6 +79,16 @@ class JointConfig {
     return std::min(incoming_.committed_index(acked), outgoing_.committed_index(acked));
   }
   VoteResult vote_result(const std::map<NodeId, bool>& votes) const;
+  // Both halves must hold it: the smaller of the two. nullopt if either half has no quorum of
+  // known values, or if there are no voters at all.
+  template <typename ValueFn>
+  std::optional<std::uint64_t> quorum_value(ValueFn&& value_of) const {
+    if (incoming_.empty() && outgoing_.empty()) return std::nullopt;
+    const std::optional<std::uint64_t> in = incoming_.quorum_value(value_of);
+    const std::optional<std::uint64_t> out = outgoing_.quorum_value(value_of);
+    if (!in || !out) return std::nullopt;
+    return std::min(*in, *out);
+  }
 
   std::string describe() const;
 
@@ -102,6 +119,23 @@ Index MajorityConfig::committed_index(AckedFn&& acked) const {
   ANYA_ASSERT(q <= n);
   std::nth_element(indexes, indexes + (q - 1), indexes + n, std::greater<>());
   return indexes[q - 1];
+}
+
+template <typename ValueFn>
+std::optional<std::uint64_t> MajorityConfig::quorum_value(ValueFn&& value_of) const {
+  if (voters_.empty()) return kUnconstrainedIndex;
+  std::vector<std::uint64_t> known;
+  known.reserve(voters_.size());
+  for (NodeId id : voters_) {
+    if (const std::optional<std::uint64_t> v = value_of(id)) known.push_back(*v);
+  }
+  const std::size_t q = quorum_size();
+  ANYA_ASSERT(q >= 1);
+  ANYA_ASSERT(known.size() <= voters_.size());
+  if (known.size() < q) return std::nullopt;
+  // Sorted descending, the q-th highest known value is held by q voters, and no higher value is.
+  std::nth_element(known.begin(), known.begin() + (q - 1), known.end(), std::greater<>());
+  return known[q - 1];
 }
 
 }  // namespace anya::engine

@@ -67,6 +67,11 @@ Status RaftConfig::validate() const {
     return {Errc::invalid_argument, "election_timeout_ms: too short for a lease under "
                                     "max_clock_drift"};
   }
+  if (max_blocks_behind > kMaxBlocksBehind) {
+    return {Errc::invalid_argument, "max_blocks_behind: must be at most " +
+                                        std::to_string(kMaxBlocksBehind) + " (got " +
+                                        std::to_string(max_blocks_behind) + ")"};
+  }
   if (voters.count(kNoNode) != 0 || learners.count(kNoNode) != 0) {
     return {Errc::invalid_argument, "voters/learners: node id 0 is reserved"};
   }
@@ -135,6 +140,7 @@ void Raft::init(const RaftConfig& config, std::uint64_t now_ms) {
   vote_hold_until_ms_ = leases_ ? now_ms + config.election_timeout_ms : 0;
   max_append_bytes_ = config.max_append_bytes;
   max_apply_batch_ = config.max_apply_batch;
+  max_blocks_behind_ = config.max_blocks_behind;
   hooks_ = config.fault_hooks;
   now_ms_ = now_ms;
   Membership bootstrap{config.voters, config.learners, config.addresses};
@@ -211,6 +217,12 @@ void Raft::set_leader(NodeId leader) {
 }
 
 void Raft::become_follower(Term term, NodeId leader) {
+  if (role_ == Role::leader) {
+    // What it knew as leader it still knows: a leader that stepped down because it was behind
+    // stays behind until a new leader says otherwise.
+    heard_chain_quorum_ = chain_quorum_height();
+    heard_chain_quorum_ms_ = now_ms_;
+  }
   reset_term(term);
   role_ = Role::follower;
   leader_ = kNoNode;
@@ -241,6 +253,9 @@ void Raft::become_candidate() {
 void Raft::become_leader() {
   ANYA_ASSERT(role_ == Role::candidate);
   ANYA_ASSERT(vote_ == id_);
+  // A node that knows itself behind never campaigns, and one that becomes behind while
+  // campaigning gives up (set_chain_view, handle_heartbeat): it cannot be winning now.
+  ANYA_ASSERT(!chain_behind() || mutants::active(mutants::chain_ignored));
   role_ = Role::leader;
   set_leader(id_);
   stats_.elections_won++;
@@ -258,7 +273,10 @@ void Raft::become_leader() {
   for (auto& [id, pr] : tracker_.all()) {
     pr.acked_round = 0;
     pr.match_round = 0;
+    // Views are this term's news: ones heard under an earlier leadership may be long stale.
+    pr.chain_view.reset();
   }
+  heard_chain_quorum_.reset();
   // An entry of the new term lets earlier entries commit (§5.4.2, Figure 8).
   append_entries({Entry{0, 0, EntryType::noop, {}}});
   broadcast_append();
@@ -410,6 +428,7 @@ void Raft::tick(std::uint64_t now_ms) {
 void Raft::tick_election() {
   if (now_ms_ < election_deadline_ms_) return;
   reset_election_timer();
+  if (tracker_.is_voter(id_) && chain_behind()) stats_.chain_campaigns_skipped++;
   campaign(pre_vote_ ? CampaignKind::pre_election : CampaignKind::election);
 }
 
@@ -441,7 +460,7 @@ void Raft::tick_leader() {
     return;
   }
   if (transfer_target_ != kNoNode && now_ms_ >= transfer_deadline_ms_) abort_transfer();
-  maybe_transfer_for_health();
+  maybe_transfer_for_gating();
   if (now_ms_ >= heartbeat_due_ms_) {
     heartbeat_due_ms_ = now_ms_ + heartbeat_interval_ms_;
     broadcast_heartbeat();
@@ -530,29 +549,89 @@ Result<Index> Raft::propose_conf_change(const ConfChange& change, std::uint64_t 
 void Raft::set_healthy(bool healthy, std::uint64_t now_ms) {
   set_now(now_ms);
   healthy_ = healthy;
-  if (!healthy_ && role_ == Role::leader) maybe_transfer_for_health();
+  if (!healthy_ && role_ == Role::leader) maybe_transfer_for_gating();
 }
 
-void Raft::maybe_transfer_for_health() {
-  if (healthy_ || role_ != Role::leader || transfer_target_ != kNoNode) return;
-  // The healthy voter heard from recently with the most of our log; ties go to the lower id.
+void Raft::set_chain_view(std::optional<ChainView> view, std::uint64_t now_ms) {
+  set_now(now_ms);
+  // The host checks what its backend says; a height past the limit is a bug in that check.
+  ANYA_ASSERT(!view || view->height <= Limits::max_chain_height);
+  chain_view_ = view;
+  if (role_ == Role::leader) {
+    maybe_transfer_for_gating();
+  } else if ((role_ == Role::pre_candidate || role_ == Role::candidate) && chain_behind()) {
+    become_follower(term_, kNoNode);  // never campaign while behind, not even half-way through
+  }
+}
+
+std::optional<std::uint64_t> Raft::chain_quorum_height() const {
+  if (role_ == Role::leader) return tracker_.chain_quorum_height(id_, chain_view_);
+  if (!heard_chain_quorum_) return std::nullopt;
+  ANYA_ASSERT(now_ms_ >= heard_chain_quorum_ms_);
+  if (now_ms_ - heard_chain_quorum_ms_ >= kChainQuorumValidTimeouts * election_timeout_ms_) {
+    return std::nullopt;  // no leader told us for a while: see kChainQuorumValidTimeouts
+  }
+  return heard_chain_quorum_;
+}
+
+bool Raft::chain_behind() const {
+  const std::optional<std::uint64_t> quorum = chain_quorum_height();
+  if (!quorum) return false;
+  ANYA_ASSERT(*quorum <= Limits::max_chain_height);
+  return !chain_view_ || height_behind(chain_view_->height, *quorum, max_blocks_behind_);
+}
+
+bool Raft::member_chain_behind(NodeId id, std::optional<std::uint64_t> quorum_height) const {
+  if (!quorum_height) return false;
+  const std::optional<ChainView>& view =
+      id == id_ ? chain_view_ : tracker_.at(id).chain_view;
+  return !view || height_behind(view->height, *quorum_height, max_blocks_behind_);
+}
+
+bool Raft::refuses_for_chain(const Message& m) const {
+  // Compared with this voter's own view, not the quorum's: any quorum that elects a candidate
+  // overlaps the quorum holding the quorum height, so if every voter refuses candidates more
+  // than max_blocks_behind below itself, no candidate that far below the quorum height can win,
+  // whatever the candidate believes about itself and however stale its knowledge. The price:
+  // a voter far ahead of the quorum also refuses candidates the quorum would not call behind.
+  // Such voters are a minority (a majority that far ahead would set the quorum height), so
+  // they only delay an election when their votes are needed, until the views converge.
+  // A candidate without a view is refused too: then only a quorum of viewless voters can elect
+  // it, and with that many viewless voters there is no quorum view it could be behind.
+  if (!chain_view_ || mutants::active(mutants::chain_ignored)) return false;
+  if (!m.chain_view) return true;
+  return height_behind(m.chain_view->height, chain_view_->height, max_blocks_behind_);
+}
+
+void Raft::maybe_transfer_for_gating() {
+  if (role_ != Role::leader || transfer_target_ != kNoNode) return;
+  const std::optional<std::uint64_t> quorum = chain_quorum_height();
+  const bool behind = member_chain_behind(id_, quorum);
+  if (healthy_ && !behind) return;
+  // A healthy voter, not behind, heard from recently, with the most of our log; ties go to the
+  // lower id.
   NodeId best = kNoNode;
   Index best_match = 0;
   for (const auto& [id, pr] : tracker_.all()) {
     if (id == id_ || !tracker_.is_voter(id) || !pr.healthy) continue;
     if (now_ms_ - pr.last_active_ms >= election_timeout_ms_) continue;
+    if (member_chain_behind(id, quorum)) continue;
     if (best == kNoNode || pr.match > best_match) {
       best = id;
       best_match = pr.match;
     }
   }
-  if (best == kNoNode) return;  // nobody better: an unhealthy leader beats no leader
-  stats_.health_transfers++;
-  (void)transfer_leadership(best, now_ms_);
+  if (best == kNoNode) return;  // nobody better: a gated leader beats no leader
+  ANYA_ASSERT(tracker_.is_voter(best));
+  ANYA_ASSERT(!member_chain_behind(best, quorum));
+  (healthy_ ? stats_.chain_transfers : stats_.health_transfers)++;
+  const Status started = transfer_leadership(best, now_ms_);
+  ANYA_ASSERT(started.is_ok());  // a voter, not us, not behind: nothing to refuse
 }
 
 bool Raft::promotable() const {
   if (!healthy_) return false;
+  if (chain_behind() && !mutants::active(mutants::chain_ignored)) return false;
   if (tracker_.is_voter(id_)) return true;
   const auto& history = membership_history_;
   return history.size() >= 2 && history.back().first > log_.committed() &&
@@ -581,12 +660,16 @@ std::vector<MemberStatus> Raft::members() const {
       st.last_contact_age_ms = 0;
       st.match = log_.last_index();
       st.healthy = healthy_;
+      st.chain_view = chain_view_;
+      st.chain_behind = chain_behind();
     } else if (role_ == Role::leader && tracker_.has(id)) {
       const Progress& pr = tracker_.at(id);
       st.last_contact_age_ms = now_ms_ - pr.last_active_ms;
       st.reachable = *st.last_contact_age_ms < election_timeout_ms_;
       st.match = pr.match;
       st.healthy = pr.healthy;
+      st.chain_view = pr.chain_view;
+      st.chain_behind = member_chain_behind(id, chain_quorum_height());
     } else if (id == leader_ && heard_from_leader_) {
       st.last_contact_age_ms = now_ms_ - last_leader_contact_ms_;
       st.reachable = *st.last_contact_age_ms < election_timeout_ms_;
@@ -657,6 +740,15 @@ Status Raft::transfer_leadership(NodeId target, std::uint64_t now_ms) {
   if (!tracker_.is_voter(target)) {
     return {Errc::invalid_argument, "target: node " + std::to_string(target) + " is not a voter"};
   }
+  if (const std::optional<std::uint64_t> quorum = chain_quorum_height();
+      member_chain_behind(target, quorum)) {
+    const std::optional<ChainView>& view = tracker_.at(target).chain_view;
+    return {Errc::invalid_argument,
+            "target: node " + std::to_string(target) + " is behind the Bitcoin chain (height " +
+                (view ? std::to_string(view->height) : std::string("unknown")) +
+                ", a quorum of voters holds " + std::to_string(*quorum) + ", max_blocks_behind " +
+                std::to_string(max_blocks_behind_) + ")"};
+  }
   transfer_target_ = target;
   transfer_deadline_ms_ = now_ms_ + election_timeout_ms_;
   if (tracker_.at(target).match == log_.last_index()) {
@@ -689,7 +781,9 @@ void Raft::step(const Message& m, std::uint64_t now_ms) {
   if (m.term > Limits::max_term || m.log_term > Limits::max_term ||
       m.reject_hint_term > Limits::max_term || m.index > Limits::max_index ||
       m.commit > Limits::max_index || m.reject_hint > Limits::max_index ||
-      m.entries.size() > Limits::max_index - m.index) {
+      m.entries.size() > Limits::max_index - m.index ||
+      (m.chain_view && m.chain_view->height > Limits::max_chain_height) ||
+      (m.chain_quorum_height && *m.chain_quorum_height > Limits::max_chain_height)) {
     stats_.invalid_messages++;  // would wrap term + 1 or index + 1; no real cluster gets here
     return;
   }
@@ -775,7 +869,9 @@ void Raft::handle_vote_request(const Message& m) {
                           mutants::active(mutants::skip_up_to_date);
   const bool guarded = !pre && !m.transfer && lease_guard();
   if (guarded) stats_.lease_guarded++;
-  if (can_vote && up_to_date && !guarded) {
+  const bool chain_refused = refuses_for_chain(m);
+  if (chain_refused) stats_.chain_votes_refused++;
+  if (can_vote && up_to_date && !guarded && !chain_refused) {
     reply.term = m.term;
     if (!pre) {
       ANYA_ASSERT(m.term == term_);
@@ -938,6 +1034,9 @@ void Raft::handle_heartbeat(const Message& m) {
   // its own commit index (how far we are behind).
   log_.commit_to(std::min(m.commit, log_.last_index()));
   leader_commit_ = std::max(leader_commit_, m.index);
+  // The leader's latest word on the chain replaces the last, "no quorum view" included.
+  heard_chain_quorum_ = m.chain_quorum_height;
+  heard_chain_quorum_ms_ = now_ms_;
   Message reply;
   reply.type = MessageType::heartbeat_response;
   reply.to = m.from;
@@ -949,10 +1048,16 @@ void Raft::handle_heartbeat(const Message& m) {
 
 void Raft::step_leader(const Message& m) {
   if (!tracker_.has(m.from)) return;  // not a member
+  const std::optional<ChainView> view_before = tracker_.at(m.from).chain_view;
   switch (m.type) {
     case MessageType::append_response: handle_append_response(m); break;
     case MessageType::heartbeat_response: handle_heartbeat_response(m); break;
     default: break;
+  }
+  // A voter moving ahead can leave this leader behind: hand over now, not at the next tick.
+  if (role_ == Role::leader && tracker_.has(m.from) &&
+      tracker_.at(m.from).chain_view != view_before) {
+    maybe_transfer_for_gating();
   }
 }
 
@@ -960,6 +1065,7 @@ void Raft::handle_append_response(const Message& m) {
   Progress& pr = tracker_.at(m.from);
   pr.last_active_ms = now_ms_;
   pr.healthy = !m.unhealthy;
+  pr.chain_view = m.chain_view;
   if (m.reject) {
     Index hint = m.reject_hint;
     if (m.reject_hint_term > 0) hint = log_.find_conflict_by_term(hint, m.reject_hint_term);
@@ -996,6 +1102,7 @@ void Raft::handle_heartbeat_response(const Message& m) {
   Progress& pr = tracker_.at(m.from);
   pr.last_active_ms = now_ms_;
   pr.healthy = !m.unhealthy;
+  pr.chain_view = m.chain_view;
   pr.probe_sent = false;
   if (m.context > heartbeat_round_) {
     stats_.invalid_messages++;  // a round we never sent
@@ -1030,6 +1137,12 @@ void Raft::send(Message m) {
   m.from = id_;
   m.cluster_id = cluster_id_;
   m.unhealthy = !healthy_;
+  // The chain view rides on what the leader counts (responses) and on what voters judge
+  // (vote requests); the leader's own messages carry the quorum height instead.
+  if (m.type == MessageType::append_response || m.type == MessageType::heartbeat_response ||
+      m.type == MessageType::pre_vote || m.type == MessageType::vote) {
+    m.chain_view = chain_view_;
+  }
   outbox_.push_back(std::move(m));
 }
 
@@ -1124,7 +1237,7 @@ void Raft::compact(Index index) {
   ANYA_ASSERT(membership_history_.front().first <= index);
 }
 
-void Raft::send_heartbeat(NodeId to) {
+void Raft::send_heartbeat(NodeId to, std::optional<std::uint64_t> chain_quorum_height) {
   const Progress& pr = tracker_.at(to);
   Message m;
   m.type = MessageType::heartbeat;
@@ -1133,6 +1246,7 @@ void Raft::send_heartbeat(NodeId to) {
   m.commit = std::min(pr.match, log_.committed());
   m.index = log_.committed();
   m.context = heartbeat_round_;
+  m.chain_quorum_height = chain_quorum_height;
   send(std::move(m));
 }
 
@@ -1146,8 +1260,9 @@ void Raft::broadcast_heartbeat() {
   heartbeat_round_++;
   round_sent_ms_.emplace_back(heartbeat_round_, now_ms_);
   if (round_sent_ms_.size() > kMaxRememberedRounds) round_sent_ms_.pop_front();
+  const std::optional<std::uint64_t> quorum = chain_quorum_height();
   for (const auto& [id, pr] : tracker_.all()) {
-    if (id != id_) send_heartbeat(id);
+    if (id != id_) send_heartbeat(id, quorum);
   }
 }
 

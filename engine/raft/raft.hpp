@@ -66,6 +66,13 @@ struct RaftConfig {
   // The bound on how far any member's clock rate may stray from true time, in parts per million
   // (50'000: 5 % fast or slow). Leases are only as safe as this bound; see lease_duration_ms().
   std::uint32_t max_clock_drift_ppm = 50'000;
+  // Chain-gated leadership (Raft::set_chain_view). A node is behind when a quorum view of the
+  // chain exists and its own height is unknown or more than this many blocks below the height a
+  // quorum of voters holds. A behind node never campaigns, is never a transfer target, gets no
+  // vote from a voter whose own view is more than this far ahead, and as leader hands leadership
+  // to a voter that is not behind. Until hosts set chain views nothing here applies. At most
+  // kMaxBlocksBehind.
+  std::uint64_t max_blocks_behind = 2;
   // Simulator fault hooks (see base/fault_hooks.hpp); null in production. Not owned.
   FaultHooks* fault_hooks = nullptr;
 
@@ -75,6 +82,19 @@ struct RaftConfig {
 inline constexpr std::uint64_t kMaxSnapshotKeepEntries = 1u << 20;
 // Above this a clock is broken, not drifting: leases would be too short to be of use.
 inline constexpr std::uint32_t kMaxClockDriftPpm = 500'000;
+// A follower trusts the quorum height its leader last sent for this many election timeouts.
+// Past that (no leader heard for a while) it judges itself by its own view alone: were every
+// backend to go dark while the leader died, a remembered height would otherwise keep every node
+// "behind" and the cluster leaderless until a backend came back.
+inline constexpr std::uint64_t kChainQuorumValidTimeouts = 3;
+
+// Is `height` more than `max_blocks_behind` below `quorum_height`? (Written so that nothing
+// wraps: heights are at most Limits::max_chain_height.)
+inline bool height_behind(std::uint64_t height, std::uint64_t quorum_height,
+                          std::uint64_t max_blocks_behind) {
+  return quorum_height > max_blocks_behind && height < quorum_height - max_blocks_behind;
+}
+
 // Heartbeat rounds whose send times a leader remembers (leases look them up); older rounds
 // are forgotten, which only shortens a lease.
 inline constexpr std::size_t kMaxRememberedRounds = 1024;
@@ -124,6 +144,13 @@ struct RaftStats {
   std::uint64_t foreign_cluster_messages = 0;  // cluster id mismatch
   std::uint64_t invalid_conf_changes = 0;  // config_change entries that did not decode or apply
   std::uint64_t health_transfers = 0;   // leadership handed away because this node is unhealthy
+  // Leadership handed away because this node was behind the chain (and healthy: a node both
+  // unhealthy and behind counts under health_transfers only, so the two add up to the total).
+  std::uint64_t chain_transfers = 0;
+  // Election timeouts on which this voter did not campaign because it was behind the chain.
+  std::uint64_t chain_campaigns_skipped = 0;
+  // (Pre)votes refused because the candidate was behind this voter's own chain view.
+  std::uint64_t chain_votes_refused = 0;
   std::uint64_t snapshots_sent = 0;     // leader: to followers that needed compacted entries
   // Leader: a snapshot larger than Limits::max_snapshot_payload_bytes was not sent (the follower
   // stays in probe and is retried); raise the limit or shrink the state.
@@ -147,6 +174,10 @@ struct MemberStatus {
   std::optional<std::uint64_t> last_contact_age_ms;  // unknown unless leader (or the leader)
   Index match = 0;                   // leader's view of its log; 0 if unknown
   bool healthy = true;               // as last reported
+  // The member's chain view: its own for this node; as last reported, on the leader; else
+  // unknown. chain_behind: judged against chain_quorum_height() (for others: leader only).
+  std::optional<ChainView> chain_view;
+  bool chain_behind = false;
 };
 
 class Raft {
@@ -171,6 +202,10 @@ class Raft {
   // The host's verdict on this node (e.g. its Bitcoin backend is not synced). An unhealthy node
   // never campaigns, and an unhealthy leader hands leadership to a healthy, caught-up voter.
   void set_healthy(bool healthy, std::uint64_t now_ms);
+  // The host's view of this node's Bitcoin backend; nullopt when unknown (its probe failed). It
+  // travels in this node's responses and vote requests. A node that becomes behind stops any
+  // campaign of its own, and a leader that does hands leadership to a voter that is not.
+  void set_chain_view(std::optional<ChainView> view, std::uint64_t now_ms);
   // Leader only: hand leadership to `target` (a voter). Proposals are refused meanwhile.
   Status transfer_leadership(NodeId target, std::uint64_t now_ms);
   // Start an election now (as if the election timeout fired), e.g. when the leader's
@@ -229,6 +264,15 @@ class Raft {
   // is gone, the remaining voters of the old configuration may need this node's log and lead.
   bool promotable() const;
   bool healthy() const { return healthy_; }
+  const std::optional<ChainView>& chain_view() const { return chain_view_; }
+  std::uint64_t max_blocks_behind() const { return max_blocks_behind_; }
+  // The chain height a quorum of voters holds (nullopt: no quorum view known). Leader: from its
+  // own view and what its voters reported this term. Others: as the leader's latest heartbeat
+  // said, for kChainQuorumValidTimeouts election timeouts after it came.
+  std::optional<std::uint64_t> chain_quorum_height() const;
+  // A quorum view is known and this node's height is unknown or more than max_blocks_behind
+  // below it. Such a node does not campaign and, as leader, hands leadership on.
+  bool chain_behind() const;
   const Membership& membership() const { return membership_history_.back().second; }
   // Leader: voters heard within an election timeout form a quorum. Others: a leader was heard
   // within an election timeout. A node without quorum makes no decision that needs one.
@@ -288,7 +332,7 @@ class Raft {
   bool send_append(NodeId to, bool send_if_empty);
   bool send_snapshot(NodeId to);
   Membership membership_at(Index index) const;
-  void send_heartbeat(NodeId to);
+  void send_heartbeat(NodeId to, std::optional<std::uint64_t> chain_quorum_height);
   void broadcast_append();
   void broadcast_heartbeat();
   void append_entries(std::vector<Entry> entries);
@@ -299,7 +343,12 @@ class Raft {
   // Recompute the membership from the log from `from` on (after appends or truncations).
   void refresh_membership(Index from);
   void maybe_step_down_if_removed();
-  void maybe_transfer_for_health();
+  // Leader, unhealthy or behind the chain: hand leadership to the best voter that is neither.
+  void maybe_transfer_for_gating();
+  // Would `id`'s reported view make it behind a quorum holding `quorum_height`?
+  bool member_chain_behind(NodeId id, std::optional<std::uint64_t> quorum_height) const;
+  // A (pre)vote request from a candidate this voter's own chain view says is behind.
+  bool refuses_for_chain(const Message& m) const;
   bool accepts_from(const Message& m);
 
   // Configuration.
@@ -330,6 +379,8 @@ class Raft {
   std::optional<Snapshot> snapshot_;
   std::optional<Snapshot> pending_install_;  // installed, not yet handed out in a Ready
   bool healthy_ = true;
+  std::optional<ChainView> chain_view_;  // as the host last set it
+  std::uint64_t max_blocks_behind_ = 0;
 
   // Volatile.
   Role role_ = Role::follower;  // never Role::learner: that is reported by role()
@@ -355,6 +406,9 @@ class Raft {
   bool lease_contact_ = false;
   std::uint64_t vote_hold_until_ms_ = 0;
   Index leader_commit_ = 0;                    // follower: as last heard this term
+  // Not leading: the chain quorum height from the latest heartbeat, and when it came.
+  std::optional<std::uint64_t> heard_chain_quorum_;
+  std::uint64_t heard_chain_quorum_ms_ = 0;
   std::vector<NodeId> regressed_followers_;
 
   // Pending outputs.

@@ -3,9 +3,12 @@
 // follower answers "not_leader".
 #include <boost/json.hpp>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <memory>
+#include <random>
 #include <sstream>
 
 #include "tools/anya-ha/commands.hpp"
@@ -28,7 +31,23 @@ struct CtlArgs {
   std::uint64_t id = 0, to = 0, version = 0, if_version = 0, prev_revision = 0;
   bool learner = false, has_if_version = false, has_prev = false;
   std::string address, file, key_name, value;
+  // Exactly-once: every write carries a client id and seq; a retry inside this run keeps both.
+  std::string client_id;
+  std::uint64_t client_seq = 1;
+  // utxo and dlc
+  std::string outpoint, owner, contract, state, from_state, to_state, nonce, attestation;
+  std::uint64_t ttl_ms = 60'000;
+  std::vector<std::string> nonces;
 };
+
+// A client id no other ctl run will pick: "ctl-" and 16 random hex digits.
+std::string random_client_id() {
+  std::random_device rd;
+  const std::uint64_t r = (std::uint64_t{rd()} << 32) ^ rd();
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "ctl-%016llx", static_cast<unsigned long long>(r));
+  return buf;
+}
 
 std::string env_or(const std::string& flag, const char* name) {
   if (!flag.empty()) return flag;
@@ -76,6 +95,11 @@ class Ctl {
       std::cerr << "anya-ha ctl: -o: expected text or json\n";
       return kExitUsage;
     }
+    if (args_.client_seq == 0) {
+      std::cerr << "anya-ha ctl: --client-seq: expected a whole number from 1\n";
+      return kExitUsage;
+    }
+    client_id_ = args_.client_id.empty() ? random_client_id() : args_.client_id;
     return kExitOk;
   }
 
@@ -83,6 +107,10 @@ class Ctl {
   int call(const std::string& method, const std::string& target, const std::string& body,
            const std::string& if_match, const std::function<void(const json::value&)>& print) {
     Status last(Errc::io_error, "no endpoint");
+    // Writes are sent in a client session, so trying the next endpoint after a timeout never
+    // applies the write twice (the cluster answers a repeat with the first outcome).
+    options_.client_id = method == "GET" ? std::string() : client_id_;
+    options_.client_seq = args_.client_seq;
     for (const std::string& first : endpoints_) {
       std::string endpoint = first;
       for (int hop = 0; hop <= kMaxLeaderHops; hop++) {
@@ -138,12 +166,40 @@ class Ctl {
   const CtlArgs& args_;
   std::vector<std::string> endpoints_;
   transport::AdminClientOptions options_;
+  std::string client_id_;
 };
 
 std::string str(const json::value& v) {
   if (v.is_string()) return std::string(v.as_string());
   if (v.is_null()) return "-";
   return json::serialize(v);
+}
+
+// "chain: height 800000 (tip 0000…a054), quorum height 800001, 1 behind (max 2): ok", or why
+// this node's view is unknown. Older nodes send no "chain": nothing is printed.
+void print_chain(const json::object& o) {
+  const json::value* c = o.if_contains("chain");
+  if (c == nullptr || !c->is_object()) return;
+  const json::object& chain = c->as_object();
+  std::cout << "chain: ";
+  if (chain.at("height").is_null()) {
+    std::cout << "height unknown";
+    if (!chain.at("probe_error").is_null()) {
+      std::cout << " (probe: " << str(chain.at("probe_error")) << ")";
+    } else if (!chain.at("probing").as_bool()) {
+      std::cout << " (no chain probe)";
+    }
+  } else {
+    std::string tip = str(chain.at("tip"));
+    if (tip.size() > 16) tip = tip.substr(0, 8) + "…" + tip.substr(tip.size() - 8);
+    std::cout << "height " << str(chain.at("height")) << " (tip " << tip << ")";
+  }
+  std::cout << ", quorum height " << str(chain.at("quorum_height"));
+  if (!chain.at("blocks_behind").is_null()) {
+    std::cout << ", " << str(chain.at("blocks_behind")) << " behind";
+  }
+  std::cout << " (max " << str(chain.at("max_blocks_behind")) << "): "
+            << (chain.at("behind").as_bool() ? "BEHIND, will not lead" : "ok") << "\n";
 }
 
 void print_status(const json::value& v) {
@@ -155,11 +211,15 @@ void print_status(const json::value& v) {
             << str(o.at("applied_index")) << ", quorum " << str(o.at("quorum"))
             << ", config version " << str(o.at("config_version")) << ", fencing token "
             << str(o.at("fencing_token")) << "\n";
-  std::cout << "ID\tVOTER\tHEALTH\tLAST_SEEN_MS\tADDRESS\n";
+  print_chain(o);
+  std::cout << "ID\tVOTER\tHEALTH\tLAST_SEEN_MS\tCHAIN_HEIGHT\tADDRESS\n";
   for (const json::value& m : o.at("members").as_array()) {
     const json::object& mo = m.as_object();
+    const json::value* height = mo.if_contains("chain_height");
     std::cout << str(mo.at("id")) << "\t" << str(mo.at("voter")) << "\t" << str(mo.at("health"))
-              << "\t" << str(mo.at("last_seen_ms")) << "\t" << str(mo.at("address")) << "\n";
+              << "\t" << str(mo.at("last_seen_ms")) << "\t"
+              << (height != nullptr ? str(*height) : "-") << "\t" << str(mo.at("address"))
+              << "\n";
   }
 }
 
@@ -179,6 +239,90 @@ std::string url_escape(const std::string& s) {
   return out;
 }
 
+using Action = std::function<int(Ctl&)>;
+using On = std::function<void(CLI::App*, Action)>;
+
+void print_write(const json::value& v) {
+  std::cout << "revision " << str(v.at("revision"));
+  const json::value* replayed = v.as_object().if_contains("replayed");
+  if (replayed != nullptr && replayed->is_bool() && replayed->as_bool()) {
+    std::cout << " (a retry: the first outcome; nothing applied again)";
+  }
+  std::cout << "\n";
+}
+
+// ctl utxo reserve|release|spend|get and ctl dlc create|get|transition|attest.
+void add_record_commands(CLI::App* ctl, const std::shared_ptr<CtlArgs>& a, const On& on) {
+  CLI::App* utxo = ctl->add_subcommand("utxo", "UTXO reservations: one owner per outpoint");
+  utxo->require_subcommand(1);
+  CLI::App* reserve = utxo->add_subcommand("reserve", "Reserve an outpoint for an owner");
+  CLI::App* release = utxo->add_subcommand("release", "Give a reservation back");
+  CLI::App* spend = utxo->add_subcommand("spend", "Mark an outpoint spent (final)");
+  CLI::App* uget = utxo->add_subcommand("get", "Who holds an outpoint");
+  for (CLI::App* sub : {reserve, release, spend, uget}) {
+    sub->add_option("outpoint", a->outpoint, "TXID:VOUT")->required();
+  }
+  for (CLI::App* sub : {reserve, release, spend}) {
+    sub->add_option("--owner", a->owner, "Who holds it (a wallet, a signer)")->required();
+  }
+  reserve->add_option("--ttl-ms", a->ttl_ms, "How long the reservation holds")
+      ->capture_default_str();
+  const auto utxo_write = [a](const char* action, bool with_ttl) {
+    return [a, action, with_ttl](Ctl& c) {
+      json::object body{{"outpoint", a->outpoint}, {"owner", a->owner}};
+      if (with_ttl) body["ttl_ms"] = a->ttl_ms;
+      return c.call("POST", std::string("/v1/utxo/") + action, json::serialize(body), "",
+                    print_write);
+    };
+  };
+  on(reserve, utxo_write("reserve", true));
+  on(release, utxo_write("release", false));
+  on(spend, utxo_write("spend", false));
+  on(uget, [a](Ctl& c) {
+    return c.call("GET", "/v1/utxo/" + url_escape(a->outpoint), "", "", print_json);
+  });
+
+  CLI::App* dlc = ctl->add_subcommand("dlc", "DLC contract records");
+  dlc->require_subcommand(1);
+  CLI::App* create = dlc->add_subcommand("create", "Record a contract and its oracle nonces");
+  CLI::App* dget = dlc->add_subcommand("get", "A contract's state and attestations");
+  CLI::App* transition = dlc->add_subcommand("transition", "Change state, only from FROM");
+  CLI::App* attest = dlc->add_subcommand("attest", "Record the attestation for a nonce, once");
+  for (CLI::App* sub : {create, dget, transition, attest}) {
+    sub->add_option("contract", a->contract, "Contract id")->required();
+  }
+  create->add_option("--state", a->state, "The first state")->required();
+  create->add_option("--nonce", a->nonces, "An oracle nonce commitment (64 hex), repeatable")
+      ->required();
+  transition->add_option("from", a->from_state)->required();
+  transition->add_option("to", a->to_state)->required();
+  attest->add_option("nonce", a->nonce, "The committed nonce (64 hex)")->required();
+  attest->add_option("attestation", a->attestation, "The attestation (hex)")->required();
+  on(create, [a](Ctl& c) {
+    json::array nonces;
+    for (const std::string& n : a->nonces) nonces.emplace_back(n);
+    return c.call("POST", "/v1/dlc",
+                  json::serialize(json::object{{"contract_id", a->contract},
+                                               {"state", a->state},
+                                               {"nonces", std::move(nonces)}}),
+                  "", print_write);
+  });
+  on(dget, [a](Ctl& c) {
+    return c.call("GET", "/v1/dlc/" + url_escape(a->contract), "", "", print_json);
+  });
+  on(transition, [a](Ctl& c) {
+    return c.call("POST", "/v1/dlc/" + url_escape(a->contract) + "/transition",
+                  json::serialize(json::object{{"from", a->from_state}, {"to", a->to_state}}),
+                  "", print_write);
+  });
+  on(attest, [a](Ctl& c) {
+    return c.call("POST", "/v1/dlc/" + url_escape(a->contract) + "/attest",
+                  json::serialize(json::object{{"nonce", a->nonce},
+                                               {"attestation", a->attestation}}),
+                  "", print_write);
+  });
+}
+
 }  // namespace
 
 Runner add_ctl_command(CLI::App& app) {
@@ -193,8 +337,12 @@ Runner add_ctl_command(CLI::App& app) {
   ctl->add_option("--key", a->key, "Client key (or ANYA_HA_KEY)");
   ctl->add_option("--token", a->token, "Bearer token (or ANYA_HA_TOKEN)");
   ctl->add_option("-o,--output", a->output, "text or json");
+  ctl->add_option("--client-id", a->client_id,
+                  "Writes: the client id for exactly-once (default: a random one per run)");
+  ctl->add_option("--client-seq", a->client_seq,
+                  "Writes: the request number; repeat id and seq to retry a write safely")
+      ->capture_default_str();
 
-  using Action = std::function<int(Ctl&)>;
   auto actions = std::make_shared<std::vector<std::pair<CLI::App*, Action>>>();
   auto on = [&](CLI::App* sub, Action act) { actions->emplace_back(sub, std::move(act)); };
 
@@ -293,6 +441,7 @@ Runner add_ctl_command(CLI::App& app) {
     }
     return c.call("DELETE", target, "", "", print_revision);
   });
+  add_record_commands(ctl, a, on);
   CLI::App* token = ctl->add_subcommand("token", "Bearer tokens (admins only)");
   CLI::App* tcreate = token->add_subcommand("create", "Make a token; it is shown once");
   tcreate->add_option("--name", a->token_name, "What it is for")->required();

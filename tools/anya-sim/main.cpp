@@ -164,6 +164,13 @@ void print_result(const SimOptions& o, const RunResult& r, double wall_s) {
   std::printf("leases: %llu instants with a lease held, %llu transfers, %llu fast failovers, "
               "%llu late requests refused by the fenced resource\n",
               u(s.lease_checks), u(s.transfers), u(s.fast_failovers), u(s.fence_refused));
+  std::printf("records: %s\n", s.records.describe().c_str());
+  if (s.chain_blocks > 0) {
+    std::printf("chain: %llu blocks, %llu backend stalls, %llu blind probes, %llu leaderships "
+                "ended behind the chain, longest led while behind %llu ms\n",
+                u(s.chain_blocks), u(s.chain_stalls), u(s.chain_blinds), u(s.chain_handoffs),
+                u(s.chain_behind_max_ms));
+  }
   if (s.config_crashes_in_prepare + s.config_crashes_in_commit + s.config_races > 0) {
     std::printf("forced: %llu leader crashes during PREPARE, %llu during COMMIT; %llu config "
                 "races (%llu won, %llu refused with the current version)\n",
@@ -259,6 +266,7 @@ int cmd_swarm(int argc, char** argv) {
   std::mutex mu;
   std::map<std::uint64_t, std::pair<SimOptions, RunResult>> results;
   std::uint64_t done = 0, failures = 0, sim_us = 0, events = 0;
+  anya::sim::RecordStats records;  // summed over the seeds
   const auto start = std::chrono::steady_clock::now();
   auto last_print = start;
   std::signal(SIGABRT, on_abort);
@@ -281,6 +289,7 @@ int cmd_swarm(int argc, char** argv) {
       failures += r.ok ? 0 : 1;
       sim_us += r.stats.sim_time_us;
       events += r.stats.events;
+      records.add(r.stats.records);
       if (!r.ok) {
         std::fprintf(stderr, "%sFAIL seed %llu: %s\n  replay: %s\n", tty ? "\r\033[K" : "",
                      static_cast<unsigned long long>(seed), r.violation.c_str(),
@@ -324,6 +333,7 @@ int cmd_swarm(int argc, char** argv) {
                static_cast<unsigned long long>(*count - failures),
                static_cast<unsigned long long>(failures), sim_us / 1e6, wall,
                wall > 0 ? sim_us / 1e6 / wall : 0.0, wall > 0 ? events / wall : 0.0);
+  std::fprintf(tap ? stderr : stdout, "records: %s\n", records.describe().c_str());
   return failures == 0 ? 0 : 1;
 }
 

@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "transport/admin/router.hpp"
 #include "transport/tls/context.hpp"
 
 namespace anya::transport {
@@ -101,6 +102,10 @@ Result<HttpReply> admin_request(const AdminClientOptions& options, const std::st
   if (!body.empty()) req.set(http::field::content_type, "application/json");
   if (!if_match.empty()) req.set(http::field::if_match, if_match);
   if (!options.token.empty()) req.set(http::field::authorization, "Bearer " + options.token);
+  if (!options.client_id.empty()) {
+    req.set(kClientIdHeader, options.client_id);
+    req.set(kClientSeqHeader, std::to_string(options.client_seq));
+  }
   req.body() = body;
   req.keep_alive(false);
   req.prepare_payload();

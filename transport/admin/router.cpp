@@ -1,5 +1,8 @@
 #include "transport/admin/router.hpp"
 
+#include "transport/admin/json_util.hpp"
+#include "transport/admin/records.hpp"
+
 #include <boost/json.hpp>
 
 #include <charconv>
@@ -17,129 +20,6 @@ using engine::NodeId;
 
 namespace {
 
-// Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF): JSON text must be UTF-8.
-bool valid_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n = 0;
-    std::uint32_t cp = 0;
-    if (c < 0x80) { i++; continue; }
-    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
-    else return false;
-    if (i + n >= s.size()) return false;  // the sequence runs past the end
-    for (std::size_t k = 1; k <= n; k++) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += n + 1;
-  }
-  return true;
-}
-
-// Text for a JSON string: as is when it is UTF-8, else every byte past ASCII as \xNN, so a
-// message quoting a client's bytes never makes the answer invalid JSON.
-std::string json_safe(std::string_view s) {
-  if (valid_utf8(s)) return std::string(s);
-  std::string out;
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c < 0x80) {
-      out += ch;
-    } else {
-      char buf[5];
-      std::snprintf(buf, sizeof buf, "\\x%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
-// False if `v` holds a number JSON cannot carry back (one that overflowed to infinity).
-bool all_numbers_finite(const json::value& v) {
-  if (v.is_double()) return std::isfinite(v.as_double());
-  if (v.is_array()) {
-    for (const json::value& e : v.as_array()) {
-      if (!all_numbers_finite(e)) return false;
-    }
-  }
-  if (v.is_object()) {
-    for (const auto& kv : v.as_object()) {
-      if (!all_numbers_finite(kv.value())) return false;
-    }
-  }
-  return true;
-}
-
-AdminResponse json_response(int status, const json::value& v) {
-  return AdminResponse{status, "application/json", json::serialize(v) + "\n", {}};
-}
-
-AdminResponse bad_request(std::string message) {
-  return error_response(ApiError{Status(Errc::invalid_argument, std::move(message))});
-}
-
-std::optional<std::uint64_t> parse_u64(std::string_view s) {
-  std::uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
-// Parses a JSON object body, refusing anything else with a message naming what is wrong.
-std::optional<json::object> parse_object(const std::string& body, std::string& error) {
-  json::parse_options opts;
-  opts.max_depth = AdminLimits::max_json_depth;
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec, {}, opts);
-  if (ec) {
-    error = "body is not valid JSON: " + ec.message();
-    return std::nullopt;
-  }
-  if (!v.is_object()) {
-    error = "body must be a JSON object";
-    return std::nullopt;
-  }
-  if (!all_numbers_finite(v)) {
-    error = "body holds a number too large to represent";
-    return std::nullopt;
-  }
-  return v.as_object();
-}
-
-// Reads an optional unsigned integer field; false (with `error` set) if present but not one.
-bool read_u64(const json::object& o, std::string_view field, std::optional<std::uint64_t>& out,
-              std::string& error) {
-  const json::value* v = o.if_contains(field);
-  if (v == nullptr || v->is_null()) return true;
-  if (v->is_uint64()) out = v->as_uint64();
-  else if (v->is_int64() && v->as_int64() >= 0) out = static_cast<std::uint64_t>(v->as_int64());
-  else {
-    error = std::string(field) + ": expected a non-negative whole number";
-    return false;
-  }
-  return true;
-}
-
-bool only_fields(const json::object& o, std::initializer_list<std::string_view> allowed,
-                 std::string& error) {
-  for (const auto& kv : o) {
-    bool ok = false;
-    for (std::string_view a : allowed) ok = ok || kv.key() == a;
-    if (!ok) {
-      error = std::string(kv.key()) + ": unknown field";
-      return false;
-    }
-  }
-  return true;
-}
-
 json::value member_json(const MemberView& m) {
   json::object o;
   o["id"] = m.id;
@@ -150,6 +30,33 @@ json::value member_json(const MemberView& m) {
   if (m.last_seen_ms) o["last_seen_ms"] = *m.last_seen_ms;
   else o["last_seen_ms"] = nullptr;
   o["match_index"] = m.match_index;
+  if (m.chain_height) o["chain_height"] = *m.chain_height;
+  else o["chain_height"] = nullptr;
+  return o;
+}
+
+// This node's view of the Bitcoin chain and whether it is gated by it (null: unknown).
+json::value chain_json(const ChainStatusView& c) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  json::object o;
+  o["height"] = c.view ? json::value(c.view->height) : json::value(nullptr);
+  if (c.view) {
+    std::string tip;
+    for (std::uint8_t b : c.view->tip) tip += {kHex[b >> 4], kHex[b & 0xF]};
+    o["tip"] = tip;
+  } else {
+    o["tip"] = nullptr;
+  }
+  o["quorum_height"] = c.quorum_height ? json::value(*c.quorum_height) : json::value(nullptr);
+  if (c.view && c.quorum_height) {
+    o["blocks_behind"] = *c.quorum_height > c.view->height ? *c.quorum_height - c.view->height : 0;
+  } else {
+    o["blocks_behind"] = nullptr;
+  }
+  o["behind"] = c.behind;
+  o["max_blocks_behind"] = c.max_blocks_behind;
+  o["probing"] = c.probing;
+  o["probe_error"] = c.probe_error.empty() ? json::value(nullptr) : json::value(c.probe_error);
   return o;
 }
 
@@ -170,6 +77,7 @@ json::value status_json(const StatusView& s) {
   json::array members;
   for (const MemberView& m : s.members) members.push_back(member_json(m));
   o["members"] = std::move(members);
+  o["chain"] = chain_json(s.chain);
   return o;
 }
 
@@ -181,14 +89,6 @@ json::value config_json(const ConfigView& c) {
   json::value doc = c.document.empty() ? json::value(nullptr) : json::parse(c.document, ec);
   o["document"] = ec ? json::value(c.document) : doc;
   return o;
-}
-
-template <typename T>
-Reply<T> replying(std::function<void(AdminResponse)> respond,
-                  std::function<AdminResponse(const T&)> ok) {
-  return [respond = std::move(respond), ok = std::move(ok)](ApiResult<T> r) {
-    respond(r.ok() ? ok(*r.value) : error_response(r.error));
-  };
 }
 
 void route_kv(const AdminRequest& req, std::string_view path, std::string_view query,
@@ -203,8 +103,12 @@ void route_kv(const AdminRequest& req, std::string_view path, std::string_view q
                                           " are the cluster's own (tokens); use /v1/tokens"}}));
   }
   auto write_done = replying<KvWriteResult>(respond, [](const KvWriteResult& w) {
-    return json_response(200, json::object{{"revision", w.revision}});
+    json::object body{{"revision", w.revision}};
+    if (w.replayed) body["replayed"] = true;
+    return json_response(200, std::move(body));
   });
+  Result<std::optional<ClientRef>> client = client_of(req);
+  if (!client) return respond(bad_request(client.status().message()));
   if (req.method == "GET") {
     std::optional<engine::ReadMode> consistency;
     if (query.rfind("consistency=", 0) == 0) {
@@ -242,12 +146,14 @@ void route_kv(const AdminRequest& req, std::string_view path, std::string_view q
     w.key = std::move(*key);
     w.value = std::string(value->as_string());
     w.expected_revision = prev;
+    w.client = *client;
     return node.kv_write(std::move(w), std::move(write_done));
   }
   ANYA_ASSERT(req.method == "DELETE");  // allowed_methods() let nothing else through
   KvWrite w;
   w.op = KvWrite::Op::del;
   w.key = std::move(*key);
+  w.client = *client;
   if (query.rfind("prev_revision=", 0) == 0) {
     std::optional<std::uint64_t> prev = parse_u64(query.substr(14));
     if (!prev || *prev == 0) return respond(bad_request("prev_revision: expected a revision"));
@@ -343,6 +249,9 @@ void route_v1(const AdminRequest& req, std::string_view path, std::string_view q
     return respond(json_response(200, status_json(node.status())));
   }
   if (path.rfind("/v1/kv/", 0) == 0) return route_kv(req, path.substr(7), query, node, respond);
+  if (path.starts_with("/v1/utxo/") || path == "/v1/dlc" || path.starts_with("/v1/dlc/")) {
+    return route_records(req, path, node, respond);
+  }
   if (path == "/v1/members" || path.rfind("/v1/members/", 0) == 0) {
     std::string_view rest = path.substr(11);
     if (!rest.empty()) rest.remove_prefix(1);
@@ -451,6 +360,11 @@ constexpr EndpointRule kEndpoints[] = {
     {"GET", "/v1/config/history", kExact, Permission::config_read, false},
     {"POST", "/v1/leader/transfer", kExact, Permission::leader_transfer, true},
     {"GET", "/v1/lease", kExact, Permission::lease_read, false},
+    {"GET", "/v1/utxo/", kChild, Permission::records_read, false},
+    {"POST", "/v1/utxo/", kChild, Permission::records_write, true},
+    {"POST", "/v1/dlc", kExact, Permission::records_write, true},
+    {"GET", "/v1/dlc/", kChild, Permission::records_read, false},
+    {"POST", "/v1/dlc/", kChild, Permission::records_write, true},
     {"GET", "/v1/tokens", kExact, Permission::tokens_manage, false},
     {"POST", "/v1/tokens", kExact, Permission::tokens_manage, true},
     {"DELETE", "/v1/tokens/", kChild, Permission::tokens_manage, true},

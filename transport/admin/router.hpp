@@ -27,8 +27,14 @@ struct AdminRequest {
   std::string body;
   auth::Caller caller{};           // what the connection proved, and the Authorization header
   std::string idempotency_key{};   // the Idempotency-Key header, if any
+  std::string client_id{};         // the Anya-Client-Id header, if any (exactly-once writes)
+  std::string client_seq{};        // the Anya-Client-Seq header, if any
   std::uint64_t now_unix_ms = 0;   // wall clock when it arrived (token expiry)
 };
+
+// Exactly-once writes: a client names itself and numbers its requests; a retry repeats both.
+inline constexpr const char* kClientIdHeader = "Anya-Client-Id";
+inline constexpr const char* kClientSeqHeader = "Anya-Client-Seq";
 
 struct AdminResponse {
   int status = 200;

@@ -44,6 +44,8 @@ class FakeNode : public NodeApi {
   bool defer = false;
   std::vector<std::string> calls;
   std::vector<KvWrite> writes;  // the kv_write arguments, in full
+  std::vector<engine::Command> commands;  // the record_write arguments
+  std::vector<std::optional<ClientRef>> clients;
 
   // Runs the replies held back while `defer` was set; returns how many ran.
   std::size_t release() {
@@ -79,6 +81,13 @@ class FakeNode : public NodeApi {
                                                     : std::string("none"));
     calls.push_back(line);
     writes.push_back(write);
+    answer(kv_write_result, std::move(reply));
+  }
+  void record_write(engine::Command command, std::optional<ClientRef> client,
+                    Reply<KvWriteResult> reply) override {
+    calls.push_back("record_write");
+    commands.push_back(std::move(command));
+    clients.push_back(std::move(client));
     answer(kv_write_result, std::move(reply));
   }
   std::vector<KvEntryView> kv_scan(const std::string& prefix, std::size_t limit) override {
@@ -317,6 +326,41 @@ TEST(AdminRouter, StatusWithoutALeaderSaysNull) {
   EXPECT_EQ(v.at("role"), "candidate");
 }
 
+TEST(AdminRouter, StatusShowsTheChainViewTheQuorumHeightAndEachMembersHeight) {
+  FakeNode node;
+  node.status_view = sample_status();
+  engine::ChainView view;
+  view.height = 800'000;
+  view.tip[0] = 0xab;
+  view.tip[31] = 0x01;
+  node.status_view.chain = ChainStatusView{true, view, 800'004, true, 2, ""};
+  node.status_view.members[0].chain_height = 800'004;
+  const json::value v = parse(route(node, request("GET", "/v1/status")));
+  const json::value& chain = v.at("chain");
+  EXPECT_EQ(chain.at("height"), 800'000);
+  EXPECT_EQ(chain.at("tip"), json::value("ab" + std::string(60, '0') + "01"));
+  EXPECT_EQ(chain.at("quorum_height"), 800'004);
+  EXPECT_EQ(chain.at("blocks_behind"), 4);
+  EXPECT_EQ(chain.at("behind"), true);
+  EXPECT_EQ(chain.at("max_blocks_behind"), 2);
+  EXPECT_TRUE(chain.at("probe_error").is_null());
+  EXPECT_EQ(v.at("members").at(0).at("chain_height"), 800'004);
+  EXPECT_TRUE(v.at("members").at(1).at("chain_height").is_null()) << "unknown: null";
+}
+
+TEST(AdminRouter, StatusWithAFailedProbeSaysWhyAndNull) {
+  FakeNode node;
+  node.status_view = sample_status();
+  node.status_view.chain = ChainStatusView{true, std::nullopt, 800'004, true, 2,
+                                           "exited with status 1: error: couldn't connect"};
+  const json::value chain = parse(route(node, request("GET", "/v1/status"))).at("chain");
+  EXPECT_TRUE(chain.at("height").is_null());
+  EXPECT_TRUE(chain.at("tip").is_null());
+  EXPECT_TRUE(chain.at("blocks_behind").is_null());
+  EXPECT_EQ(chain.at("behind"), true);
+  EXPECT_EQ(chain.at("probe_error"), "exited with status 1: error: couldn't connect");
+}
+
 TEST(AdminRouter, MembersListsTheNodesMembers) {
   FakeNode node;
   node.status_view = sample_status();
@@ -441,6 +485,151 @@ TEST(AdminRouter, LeaseNamesHolderFencingTokenAndValidity) {
   EXPECT_EQ(v.at("fencing_token"), 41);
   EXPECT_EQ(v.at("valid"), true);
   EXPECT_EQ(node.calls, std::vector<std::string>{"lease"});
+}
+
+// ---------------------------------------------------------------- records and client sessions
+
+const std::string kTxidUpper(64, 'A');
+const std::string kTxidLower(64, 'a');
+
+TEST(AdminRecords, ReserveBuildsTheCommandWithTheClientSession) {
+  FakeNode node;
+  node.kv_write_result = KvWriteResult{17, true};
+  AdminRequest req = request("POST", "/v1/utxo/reserve",
+                             R"({"outpoint": ")" + kTxidUpper + R"(:3", "owner": "w1", "ttl_ms": 5000})");
+  req.client_id = "wallet-7";
+  req.client_seq = "42";
+  const AdminResponse r = route(node, req);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(parse(r).at("revision"), 17);
+  EXPECT_EQ(parse(r).at("replayed"), true);
+  ASSERT_EQ(node.commands.size(), 1u);
+  const engine::UtxoCommand* utxo = node.commands[0].utxo();
+  ASSERT_NE(utxo, nullptr);
+  EXPECT_EQ(utxo->op, engine::UtxoOp::reserve);
+  EXPECT_EQ(utxo->outpoint.txid, kTxidLower);  // stored in one spelling
+  EXPECT_EQ(utxo->outpoint.vout, 3u);
+  EXPECT_EQ(utxo->owner, "w1");
+  EXPECT_EQ(utxo->ttl_ms, 5000u);
+  ASSERT_TRUE(node.clients[0].has_value());
+  EXPECT_EQ(node.clients[0]->id, "wallet-7");
+  EXPECT_EQ(node.clients[0]->seq, 42u);
+}
+
+TEST(AdminRecords, BadInputIs400NamingTheFieldAndNothingIsProposed) {
+  const std::string good_outpoint = kTxidLower + ":0";
+  struct Bad {
+    std::string target, body, client_id, client_seq, names;
+  };
+  const std::vector<Bad> cases = {
+      {"/v1/utxo/reserve", R"({"outpoint": "abc:0", "owner": "w", "ttl_ms": 1})", "", "",
+       "outpoint txid"},
+      {"/v1/utxo/reserve", R"({"outpoint": ")" + kTxidLower + R"(:x", "owner": "w", "ttl_ms": 1})",
+       "", "", "outpoint vout"},
+      {"/v1/utxo/reserve", R"({"outpoint": ")" + kTxidLower + R"(:4294967295", "owner": "w", "ttl_ms": 1})",
+       "", "", "outpoint vout"},
+      {"/v1/utxo/reserve", R"({"outpoint": ")" + good_outpoint + R"(", "owner": "w"})", "", "",
+       "ttl_ms"},
+      {"/v1/utxo/reserve", R"({"outpoint": ")" + good_outpoint + R"(", "owner": "w", "ttl_ms": 0})",
+       "", "", "ttl_ms"},
+      {"/v1/utxo/spend", R"({"outpoint": ")" + good_outpoint + R"(", "owner": "a b"})", "", "",
+       "owner"},
+      {"/v1/utxo/spend", R"({"outpoint": ")" + good_outpoint + R"(", "owner": "w", "x": 1})", "",
+       "", "x: unknown field"},
+      {"/v1/utxo/release", R"({"outpoint": ")" + good_outpoint + R"(", "owner": "w"})", "c", "",
+       "Anya-Client-Seq"},
+      {"/v1/utxo/release", R"({"outpoint": ")" + good_outpoint + R"(", "owner": "w"})", "", "1",
+       "Anya-Client-Id"},
+      {"/v1/utxo/release", R"({"outpoint": ")" + good_outpoint + R"(", "owner": "w"})", "c", "0",
+       "Anya-Client-Seq"},
+      {"/v1/dlc", R"({"contract_id": "c", "state": "s", "nonces": ["xyz"]})", "", "", "nonces[0]"},
+      {"/v1/dlc", R"({"contract_id": "c", "state": "S", "nonces": [")" + std::string(64, '1') +
+                      R"("]})", "", "", "state"},
+      {"/v1/dlc/c/attest", R"({"nonce": ")" + std::string(64, '1') + R"(", "attestation": "abc"})",
+       "", "", "attestation"},
+      {"/v1/dlc/c/sign", "{}", "", "", "no such contract action"},
+  };
+  for (const Bad& c : cases) {
+    FakeNode node;
+    node.kv_write_result = KvWriteResult{1};
+    AdminRequest req = request("POST", c.target, c.body);
+    req.client_id = c.client_id;
+    req.client_seq = c.client_seq;
+    const AdminResponse r = route(node, req);
+    EXPECT_TRUE(r.status == 400 || r.status == 404) << c.body << " -> " << r.status;
+    EXPECT_NE(r.body.find(c.names), std::string::npos) << c.body << " -> " << r.body;
+    EXPECT_TRUE(node.commands.empty()) << c.body;
+  }
+}
+
+TEST(AdminRecords, KvWritesCarryTheClientSession) {
+  FakeNode node;
+  node.kv_write_result = KvWriteResult{5, true};
+  AdminRequest req = request("PUT", "/v1/kv/k", R"({"value": "v"})");
+  req.client_id = "c1";
+  req.client_seq = "9";
+  const AdminResponse r = route(node, req);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(parse(r).at("replayed"), true);
+  ASSERT_TRUE(node.writes.at(0).client.has_value());
+  EXPECT_EQ(node.writes[0].client->id, "c1");
+  EXPECT_EQ(node.writes[0].client->seq, 9u);
+  AdminRequest plain = request("DELETE", "/v1/kv/k");
+  EXPECT_EQ(route(node, plain).status, 200);
+  EXPECT_FALSE(node.writes.at(1).client.has_value());
+}
+
+TEST(AdminRecords, UtxoGetShowsFreeReservedAndSpent) {
+  FakeNode node;
+  node.kv_get_result = ApiError{Status(Errc::not_found, "key not found")};
+  AdminResponse r = route(node, request("GET", "/v1/utxo/" + kTxidUpper + ":1"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(parse(r).at("state"), "free");
+  EXPECT_EQ(parse(r).at("outpoint"), json::value(kTxidLower + ":1"));
+  EXPECT_EQ(node.calls.back(), "kv_get _anya/utxo/" + kTxidLower + ":1");
+
+  node.kv_get_result = KvEntryView{"k", engine::encode_utxo_record({engine::UtxoState::reserved,
+                                                                    "w", 5000}), 3, 8, 2};
+  AdminRequest at_4000 = request("GET", "/v1/utxo/" + kTxidLower + ":1");
+  at_4000.now_unix_ms = 4000;
+  r = route(node, at_4000);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(parse(r).at("state"), "reserved");
+  EXPECT_EQ(parse(r).at("owner"), "w");
+  EXPECT_EQ(parse(r).at("expires_at_ms"), 5000);
+  EXPECT_EQ(parse(r).at("expired"), false);
+  EXPECT_EQ(parse(r).at("revision"), 8);
+
+  node.kv_get_result = KvEntryView{"k", engine::encode_utxo_record({engine::UtxoState::spent,
+                                                                    "w", 0}), 3, 9, 3};
+  r = route(node, request("GET", "/v1/utxo/" + kTxidLower + ":1"));
+  EXPECT_EQ(parse(r).at("state"), "spent");
+  EXPECT_EQ(route(node, request("GET", "/v1/utxo/nope")).status, 400);
+}
+
+TEST(AdminRecords, DlcActionsBuildTheirCommands) {
+  FakeNode node;
+  node.kv_write_result = KvWriteResult{4};
+  const std::string nonce(64, 'B');
+  EXPECT_EQ(route(node, request("POST", "/v1/dlc",
+                                R"({"contract_id": "c-1", "state": "offered", "nonces": [")" +
+                                    nonce + R"("]})"))
+                .status,
+            200);
+  EXPECT_EQ(route(node, request("POST", "/v1/dlc/c-1/transition",
+                                R"({"from": "offered", "to": "signed"})"))
+                .status,
+            200);
+  EXPECT_EQ(route(node, request("POST", "/v1/dlc/c-1/attest",
+                                R"({"nonce": ")" + nonce + R"(", "attestation": "AB01"})"))
+                .status,
+            200);
+  ASSERT_EQ(node.commands.size(), 3u);
+  EXPECT_EQ(node.commands[0].dlc()->nonces, std::vector<std::string>{std::string(64, 'b')});
+  EXPECT_EQ(node.commands[1].dlc()->expected_state, "offered");
+  EXPECT_EQ(node.commands[1].dlc()->state, "signed");
+  EXPECT_EQ(node.commands[2].dlc()->nonce, std::string(64, 'b'));
+  EXPECT_EQ(node.commands[2].dlc()->attestation, "ab01");
 }
 
 // ---------------------------------------------------------------- key-value
@@ -997,6 +1186,15 @@ const std::vector<Case>& table_cases() {
       {"GET", "/v1/audit/head", "", "anyone"},
       {"GET", "/v1/audit/heads", "", "viewer"},
       {"POST", "/v1/join", R"({"node_id": 9, "csr": "x"})", "join token"},
+      {"GET", "/v1/utxo/" + std::string(64, 'a') + ":0", "", "viewer"},
+      {"POST", "/v1/utxo/reserve",
+       R"({"outpoint": ")" + std::string(64, 'a') + R"(:0", "owner": "w", "ttl_ms": 10})",
+       "operator"},
+      {"POST", "/v1/dlc", R"({"contract_id": "c", "state": "s", "nonces": [")" +
+                              std::string(64, '1') + R"("]})",
+       "operator"},
+      {"GET", "/v1/dlc/c", "", "viewer"},
+      {"POST", "/v1/dlc/c/transition", R"({"from": "a", "to": "b"})", "operator"},
   };
   return cases;
 }

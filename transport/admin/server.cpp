@@ -215,6 +215,8 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     if (auto it = req.find("Idempotency-Key"); it != req.end()) {
       r.idempotency_key = std::string(it->value());
     }
+    if (auto it = req.find(kClientIdHeader); it != req.end()) r.client_id = it->value();
+    if (auto it = req.find(kClientSeqHeader); it != req.end()) r.client_seq = it->value();
     if (server_.options.authorizer == nullptr) return route_admin_request(r, server_.node, done);
     ANYA_ASSERT(server_.options.audit != nullptr);
     serve_admin_request_once(r, server_.node, *server_.options.authorizer,

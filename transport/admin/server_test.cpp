@@ -105,6 +105,10 @@ class FakeNode : public NodeApi {
       reply(KvWriteResult{99});
     });
   }
+  void record_write(engine::Command, std::optional<ClientRef>,
+                    Reply<KvWriteResult> r) override {
+    refuse(r);
+  }
   void members_add(engine::NodeId, std::string, bool, Reply<Empty> r) override { refuse(r); }
   void members_remove(engine::NodeId, Reply<Empty> r) override { refuse(r); }
   void config_get(Reply<ConfigView> r) override { refuse(r); }

@@ -114,7 +114,15 @@ struct Agent::Impl {
   std::mutex collector_mutex;
   std::condition_variable collector_wake;
   bool collector_stop = false;
-  ~Impl() { stop_collector(); }
+  // The chain probe ([bitcoin] chain_probe, or the embedder's callback): its results are
+  // posted to the io thread. Joined before the io_context it posts to is destroyed.
+  ChainProbeFn chain_probe;
+  std::unique_ptr<ChainProber> chain_prober;
+  void start_chain_probe();
+  ~Impl() {
+    stop_collector();
+    chain_prober.reset();
+  }
   void reload_tls(bool forced);
   void publish_audit_head(bool force);
   void schedule_housekeeping();
@@ -286,6 +294,28 @@ void Agent::Impl::schedule_housekeeping() {
   });
 }
 
+void Agent::Impl::start_chain_probe() {
+  const BitcoinConfig& b = config.bitcoin;
+  std::string what = "the embedder's callback";
+  if (!chain_probe && !b.chain_probe.empty()) {
+    chain_probe = [command = b.chain_probe, timeout_ms = b.chain_probe_timeout_ms] {
+      return run_chain_probe_command(command, timeout_ms);
+    };
+    what = "`" + b.chain_probe + "` (timeout " + format_duration_ms(b.chain_probe_timeout_ms) +
+           ")";
+  }
+  if (!chain_probe) return;  // no view of the chain: gating rests on the other members' views
+  chain_prober = std::make_unique<ChainProber>(
+      chain_probe, b.chain_probe_interval_ms, [this](Result<engine::ChainView> r) {
+        asio::post(io, [this, r = std::move(r)]() mutable {
+          if (!stopping) node->on_chain_probe(std::move(r));
+        });
+      });
+  chain_prober->start();
+  log.info("chain probe every ", format_duration_ms(b.chain_probe_interval_ms), ": ", what,
+           "; at most ", b.max_blocks_behind, " blocks behind the quorum to lead");
+}
+
 Agent::Agent(NodeConfig config, Logger log, NodeEvents events)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(log), std::move(events))) {}
 
@@ -346,6 +376,7 @@ Status Agent::start() {
   });
   s.housekeeping = std::make_unique<asio::steady_timer>(s.io);
   s.schedule_housekeeping();
+  s.start_chain_probe();
   if (s.audit) s.collector = std::thread([&s] { s.collect_heads_loop(); });
   s.log.info("admin API on ", endpoint, "; TLS: ", s.tls->describe());
   return {};
@@ -377,6 +408,11 @@ int Agent::run(bool handle_signals) {
   }
   s.io.run();
   return s.exit_code.load();
+}
+
+void Agent::set_chain_probe(ChainProbeFn probe) {
+  ANYA_ASSERT(impl_->chain_prober == nullptr);  // before start()
+  impl_->chain_probe = std::move(probe);
 }
 
 void Agent::request_stop() {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 
+#include "transport/chain/chain_probe.hpp"
 #include "transport/config/node_config.hpp"
 #include "transport/log/log.hpp"
 #include "transport/node/node.hpp"
@@ -20,6 +21,9 @@ class Agent {
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
+  // Before start(): probe the chain with this (the embedding API's callback) instead of the
+  // [bitcoin] chain_probe command. Either way the probe runs on a thread of its own.
+  void set_chain_probe(ChainProbeFn probe);
   // Recovers storage, listens on the peer and admin ports. Errors name the field or file.
   Status start();
   // Runs until stopped. With handle_signals, SIGTERM and SIGINT start a graceful stop.

@@ -14,8 +14,8 @@ namespace {
 constexpr std::array<const char*, kPermissionCount> kPermissionNames = {
     "health.read", "metrics.read", "status.read",  "kv.read",          "kv.write",
     "members.read", "members.write", "config.read", "config.write",    "leader.transfer",
-    "lease.read",  "tokens.manage", "node.join"};
-static_assert(static_cast<std::size_t>(Permission::node_join) + 1 == kPermissionCount);
+    "lease.read",  "tokens.manage", "node.join",   "records.read",    "records.write"};
+static_assert(static_cast<std::size_t>(Permission::records_write) + 1 == kPermissionCount);
 
 bool is_read(Permission p) {
   switch (p) {
@@ -25,6 +25,7 @@ bool is_read(Permission p) {
     case Permission::kv_read:
     case Permission::members_read:
     case Permission::config_read:
+    case Permission::records_read:
     case Permission::lease_read: return true;
     default: return false;
   }
@@ -35,7 +36,8 @@ bool builtin_allows(std::string_view role, Permission p) {
   // certificate by itself.
   if (role == "admin") return p != Permission::node_join;
   if (role == "operator") {
-    return is_read(p) || p == Permission::kv_write || p == Permission::leader_transfer;
+    return is_read(p) || p == Permission::kv_write || p == Permission::records_write ||
+           p == Permission::leader_transfer;
   }
   if (role == "viewer") return is_read(p);
   if (role == kJoinRole) return p == Permission::node_join;

@@ -43,8 +43,10 @@ enum class Permission : std::uint8_t {
   lease_read,
   tokens_manage,    // create, list and revoke tokens
   node_join,        // spend a one-time join token for a new node's certificate
+  records_read,     // UTXO reservations and DLC contracts: read
+  records_write,    // reserve, release, spend; create, transition, attest
 };
-inline constexpr std::size_t kPermissionCount = 13;
+inline constexpr std::size_t kPermissionCount = 15;
 
 const char* permission_name(Permission p);
 std::optional<Permission> parse_permission(std::string_view name);

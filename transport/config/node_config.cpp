@@ -238,6 +238,49 @@ Status read_audit(TableReader& top, const std::filesystem::path& base, NodeConfi
   return a.no_unknown_keys();
 }
 
+Status read_bitcoin(TableReader& top, NodeConfig& c) {
+  Result<const toml::table*> section = top.table("bitcoin");
+  if (!section) return section.status();
+  TableReader b(**section, "bitcoin.");
+  BitcoinConfig& out = c.bitcoin;
+  if (Status s = b.read_string("chain_probe", out.chain_probe); !s) return s;
+  if (b.has("chain_probe") && out.chain_probe.empty()) {
+    return invalid("bitcoin.chain_probe: must not be empty (leave it out for no probe)");
+  }
+  if (Status s = b.read_u64("max_blocks_behind", out.max_blocks_behind); !s) return s;
+  if (Status s = b.read_duration("chain_probe_interval", out.chain_probe_interval_ms); !s) {
+    return s;
+  }
+  if (Status s = b.read_duration("chain_probe_timeout", out.chain_probe_timeout_ms); !s) {
+    return s;
+  }
+  return b.no_unknown_keys();
+}
+
+Status validate_bitcoin(const BitcoinConfig& b) {
+  if (b.chain_probe.size() > NodeConfigLimits::max_chain_probe_bytes) {
+    return invalid("bitcoin.chain_probe: longer than " +
+                   std::to_string(NodeConfigLimits::max_chain_probe_bytes) +
+                   " bytes; put the command in a script");
+  }
+  if (b.chain_probe.find('\0') != std::string::npos) {
+    return invalid("bitcoin.chain_probe: must not contain a NUL character");
+  }
+  if (b.max_blocks_behind > engine::kMaxBlocksBehind) {
+    return invalid("bitcoin.max_blocks_behind: must be at most " +
+                   std::to_string(engine::kMaxBlocksBehind));
+  }
+  if (b.chain_probe_interval_ms < NodeConfigLimits::min_chain_probe_interval_ms ||
+      b.chain_probe_interval_ms > NodeConfigLimits::max_chain_probe_interval_ms) {
+    return invalid("bitcoin.chain_probe_interval: must be between 10ms and 1h");
+  }
+  if (b.chain_probe_timeout_ms < NodeConfigLimits::min_chain_probe_timeout_ms ||
+      b.chain_probe_timeout_ms > NodeConfigLimits::max_chain_probe_timeout_ms) {
+    return invalid("bitcoin.chain_probe_timeout: must be between 10ms and 60s");
+  }
+  return {};
+}
+
 Status read_document(const toml::table& root, const std::filesystem::path& base, NodeConfig& c) {
   TableReader top(root, "");
   std::uint64_t id = 0;
@@ -329,6 +372,8 @@ Status read_document(const toml::table& root, const std::filesystem::path& base,
   if (Status s = read_members(d, c); !s) return s;
   if (Status s = d.read_bool("join", c.join); !s) return s;
   if (Status s = d.no_unknown_keys(); !s) return s;
+
+  if (Status s = read_bitcoin(top, c); !s) return s;
 
   Result<const toml::table*> log = top.table("log");
   if (!log) return log.status();
@@ -506,6 +551,7 @@ Status validate(const NodeConfig& c) {
     return invalid("storage.segment_size: must be between 1MiB and 1GiB");
   }
   if (c.snapshot_entries == 0) return invalid("storage.snapshot_entries: must be at least 1");
+  if (Status s = validate_bitcoin(c.bitcoin); !s) return s;
   if (c.log_level != "error" && c.log_level != "warn" && c.log_level != "info" &&
       c.log_level != "debug") {
     return invalid("log.level: must be error, warn, info or debug");
@@ -597,6 +643,15 @@ void render_auth(std::ostream& out, const auth::AuthConfig& a) {
   }
 }
 
+void render_bitcoin(std::ostream& out, const BitcoinConfig& b) {
+  out << "\n[bitcoin]\n";
+  if (!b.chain_probe.empty()) out << "chain_probe = " << quoted(b.chain_probe) << "\n";
+  out << "max_blocks_behind = " << b.max_blocks_behind
+      << "\nchain_probe_interval = " << quoted(format_duration_ms(b.chain_probe_interval_ms))
+      << "\nchain_probe_timeout = " << quoted(format_duration_ms(b.chain_probe_timeout_ms))
+      << "\n";
+}
+
 }  // namespace
 
 std::string render_node_config(const NodeConfig& c, const std::filesystem::path& dir) {
@@ -627,7 +682,9 @@ std::string render_node_config(const NodeConfig& c, const std::filesystem::path&
       << "\nmax_clock_drift = " << c.max_clock_drift_ppm / 1e6
       << "\n\n[storage]\nfsync = " << (c.fsync ? "true" : "false")
       << "\nsegment_size = " << quoted(format_size_bytes(c.segment_bytes))
-      << "\nsnapshot_entries = " << c.snapshot_entries << "\n\n[discovery]\nmethod = \"static\"\n"
+      << "\nsnapshot_entries = " << c.snapshot_entries << "\n";
+  render_bitcoin(out, c.bitcoin);
+  out << "\n[discovery]\nmethod = \"static\"\n"
       << "join = " << (c.join ? "true" : "false") << "\nmembers = [";
   for (std::size_t i = 0; i < c.members.size(); i++) {
     out << (i ? ", " : "")

@@ -35,6 +35,21 @@ struct StaticMember {
   friend bool operator==(const StaticMember&, const StaticMember&) = default;
 };
 
+// [bitcoin]: the Bitcoin backend beside this node, and chain-gated leadership. The probe tells
+// the node how far its backend has synced; a node whose view is unknown or more than
+// max_blocks_behind below the height a quorum of voters holds does not lead (engine/raft).
+struct BitcoinConfig {
+  // A shell command (run with /bin/sh -c) printing {"height": N, "tip": "<64 hex digits>"}.
+  // Empty: no probe; this node never has a chain view (and gating stays off unless a quorum of
+  // the voters do have one).
+  std::string chain_probe;
+  std::uint64_t max_blocks_behind = 2;
+  std::uint64_t chain_probe_interval_ms = 1000;  // from one probe's end to the next's start
+  std::uint64_t chain_probe_timeout_ms = 2000;   // a probe still running then is killed
+
+  friend bool operator==(const BitcoinConfig&, const BitcoinConfig&) = default;
+};
+
 struct NodeConfig {
   engine::NodeId node_id = engine::kNoNode;
   std::string cluster;                      // name; peers of another cluster are refused
@@ -85,6 +100,8 @@ struct NodeConfig {
   std::uint64_t segment_bytes = 64ull << 20;
   std::uint64_t snapshot_entries = 10000;   // entries applied between snapshots
 
+  BitcoinConfig bitcoin;
+
   // Static discovery: the voters the cluster starts with. A node that joins a running
   // cluster (join = true) starts with none and learns the membership from the leader.
   std::vector<StaticMember> members;
@@ -108,6 +125,11 @@ struct NodeConfigLimits {
   static constexpr std::size_t max_members = 64;
   static constexpr std::size_t max_cluster_name_bytes = 64;
   static constexpr std::size_t max_file_bytes = 1u << 20;
+  static constexpr std::size_t max_chain_probe_bytes = 4096;
+  static constexpr std::uint64_t min_chain_probe_interval_ms = 10;
+  static constexpr std::uint64_t max_chain_probe_interval_ms = 3'600'000;
+  static constexpr std::uint64_t min_chain_probe_timeout_ms = 10;
+  static constexpr std::uint64_t max_chain_probe_timeout_ms = 60'000;
 };
 
 // Parses `text` (the contents of `file`, used in messages and to resolve relative paths).

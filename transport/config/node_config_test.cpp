@@ -151,6 +151,30 @@ TEST(NodeConfig, RenderParsesBackToTheSameConfig) {
   EXPECT_EQ(back->tls_key, c->tls_key);
 }
 
+TEST(NodeConfig, BitcoinSectionDefaultsAndRoundTrip) {
+  Result<NodeConfig> plain = parse_node_config(kValid, kFile);
+  ASSERT_TRUE(plain.is_ok());
+  EXPECT_EQ(plain->bitcoin, BitcoinConfig{}) << "no [bitcoin]: no probe, the defaults";
+  EXPECT_TRUE(plain->bitcoin.chain_probe.empty());
+  EXPECT_EQ(plain->bitcoin.max_blocks_behind, 2u);
+  const std::string text = std::string(kValid) +
+                           "[bitcoin]\n"
+                           "chain_probe = \"/usr/local/bin/chain-view --rpc \\\"x y\\\"\"\n"
+                           "max_blocks_behind = 0\n"
+                           "chain_probe_interval = \"250ms\"\n"
+                           "chain_probe_timeout = \"3s\"\n";
+  Result<NodeConfig> c = parse_node_config(text, kFile);
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->bitcoin.chain_probe, "/usr/local/bin/chain-view --rpc \"x y\"");
+  EXPECT_EQ(c->bitcoin.max_blocks_behind, 0u) << "0: not a single block behind is allowed";
+  EXPECT_EQ(c->bitcoin.chain_probe_interval_ms, 250u);
+  EXPECT_EQ(c->bitcoin.chain_probe_timeout_ms, 3000u);
+  Result<NodeConfig> back =
+      parse_node_config(render_node_config(*c, "/etc/anya-ha"), kFile);
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(back->bitcoin, c->bitcoin);
+}
+
 TEST(NodeConfig, ClusterIdDependsOnTheName) {
   NodeConfig a, b;
   a.cluster = "one";
@@ -241,6 +265,31 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"members", "members = [\"1@127.0.0.1:7101\", \"2@127.0.0.1:7999\"]",
                 "discovery.members: this node \\(2\\) is listed at 127.0.0.1:7999"},
         BadCase{"", "[log]\nlevel = \"loud\"", "log.level: must be error, warn, info or debug"},
+        BadCase{"", "[bitcoin]\nchain_probe = \"\"",
+                "bitcoin.chain_probe: must not be empty \\(leave it out for no probe\\)"},
+        BadCase{"", "[bitcoin]\nchain_probe = [\"bitcoin-cli\"]",
+                "bitcoin.chain_probe: expected a string"},
+        BadCase{"", "[bitcoin]\nchain_probe = \"" + std::string(4097, 'x') + "\"",
+                "bitcoin.chain_probe: longer than 4096 bytes"},
+        BadCase{"", "[bitcoin]\nchain_probe = \"a\\u0000b\"",
+                "bitcoin.chain_probe: must not contain a NUL"},
+        BadCase{"", "[bitcoin]\nmax_blocks_behind = -1",
+                "bitcoin.max_blocks_behind: must not be negative"},
+        BadCase{"", "[bitcoin]\nmax_blocks_behind = \"2\"",
+                "bitcoin.max_blocks_behind: expected a whole number"},
+        BadCase{"", "[bitcoin]\nmax_blocks_behind = 1000001",
+                "bitcoin.max_blocks_behind: must be at most 1000000"},
+        BadCase{"", "[bitcoin]\nchain_probe_interval = \"5ms\"",
+                "bitcoin.chain_probe_interval: must be between 10ms and 1h"},
+        BadCase{"", "[bitcoin]\nchain_probe_interval = 1000",
+                "bitcoin.chain_probe_interval: expected a duration"},
+        BadCase{"", "[bitcoin]\nchain_probe_timeout = \"2m\"",
+                "bitcoin.chain_probe_timeout: must be between 10ms and 60s"},
+        BadCase{"", "[bitcoin]\nchain_probe_timeout = \"soon\"",
+                "bitcoin.chain_probe_timeout: .*not a duration"},
+        BadCase{"", "[bitcoin]\nchain_probe_interval_ms = 1000",
+                "bitcoin.chain_probe_interval_ms: unknown field"},
+        BadCase{"node_id", "node_id = 2\nbitcoin = 3", "bitcoin: expected a table \\[bitcoin\\]"},
         BadCase{"", "unexpected = 1", "unexpected: unknown field"},
         BadCase{"", "this is not toml", "node.toml:[0-9]+:[0-9]+: "}));
 

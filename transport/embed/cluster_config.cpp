@@ -28,7 +28,12 @@ constexpr std::uint64_t kConfigTxnDeadlineMs = 5000;
 Status invalid(std::string message) { return {Errc::invalid_argument, std::move(message)}; }
 
 // TOML field names in the node's messages -> the ClusterConfig fields they came from.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 9> kFieldNames{{
+// Longer names first: "bitcoin.chain_probe" is the start of the two after it.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 13> kFieldNames{{
+    {"bitcoin.chain_probe_interval", "chain_probe_interval"},
+    {"bitcoin.chain_probe_timeout", "chain_probe_timeout"},
+    {"bitcoin.chain_probe", "chain_probe_command"},
+    {"bitcoin.max_blocks_behind", "max_blocks_behind"},
     {"raft.heartbeat_interval", "heartbeat_interval"},
     {"raft.election_timeout", "election_timeout"},
     {"raft.election_jitter", "election_jitter"},
@@ -150,6 +155,24 @@ Status read_join(const ClusterConfig& cc) {
   return {};
 }
 
+Status read_chain(const ClusterConfig& cc, NodeConfig& c) {
+  if (cc.chain_probe && !cc.chain_probe_command.empty()) {
+    return invalid("chain_probe: set either chain_probe (a callback) or chain_probe_command, "
+                   "not both");
+  }
+  if (cc.chain_probe_interval.count() < 0) {
+    return invalid("chain_probe_interval: must not be negative");
+  }
+  if (cc.chain_probe_timeout.count() < 0) {
+    return invalid("chain_probe_timeout: must not be negative");
+  }
+  c.bitcoin.chain_probe = cc.chain_probe_command;
+  c.bitcoin.chain_probe_interval_ms = static_cast<std::uint64_t>(cc.chain_probe_interval.count());
+  c.bitcoin.chain_probe_timeout_ms = static_cast<std::uint64_t>(cc.chain_probe_timeout.count());
+  c.bitcoin.max_blocks_behind = cc.max_blocks_behind;
+  return {};
+}
+
 }  // namespace
 
 Result<NodeConfig> ClusterConfig::to_node_config() const {
@@ -182,6 +205,7 @@ Result<NodeConfig> ClusterConfig::to_node_config() const {
   c.fsync = fsync;
   c.join = join;
   c.log_level = log_level;
+  if (Status st = read_chain(*this, c); !st) return st;
   if (Status st = transport::validate(c); !st) {
     return Status(invalid(rename_fields(st.message())));
   }

@@ -39,6 +39,9 @@ ClusterStatus to_cluster_status(const transport::StatusView& v) {
   s.ready = v.ready;
   s.commit_index = v.commit_index;
   s.fencing_token = v.fencing_token;
+  if (v.chain.view) s.chain_height = v.chain.view->height;
+  s.chain_quorum_height = v.chain.quorum_height;
+  s.chain_behind = v.chain.behind;
   for (const transport::MemberView& m : v.members) {
     NodeInfo n;
     n.id = m.id;
@@ -73,6 +76,28 @@ std::string missing_for_join(const ClusterStatus& s) {
 }
 
 std::string ms_text(milliseconds d) { return std::to_string(d.count()) + " ms"; }
+
+// The embedder's chain callback as a probe: nullopt, an exception or an impossible height is a
+// failed probe with a reason, as a failing command is.
+transport::ChainProbeFn callback_chain_probe(std::function<std::optional<ChainView>()> callback) {
+  return [callback = std::move(callback)]() -> Result<ChainView> {
+    std::optional<ChainView> view;
+    try {
+      view = callback();
+    } catch (const std::exception& e) {
+      return Status(Errc::io_error, std::string("the chain_probe callback threw: ") + e.what());
+    } catch (...) {
+      return Status(Errc::io_error, "the chain_probe callback threw");
+    }
+    if (!view) return Status(Errc::io_error, "the chain_probe callback returned no view");
+    if (view->height > engine::Limits::max_chain_height) {
+      return Status(Errc::malformed, "the chain_probe callback returned height " +
+                                         std::to_string(view->height) + ", above the limit " +
+                                         std::to_string(engine::Limits::max_chain_height));
+    }
+    return *view;
+  };
+}
 
 }  // namespace
 
@@ -264,6 +289,7 @@ Status ClusterManager::initialize() {
   };
   events.on_fatal = [&s](const Status& why) { s.on_fatal(why); };
   auto agent = std::make_unique<transport::Agent>(*nc, s.log, std::move(events));
+  if (s.config.chain_probe) agent->set_chain_probe(callback_chain_probe(s.config.chain_probe));
   // A failed start leaves the manager as it was: the caller may fix the cause and call again.
   if (Status st = agent->start(); !st) return st;
   s.peer_port = agent->peer_port();
@@ -309,6 +335,23 @@ Result<ClusterStatus> ClusterManager::get_status() const {
       });
 }
 
+Result<LeaseInfo> ClusterManager::lease() const {
+  return impl_->call<LeaseInfo>(
+      "lease", kCallTimeout,
+      [](transport::Node& node, std::function<void(Result<LeaseInfo>)> reply) {
+        node.lease([reply](transport::ApiResult<transport::LeaseView> r) {
+          if (!r.ok()) return reply(r.error.status);
+          LeaseInfo l;
+          l.holder = r.value->holder;
+          l.fencing_token = r.value->fencing_token;
+          l.valid = r.value->valid;
+          l.remaining = milliseconds(r.value->remaining_ms);
+          ANYA_ASSERT(l.valid || l.remaining.count() == 0);
+          reply(l);
+        });
+      });
+}
+
 Status ClusterManager::on_leadership_change(LeadershipHandler handler) {
   if (!handler) return {Errc::invalid_argument, "on_leadership_change: empty handler"};
   std::lock_guard lock(impl_->event_mutex);
@@ -333,6 +376,117 @@ Result<std::uint64_t> ClusterManager::put(const std::string& key, const std::str
           reply(r.error.status);
         });
       });
+}
+
+Result<ClusterManager::WriteOutcome> ClusterManager::put(const std::string& key,
+                                                         const std::string& value,
+                                                         const transport::ClientRef& client) {
+  return submit(engine::KvCommand::put(key, value), client);
+}
+
+Result<ClusterManager::WriteOutcome> ClusterManager::submit(
+    engine::Command command, std::optional<transport::ClientRef> client) {
+  return impl_->call<WriteOutcome>(
+      "write", kWriteTimeout,
+      [command = std::move(command), client = std::move(client)](
+          transport::Node& node, std::function<void(Result<WriteOutcome>)> reply) {
+        node.record_write(command, client,
+                          [reply](transport::ApiResult<transport::KvWriteResult> r) {
+                            if (r.ok()) return reply(WriteOutcome{r.value->revision,
+                                                                  r.value->replayed});
+                            reply(r.error.status);
+                          });
+      });
+}
+
+namespace {
+Result<engine::UtxoCommand> utxo_command(engine::UtxoOp op, const std::string& outpoint,
+                                         const std::string& owner, std::uint64_t ttl_ms) {
+  Result<engine::Outpoint> parsed = engine::parse_outpoint(outpoint);
+  if (!parsed) return parsed.status();
+  return engine::UtxoCommand{op, std::move(parsed).value(), owner, 0, ttl_ms};
+}
+}  // namespace
+
+Result<ClusterManager::WriteOutcome> ClusterManager::reserve_utxo(
+    const std::string& outpoint, const std::string& owner, std::chrono::milliseconds ttl,
+    std::optional<transport::ClientRef> client) {
+  auto command = utxo_command(engine::UtxoOp::reserve, outpoint, owner,
+                              ttl.count() > 0 ? static_cast<std::uint64_t>(ttl.count()) : 0);
+  if (!command) return command.status();
+  return submit(std::move(command).value(), std::move(client));
+}
+
+Result<ClusterManager::WriteOutcome> ClusterManager::release_utxo(
+    const std::string& outpoint, const std::string& owner,
+    std::optional<transport::ClientRef> client) {
+  auto command = utxo_command(engine::UtxoOp::release, outpoint, owner, 0);
+  if (!command) return command.status();
+  return submit(std::move(command).value(), std::move(client));
+}
+
+Result<ClusterManager::WriteOutcome> ClusterManager::spend_utxo(
+    const std::string& outpoint, const std::string& owner,
+    std::optional<transport::ClientRef> client) {
+  auto command = utxo_command(engine::UtxoOp::spend, outpoint, owner, 0);
+  if (!command) return command.status();
+  return submit(std::move(command).value(), std::move(client));
+}
+
+Result<std::string> ClusterManager::read_record(const std::string& key) const {
+  return impl_->call<std::string>(
+      "get", kCallTimeout,
+      [key](transport::Node& node, std::function<void(Result<std::string>)> reply) {
+        node.kv_get(key, engine::ReadMode::linearizable,
+                    [reply](transport::ApiResult<transport::KvEntryView> r) {
+                      if (r.ok()) return reply(r.value->value);
+                      reply(r.error.status);
+                    });
+      });
+}
+
+Result<std::optional<engine::UtxoRecord>> ClusterManager::get_utxo(
+    const std::string& outpoint) const {
+  Result<engine::Outpoint> parsed = engine::parse_outpoint(outpoint);
+  if (!parsed) return parsed.status();
+  Result<std::string> value = read_record(engine::utxo_key(*parsed));
+  if (!value && value.status().code() == Errc::not_found) {
+    return std::optional<engine::UtxoRecord>{};
+  }
+  if (!value) return value.status();
+  Result<engine::UtxoRecord> record = engine::decode_utxo_record(*value);
+  if (!record) return record.status();
+  return std::optional<engine::UtxoRecord>{std::move(record).value()};
+}
+
+Result<ClusterManager::WriteOutcome> ClusterManager::create_contract(
+    const std::string& id, const std::string& state, const std::vector<std::string>& nonces,
+    std::optional<transport::ClientRef> client) {
+  engine::DlcCommand command{engine::DlcOp::create, id, state, {}, {}, {}, {}};
+  for (const std::string& n : nonces) command.nonces.push_back(engine::lower_hex(n));
+  return submit(std::move(command), std::move(client));
+}
+
+Result<ClusterManager::WriteOutcome> ClusterManager::transition_contract(
+    const std::string& id, const std::string& from, const std::string& to,
+    std::optional<transport::ClientRef> client) {
+  return submit(engine::DlcCommand{engine::DlcOp::transition, id, to, from, {}, {}, {}},
+                std::move(client));
+}
+
+Result<ClusterManager::WriteOutcome> ClusterManager::attest_contract(
+    const std::string& id, const std::string& nonce, const std::string& attestation,
+    std::optional<transport::ClientRef> client) {
+  return submit(engine::DlcCommand{engine::DlcOp::attest, id, {}, {}, {},
+                                   engine::lower_hex(nonce), engine::lower_hex(attestation)},
+                std::move(client));
+}
+
+Result<engine::DlcRecord> ClusterManager::get_contract(const std::string& id) const {
+  if (Status s = engine::check_contract_id(id); !s) return s;
+  Result<std::string> value = read_record(engine::dlc_key(id));
+  if (!value) return value.status();
+  return engine::decode_dlc_record(*value);
 }
 
 Result<std::string> ClusterManager::get(const std::string& key) const {

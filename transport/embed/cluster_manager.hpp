@@ -24,7 +24,9 @@
 #include <vector>
 
 #include "engine/base/result.hpp"
+#include "engine/kv/bitcoin.hpp"
 #include "transport/config/node_config.hpp"
+#include "transport/node/api.hpp"
 #include "transport/log/log.hpp"
 
 namespace anya {
@@ -36,6 +38,10 @@ struct StaticDiscovery {
 // How a node finds the cluster. Only static lists exist today; DNS, Kubernetes and multicast
 // discovery will be further alternatives (DESIGN.md), so callers already write a variant.
 using DiscoveryMethod = std::variant<StaticDiscovery>;
+
+// How far a node's Bitcoin backend has synced: the best block's height and hash (the 32 bytes in
+// the order `bitcoin-cli getbestblockhash` prints them).
+using ChainView = engine::ChainView;
 
 struct ClusterConfig {
   std::uint64_t node_id = 0;           // required: positive, unique in the cluster
@@ -72,6 +78,18 @@ struct ClusterConfig {
   // The bearer token the join request carries; the cluster's auth must give it members.write
   // (a node's own certificate is not an admin credential).
   std::string join_token;
+  // Chain-gated leadership ([bitcoin] in docs/configuration.md): a node whose Bitcoin backend
+  // is unknown or more than max_blocks_behind blocks below the height a quorum of voters holds
+  // does not lead. Its view comes from chain_probe, called on a thread of the manager's every
+  // chain_probe_interval (after the previous call returns; nullopt: the backend cannot say,
+  // an exception counts as that too; it must return promptly, as shutdown waits for it), or
+  // from chain_probe_command, a shell command printing {"height": N, "tip": "<64 hex>"} and
+  // killed after chain_probe_timeout. At most one of the two; neither: no chain view.
+  std::function<std::optional<ChainView>()> chain_probe;
+  std::string chain_probe_command;
+  std::chrono::milliseconds chain_probe_interval{1000};
+  std::chrono::milliseconds chain_probe_timeout{2000};
+  std::uint64_t max_blocks_behind = 2;
   std::string log_level = "warn";      // error, warn, info, debug (embedders rarely want info)
   std::shared_ptr<transport::LogSink> log_sink;  // null: stderr
 
@@ -103,8 +121,23 @@ struct ClusterStatus {
   std::uint64_t commit_index = 0;
   std::uint64_t fencing_token = 0;     // the current leadership's term; 0 if none
   std::vector<NodeInfo> nodes;
+  // Chain-gated leadership: this node's chain height (unknown without a probe or while it
+  // fails), the height a quorum of voters holds (if known), and whether this node is behind.
+  std::optional<std::uint64_t> chain_height;
+  std::optional<std::uint64_t> chain_quorum_height;
+  bool chain_behind = false;
 
   bool is_leader() const { return current_leader == node_id; }
+};
+
+// The leader's lease, as the leader itself sees it (GET /v1/lease). Pass fencing_token with
+// every request to a protected resource (fencing.hpp), which refuses tokens below the highest
+// it has seen.
+struct LeaseInfo {
+  std::uint64_t holder = 0;            // the leader: this node (only the leader answers)
+  std::uint64_t fencing_token = 0;     // this leadership's term; grows with every leadership
+  bool valid = false;                  // the lease holds now, within the clock-drift bound
+  std::chrono::milliseconds remaining{0};  // how long it holds without hearing more; 0 unless valid
 };
 
 // The leader this node knows changed.
@@ -143,6 +176,10 @@ class ClusterManager {
   Status join_cluster(std::chrono::milliseconds timeout = kDefaultJoinTimeout);
   // A snapshot of this node's view, taken on the node thread.
   Result<ClusterStatus> get_status() const;
+  // This node's lease and fencing token, if it leads; Errc::not_leader naming the leader
+  // otherwise (a worker beside a follower must not act). Taken on the node thread, which first
+  // reads the clock, so a node that was paused does not claim a lease that has run out.
+  Result<LeaseInfo> lease() const;
   // Handlers run on the manager's event thread, in order, one at a time. They may call
   // get_status() or put(), but not shutdown() or the destructor (that would wait for itself).
   // Register before initialize() to see the first election. At most kMaxHandlers.
@@ -152,6 +189,46 @@ class ClusterManager {
   // leader otherwise) and return the write's revision once it is committed and applied.
   Result<std::uint64_t> put(const std::string& key, const std::string& value);
   Result<std::string> get(const std::string& key) const;
+
+  // Exactly-once writes. Each write below may carry the caller's client id and a sequence
+  // number of its own (one per request); retrying with the same pair after a timeout, an
+  // error of unknown outcome or a failover applies the write at most once and answers the first
+  // outcome (replayed = true). A client id names one writer: 1..64 printable characters. The
+  // session rule (how many requests in flight, when a session is forgotten) is in
+  // docs/guarantees.md.
+  struct WriteOutcome {
+    std::uint64_t revision = 0;  // the log index the write took effect at
+    bool replayed = false;       // a retry: the first outcome, nothing applied again
+  };
+  Result<WriteOutcome> put(const std::string& key, const std::string& value,
+                           const transport::ClientRef& client);
+
+  // UTXO reservations (engine/kv/bitcoin.hpp has the rules): one owner per outpoint
+  // ("TXID:VOUT") at a time, until its ttl runs out; spend is final. A refusal is
+  // Errc::conflict naming the holder; a bad outpoint or owner is Errc::invalid_argument.
+  Result<WriteOutcome> reserve_utxo(const std::string& outpoint, const std::string& owner,
+                                    std::chrono::milliseconds ttl,
+                                    std::optional<transport::ClientRef> client = std::nullopt);
+  Result<WriteOutcome> release_utxo(const std::string& outpoint, const std::string& owner,
+                                    std::optional<transport::ClientRef> client = std::nullopt);
+  Result<WriteOutcome> spend_utxo(const std::string& outpoint, const std::string& owner,
+                                  std::optional<transport::ClientRef> client = std::nullopt);
+  // nullopt: free. Read from the leader (linearizable).
+  Result<std::optional<engine::UtxoRecord>> get_utxo(const std::string& outpoint) const;
+
+  // DLC contract records: created once with the oracle's nonce commitments, state changed only
+  // from an expected state, one attestation per committed nonce, ever.
+  Result<WriteOutcome> create_contract(const std::string& id, const std::string& state,
+                                       const std::vector<std::string>& nonces,
+                                       std::optional<transport::ClientRef> client = std::nullopt);
+  Result<WriteOutcome> transition_contract(const std::string& id, const std::string& from,
+                                           const std::string& to,
+                                           std::optional<transport::ClientRef> client =
+                                               std::nullopt);
+  Result<WriteOutcome> attest_contract(const std::string& id, const std::string& nonce,
+                                       const std::string& attestation,
+                                       std::optional<transport::ClientRef> client = std::nullopt);
+  Result<engine::DlcRecord> get_contract(const std::string& id) const;
 
   // Graceful stop: stop taking writes, hand leadership to a caught-up voter if leader (bounded
   // by two election timeouts), close links, join the threads. Idempotent.
@@ -163,6 +240,8 @@ class ClusterManager {
 
  private:
   struct Impl;
+  Result<WriteOutcome> submit(engine::Command command, std::optional<transport::ClientRef> client);
+  Result<std::string> read_record(const std::string& key) const;  // not_found when absent
   std::unique_ptr<Impl> impl_;
 };
 

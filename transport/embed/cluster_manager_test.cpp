@@ -6,11 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 namespace anya {
@@ -235,6 +237,19 @@ TEST(ClusterConfig, ErrorsNameTheField) {
          c.bind_address = "0.0.0.0:7801";
        }},
       {"join:", [](ClusterConfig& c) { c.join = true; }},  // a joiner listed as a voter
+      {"chain_probe:", [](ClusterConfig& c) {
+         c.chain_probe = [] { return std::optional<ChainView>(); };
+         c.chain_probe_command = "bitcoin-cli getblockcount";
+       }},
+      {"chain_probe_interval:",
+       [](ClusterConfig& c) { c.chain_probe_interval = milliseconds(1); }},
+      {"chain_probe_interval:",
+       [](ClusterConfig& c) { c.chain_probe_interval = milliseconds(-1); }},
+      {"chain_probe_timeout:",
+       [](ClusterConfig& c) { c.chain_probe_timeout = milliseconds(61'000); }},
+      {"chain_probe_command:",
+       [](ClusterConfig& c) { c.chain_probe_command = std::string(5000, 'x'); }},
+      {"max_blocks_behind:", [](ClusterConfig& c) { c.max_blocks_behind = 2'000'000; }},
   };
   for (const Case& test : cases) {
     ClusterConfig c = good;
@@ -285,11 +300,87 @@ TEST(ClusterManager, SingleNodeLeadsItselfAndServesTheStore) {
   EXPECT_EQ(m.get("absent").status().code(), Errc::not_found);
   EXPECT_TRUE(m.initialize().code() == Errc::invalid_argument);
 
+  // The leader's lease carries this leadership's term as its fencing token.
+  Result<LeaseInfo> lease = m.lease();
+  ASSERT_TRUE(lease.is_ok()) << lease.status().message();
+  EXPECT_EQ(lease->holder, 1u);
+  EXPECT_EQ(lease->fencing_token, m.get_status()->term);
+  EXPECT_GT(lease->fencing_token, 0u);
+  EXPECT_EQ(lease->fencing_token, m.get_status()->fencing_token);
+  // A lease is shorter than an election timeout (the voters' promise it rests on).
+  EXPECT_LT(lease->remaining, ClusterConfig{}.election_timeout);
+  EXPECT_TRUE(lease->valid || lease->remaining == milliseconds(0));
+
   m.shutdown();
   m.shutdown();  // idempotent
   EXPECT_EQ(m.get_status().status().code(), Errc::invalid_argument);
+  EXPECT_EQ(m.lease().status().code(), Errc::invalid_argument);
   EXPECT_TRUE(cluster.recorders[0]->wait_for(
       [](const LeadershipEvent& e) { return e.is_leader && !e.was_leader; }, milliseconds(0)));
+}
+
+TEST(ClusterConfig, ChainSettingsReachTheNode) {
+  ClusterConfig c;
+  c.node_id = 1;
+  c.discovery = StaticDiscovery{{"1@127.0.0.1:7801"}};
+  c.bind_address = "127.0.0.1:7801";
+  c.data_dir = "/tmp/x";
+  c.tls_ca = "ca.crt";
+  c.tls_cert = "n.crt";
+  c.tls_key = "n.key";
+  c.chain_probe_command = "/usr/local/bin/chain-view";
+  c.chain_probe_interval = milliseconds(250);
+  c.chain_probe_timeout = milliseconds(900);
+  c.max_blocks_behind = 0;
+  Result<transport::NodeConfig> nc = c.to_node_config();
+  ASSERT_TRUE(nc.is_ok()) << nc.status().message();
+  EXPECT_EQ(nc->bitcoin.chain_probe, "/usr/local/bin/chain-view");
+  EXPECT_EQ(nc->bitcoin.chain_probe_interval_ms, 250u);
+  EXPECT_EQ(nc->bitcoin.chain_probe_timeout_ms, 900u);
+  EXPECT_EQ(nc->bitcoin.max_blocks_behind, 0u);
+}
+
+TEST(ClusterManager, TheChainCallbackGivesTheNodeItsView) {
+  TempDir dir;
+  Status last;
+  for (int attempt = 0; attempt < 5; attempt++) {  // another process may hold the ports
+    ClusterConfig c = make_config(dir.path, 1, 20000 + static_cast<int>(std::random_device{}() %
+                                                                        20000), 1);
+    std::atomic<std::uint64_t> height{800'000};
+    c.chain_probe = [&height]() -> std::optional<ChainView> {
+      const std::uint64_t h = height.load();
+      if (h == 0) throw std::runtime_error("backend gone");
+      ChainView v;
+      v.height = h;
+      return v;
+    };
+    c.chain_probe_interval = milliseconds(20);
+    ClusterManager m(c);
+    last = m.initialize();
+    if (!last.is_ok() && last.code() == Errc::io_error) continue;
+    ASSERT_TRUE(last.is_ok()) << last.message();
+    ASSERT_TRUE(m.join_cluster(kJoinTimeout).is_ok());
+    const auto wait_status = [&m](auto predicate) {
+      const auto deadline = std::chrono::steady_clock::now() + kEventTimeout;
+      while (std::chrono::steady_clock::now() < deadline) {
+        Result<ClusterStatus> st = m.get_status();
+        if (st && predicate(*st)) return true;
+        std::this_thread::sleep_for(milliseconds(10));
+      }
+      return false;
+    };
+    // A single voter: its own view is the quorum's.
+    EXPECT_TRUE(wait_status([](const ClusterStatus& s) {
+      return s.chain_height == 800'000u && s.chain_quorum_height == 800'000u && !s.chain_behind;
+    }));
+    height = 0;  // the callback throws: a failed probe, the view unknown, the node still up
+    EXPECT_TRUE(wait_status([](const ClusterStatus& s) { return !s.chain_height.has_value(); }));
+    height = 800'001;
+    EXPECT_TRUE(wait_status([](const ClusterStatus& s) { return s.chain_height == 800'001u; }));
+    m.shutdown();
+    return;
+  }
+  FAIL() << "could not start: " << last.message();
 }
 
 TEST(ClusterManager, ThreeNodesAgreeOnOneLeaderAndReportEvents) {
@@ -321,6 +412,15 @@ TEST(ClusterManager, ThreeNodesAgreeOnOneLeaderAndReportEvents) {
   ASSERT_FALSE(refused.is_ok());
   EXPECT_EQ(refused.status().code(), Errc::not_leader);
   EXPECT_NE(refused.status().message().find(std::to_string(leader)), std::string::npos);
+  // Only the leader hands out a fencing token; a follower names the leader instead.
+  Result<LeaseInfo> lease = lead.lease();
+  ASSERT_TRUE(lease.is_ok()) << lease.status().message();
+  EXPECT_EQ(lease->holder, leader);
+  EXPECT_EQ(lease->fencing_token, lead.get_status()->term);
+  Result<LeaseInfo> no_lease = follower.lease();
+  ASSERT_FALSE(no_lease.is_ok());
+  EXPECT_EQ(no_lease.status().code(), Errc::not_leader);
+  EXPECT_NE(no_lease.status().message().find(std::to_string(leader)), std::string::npos);
 }
 
 TEST(ClusterManager, ShuttingDownTheLeaderElectsAnotherAndNotifiesSurvivors) {

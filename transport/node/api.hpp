@@ -14,6 +14,7 @@
 
 #include "engine/base/result.hpp"
 #include "engine/base/types.hpp"
+#include "engine/kv/command.hpp"
 
 namespace anya::transport {
 
@@ -25,6 +26,19 @@ struct MemberView {
   bool reachable = false;
   std::optional<std::uint64_t> last_seen_ms;  // ms since last heard, if known
   engine::Index match_index = 0;
+  // The member's Bitcoin chain height as it last reported it (known to the leader, and for this
+  // node itself); nullopt if unknown.
+  std::optional<std::uint64_t> chain_height{};
+};
+
+// This node's Bitcoin backend and chain-gated leadership (engine/raft: Raft::chain_behind).
+struct ChainStatusView {
+  bool probing = false;                        // a chain probe has reported at least once
+  std::optional<engine::ChainView> view;       // this node's, as its probe last reported it
+  std::optional<std::uint64_t> quorum_height;  // the height a quorum of voters holds, if known
+  bool behind = false;                         // gated: it neither campaigns nor stays leader
+  std::uint64_t max_blocks_behind = 0;
+  std::string probe_error;                     // why the last probe failed; empty if it worked
 };
 
 struct StatusView {
@@ -41,6 +55,7 @@ struct StatusView {
   std::uint64_t config_version = 0;
   std::uint64_t fencing_token = 0;           // the current leadership's term; 0 if none
   std::vector<MemberView> members;
+  ChainStatusView chain;
 };
 
 // A failure the admin API turns into an HTTP status and {"error": CODE, "message": TEXT}.
@@ -72,16 +87,25 @@ struct KvEntryView {
   bool stale_possible = false;  // serializable: may miss writes acknowledged elsewhere
 };
 
+// Who sent a write, for exactly-once: the Anya-Client-Id and Anya-Client-Seq headers, or the
+// embedding API's client. A retry with the same pair returns the first outcome (engine/kv).
+struct ClientRef {
+  std::string id;
+  std::uint64_t seq = 0;
+};
+
 struct KvWrite {
   enum class Op { put, cas, del } op = Op::put;
   std::string key;
   std::string value;
   // cas: the mod_revision expected (0: the key must not exist); del: optional precondition.
   std::optional<engine::Index> expected_revision;
+  std::optional<ClientRef> client{};  // exactly-once: the writer and its request number
 };
 
 struct KvWriteResult {
   engine::Index revision = 0;  // the index of the write
+  bool replayed = false;       // a retry: the first outcome, and nothing was applied again
 };
 
 struct ConfigView {
@@ -110,6 +134,11 @@ class NodeApi {
   virtual void kv_get(const std::string& key, std::optional<engine::ReadMode> consistency,
                       Reply<KvEntryView> reply) = 0;
   virtual void kv_write(KvWrite write, Reply<KvWriteResult> reply) = 0;
+  // A UTXO reservation or DLC contract command (engine/kv/bitcoin.hpp), in `client`'s session if
+  // given. The node stamps its wall clock into the command (reservation expiry, session idle
+  // time). Answered once applied, like kv_write; an outcome other than ok is the error.
+  virtual void record_write(engine::Command command, std::optional<ClientRef> client,
+                            Reply<KvWriteResult> reply) = 0;
   // Up to `limit` entries whose key starts with `prefix`, in key order, from this node's
   // applied state (serializable: a follower's may lag the leader's).
   virtual std::vector<KvEntryView> kv_scan(const std::string& prefix, std::size_t limit) = 0;

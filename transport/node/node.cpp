@@ -177,6 +177,7 @@ Status Node::start(const std::string& admin_endpoint,
   rc.check_quorum = config_.check_quorum;
   rc.leases = true;
   rc.max_clock_drift_ppm = config_.max_clock_drift_ppm;
+  rc.max_blocks_behind = config_.bitcoin.max_blocks_behind;
   rc.random_seed = std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32);
   // A snapshot every storage.snapshot_entries applied entries; the log keeps the last
   // kKeepEntries of them, so a follower a little behind catches up without a snapshot.
@@ -221,6 +222,7 @@ void Node::schedule_tick() {
 
 void Node::on_tick() {
   after_host_call(core_->tick());
+  if (!fatal_) note_chain_state();
   const std::uint64_t now = now_ms();
   for (auto it = config_waiters_.begin(); it != config_waiters_.end();) {
     if (it->second.deadline_ms > now) {
@@ -230,6 +232,46 @@ void Node::on_tick() {
     auto reply = std::move(it->second.reply);
     it = config_waiters_.erase(it);
     reply(ApiError{Status(Errc::busy, "the configuration transaction did not finish in time")});
+  }
+}
+
+void Node::on_chain_probe(Result<engine::ChainView> result) {
+  if (core_ == nullptr || fatal_) return;
+  chain_probing_ = true;
+  std::optional<engine::ChainView> view;
+  if (result) {
+    if (chain_probe_error_) {
+      log_.info("chain probe works again: height ", result->height);
+      chain_probe_error_.reset();
+    }
+    view = *result;
+  } else {
+    metrics_->chain_probe_failures->inc();
+    // Once per new reason: a backend that stays down is one line, not one per probe.
+    if (chain_probe_error_ != result.status().message()) {
+      log_.warn("chain probe failed: ", result.status().message(), "; this node's view of the "
+                "chain is unknown, so it will not lead while a quorum of voters has one");
+      chain_probe_error_ = result.status().message();
+    }
+  }
+  if (view == core_->raft().chain_view()) return;
+  after_host_call(core_->host().set_chain_view(view));
+}
+
+void Node::note_chain_state() {
+  const engine::Raft& raft = core_->raft();
+  const bool behind = raft.chain_behind();
+  if (behind == chain_behind_logged_) return;
+  chain_behind_logged_ = behind;
+  const std::optional<std::uint64_t> quorum = raft.chain_quorum_height();
+  const std::string height = raft.chain_view() ? std::to_string(raft.chain_view()->height)
+                                               : std::string("unknown");
+  if (behind) {
+    log_.warn("behind the Bitcoin chain: height ", height, ", a quorum of voters holds ",
+              quorum ? std::to_string(*quorum) : std::string("?"), " (max_blocks_behind ",
+              raft.max_blocks_behind(), "): this node will not lead until it catches up");
+  } else {
+    log_.info("caught up with the Bitcoin chain: height ", height);
   }
 }
 
@@ -459,12 +501,19 @@ StatusView Node::status() {
     mv.reachable = m.reachable;
     mv.last_seen_ms = m.last_contact_age_ms;
     mv.match_index = m.match;
+    if (m.chain_view) mv.chain_height = m.chain_view->height;
     if (m.id == config_.node_id) {
       mv.reachable = true;
       mv.last_seen_ms = 0;
     }
     v.members.push_back(std::move(mv));
   }
+  v.chain.probing = chain_probing_;
+  v.chain.view = raft.chain_view();
+  v.chain.quorum_height = raft.chain_quorum_height();
+  v.chain.behind = raft.chain_behind();
+  v.chain.max_blocks_behind = raft.max_blocks_behind();
+  v.chain.probe_error = chain_probe_error_.value_or("");
   return v;
 }
 
@@ -525,9 +574,29 @@ void Node::kv_write(KvWrite write, Reply<KvWriteResult> reply) {
       command = engine::KvCommand::del(std::move(write.key), write.expected_revision);
       break;
   }
+  submit(std::move(command), write.client, std::move(reply));
+}
+
+void Node::record_write(engine::Command command, std::optional<ClientRef> client,
+                        Reply<KvWriteResult> reply) {
+  if (stopping_) return reply(ApiError{Status(Errc::busy, "the node is shutting down")});
+  submit(std::move(command), client, std::move(reply));
+}
+
+void Node::submit(engine::Command command, const std::optional<ClientRef>& client,
+                  Reply<KvWriteResult> reply) {
+  // The proposer's wall clock travels in the command, so every replica decides a reservation's
+  // expiry and a session's idleness the same way (engine/kv/bitcoin.hpp).
+  const auto now_ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  if (auto* utxo = std::get_if<engine::UtxoCommand>(&command.body)) utxo->now_ms = now_ms;
+  if (client) command.session = engine::ClientSession{client->id, client->seq, now_ms};
+  if (Status s = engine::check_command(command); !s) return reply(ApiError{std::move(s)});
   const engine::Ticket t = ticket([this, reply](const engine::ClientReply& r) {
     if (!r.status.is_ok()) return reply(error_from(r));
-    reply(KvWriteResult{r.revision});
+    reply(KvWriteResult{r.revision, r.replayed});
   });
   core_->submit_write(t, std::move(command));
   route_replies();

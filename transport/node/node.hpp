@@ -92,6 +92,9 @@ class Node final : public NodeApi, private engine::ClockPort, private engine::Co
   std::map<engine::NodeId, std::string> member_admin_endpoints() const;
   // Runs before each scrape, so counters kept elsewhere (the admin listener's) are copied in.
   void on_scrape(std::function<void()> fn) { before_scrape_ = std::move(fn); }
+  // A chain probe's result (transport/chain), posted to the node's thread: the view becomes
+  // this node's chain view, or unknown when the probe failed (logged once per new reason).
+  void on_chain_probe(Result<engine::ChainView> result);
 
   // NodeApi
   StatusView status() override;
@@ -100,6 +103,8 @@ class Node final : public NodeApi, private engine::ClockPort, private engine::Co
   void kv_get(const std::string& key, std::optional<engine::ReadMode> consistency,
               Reply<KvEntryView> reply) override;
   void kv_write(KvWrite write, Reply<KvWriteResult> reply) override;
+  void record_write(engine::Command command, std::optional<ClientRef> client,
+                    Reply<KvWriteResult> reply) override;
   std::vector<KvEntryView> kv_scan(const std::string& prefix, std::size_t limit) override;
   // A run-time token's record, from this node's applied state (the authorizer's lookup).
   std::optional<auth::TokenRecord> token_record(std::string_view id) const;
@@ -135,6 +140,9 @@ class Node final : public NodeApi, private engine::ClockPort, private engine::Co
   void sync_peers();
   void on_peer_gone(engine::NodeId peer, const std::string& reason);
   ApiError not_leader_error() const;
+  // Stamps the wall clock and `client`'s session into `command`, proposes it, and answers.
+  void submit(engine::Command command, const std::optional<ClientRef>& client,
+              Reply<KvWriteResult> reply);
   ApiError error_from(const Status& status) const;
   ApiError error_from(const engine::ClientReply& reply) const;
   std::string admin_of(engine::NodeId node) const;
@@ -143,6 +151,8 @@ class Node final : public NodeApi, private engine::ClockPort, private engine::Co
   void post_flush();
   void continue_shutdown(std::uint64_t give_up_ms, std::function<void()> done);
   void warn_refused_snapshot(engine::NodeId leader);
+  // Logs when this node starts or stops being behind the chain (on_tick).
+  void note_chain_state();
 
   boost::asio::io_context& io_;
   NodeConfig config_;
@@ -170,6 +180,11 @@ class Node final : public NodeApi, private engine::ClockPort, private engine::Co
   std::uint64_t last_snapshot_warning_ms_ = 0;
   std::string admin_endpoint_;
   std::function<void()> before_scrape_;
+  // Chain probe: whether one ever reported, why the last one failed (none: it worked), and
+  // whether this node was behind the chain at the last look.
+  bool chain_probing_ = false;
+  std::optional<std::string> chain_probe_error_;
+  bool chain_behind_logged_ = false;
   bool stopping_ = false;
   bool fatal_ = false;
 };

@@ -1,6 +1,7 @@
 #include "transport/node/node_metrics.hpp"
 
 #include <chrono>
+#include <limits>
 
 namespace anya::transport {
 
@@ -71,6 +72,46 @@ NodeMetrics::NodeMetrics() {
   wal_fsync_seconds = &r.histogram(
       "anya_wal_fsync_seconds", "Latency of each WAL fsync",
       {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});
+  chain_height = &r.gauge("anya_chain_height",
+                          "This node's Bitcoin chain height as its probe last reported it "
+                          "(NaN: unknown)");
+  chain_quorum_height = &r.gauge(
+      "anya_chain_quorum_height",
+      "The chain height a quorum of voters holds, as this node knows it (NaN: no quorum view)");
+  chain_blocks_behind = &r.gauge(
+      "anya_chain_blocks_behind",
+      "Blocks this node is below the quorum height (0 when level or ahead; NaN when unknown)");
+  chain_behind = &r.gauge("anya_chain_behind",
+                          "1 while this node is behind the chain by more than "
+                          "bitcoin.max_blocks_behind (it will not lead)");
+  chain_probe_failures = &r.counter("anya_chain_probe_failures_total",
+                                    "Chain probes that failed (the view became unknown)");
+  gated_transfers = &r.counter_family(
+      "anya_gated_transfers_total",
+      "Leadership handed over because this leader was unhealthy or behind the chain",
+      {"reason"});
+  chain_votes_refused = &r.counter(
+      "anya_chain_votes_refused_total",
+      "Votes refused to candidates more than max_blocks_behind below this node's chain view");
+}
+
+void NodeMetrics::update_chain(const engine::Raft& raft) {
+  constexpr double kUnknown = std::numeric_limits<double>::quiet_NaN();
+  const std::optional<engine::ChainView>& view = raft.chain_view();
+  const std::optional<std::uint64_t> quorum = raft.chain_quorum_height();
+  chain_height->set(view ? static_cast<double>(view->height) : kUnknown);
+  chain_quorum_height->set(quorum ? static_cast<double>(*quorum) : kUnknown);
+  if (view && quorum) {
+    chain_blocks_behind->set(
+        *quorum > view->height ? static_cast<double>(*quorum - view->height) : 0.0);
+  } else {
+    chain_blocks_behind->set(kUnknown);
+  }
+  chain_behind->set(raft.chain_behind() ? 1 : 0);
+  const engine::RaftStats& st = raft.stats();
+  copy_total(gated_transfers->with({"health"}), st.health_transfers);
+  copy_total(gated_transfers->with({"chain"}), st.chain_transfers);
+  copy_total(*chain_votes_refused, st.chain_votes_refused);
 }
 
 void NodeMetrics::update(const engine::Host& host, const PeerLinks& peers) {
@@ -99,6 +140,7 @@ void NodeMetrics::update(const engine::Host& host, const PeerLinks& peers) {
   copy_total(snapshots->with({"taken"}), host.snapshots_taken());
   copy_total(snapshots->with({"restored"}), host.snapshots_restored());
   copy_total(snapshots->with({"refused"}), host.snapshots_refused());
+  update_chain(raft);
   const std::uint64_t now = steady_ms();
   for (const auto& [peer, ps] : peers.stats()) {
     const std::string id = std::to_string(peer);

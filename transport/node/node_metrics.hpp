@@ -13,6 +13,7 @@ struct NodeMetrics {
   NodeMetrics();
   // Refreshes every gauge and copied counter from the engine's host and the peer links.
   void update(const engine::Host& host, const PeerLinks& peers);
+  void update_chain(const engine::Raft& raft);
 
   metrics::Registry registry;
   metrics::Family<metrics::Gauge>* role;
@@ -41,6 +42,15 @@ struct NodeMetrics {
   metrics::Family<metrics::Counter>* engine_refused;
   metrics::Family<metrics::Counter>* snapshots;
   metrics::Histogram* wal_fsync_seconds;
+  // Chain-gated leadership. Heights are NaN while unknown; blocks_behind is the quorum height
+  // less this node's (0 when ahead), NaN unless both are known.
+  metrics::Gauge* chain_height;
+  metrics::Gauge* chain_quorum_height;
+  metrics::Gauge* chain_blocks_behind;
+  metrics::Gauge* chain_behind;
+  metrics::Counter* chain_probe_failures;  // counted by the node as results arrive
+  metrics::Family<metrics::Counter>* gated_transfers;  // by reason: health, chain
+  metrics::Counter* chain_votes_refused;
 };
 
 }  // namespace anya::transport
