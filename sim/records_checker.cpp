@@ -36,11 +36,14 @@ std::string describe_command(const engine::Command& command) {
   } else if (const engine::KvCommand* kv = command.kv()) {
     static const char* const kNames[] = {"?", "put", "cas", "delete"};
     out = std::string(kNames[static_cast<int>(kv->op)]) + " of key " + kv->key;
+  } else if (const engine::SessionOpen* open = command.open()) {
+    out = "a session open (now " + n(open->now_ms) + " ms)";
   } else {
     out = "a DLC command";
   }
   if (command.session) {
-    out += " [client " + command.session->client_id + " seq " + n(command.session->seq) + "]";
+    out += " [client " + n(command.session->client_id) + " seq " + n(command.session->seq) +
+           "]";
   }
   return out;
 }
@@ -56,6 +59,7 @@ std::string fingerprint(const engine::Command& command) {
     return "kv " + n(static_cast<std::uint64_t>(kv->op)) + " " + n(kv->expected_revision) + " " +
            n(kv->key.size()) + ":" + kv->key + " " + kv->value;
   }
+  if (command.open() != nullptr) return "open";
   return "dlc";
 }
 
@@ -69,6 +73,7 @@ std::string describe_result(KvOutcome outcome, Index revision, bool replayed) {
 // ---- stats --------------------------------------------------------------------------------
 
 void RecordStats::add(const RecordStats& o) {
+  sessions_opened += o.sessions_opened;
   session_writes += o.session_writes;
   session_retries += o.session_retries;
   session_replays += o.session_replays;
@@ -87,7 +92,8 @@ void RecordStats::add(const RecordStats& o) {
 }
 
 std::string RecordStats::describe() const {
-  return "sessions: " + n(session_writes) + " writes, " + n(session_retries) + " retries, " +
+  return "sessions: " + n(sessions_opened) + " opened, " + n(session_writes) + " writes, " +
+         n(session_retries) + " retries, " +
          n(session_replays) + " answered replayed, " + n(session_expired) + " expired; utxo: " +
          n(utxo_reserved) + " reserved, " + n(utxo_released) + " released, " + n(utxo_spent) +
          " spent, " + n(utxo_refused) + " refused, " + n(utxo_unknown) +
@@ -127,7 +133,9 @@ RecordsChecker::Slot RecordsChecker::model_apply(const engine::Entry& entry,
   slot.describe = describe_command(command);
   slot.request = fingerprint(command);
   if (const engine::UtxoCommand* utxo = command.utxo()) slot.utxo = *utxo;
-  if (command.session) {
+  if (const engine::SessionOpen* open = command.open()) {
+    model_open(slot, *open, entry.index, first);
+  } else if (command.session) {
     model_session(slot, command, entry.index, first);
   } else if (slot.utxo) {
     std::tie(slot.outcome, slot.revision) = model_utxo(*slot.utxo, entry.index);
@@ -135,8 +143,46 @@ RecordsChecker::Slot RecordsChecker::model_apply(const engine::Entry& entry,
   return slot;
 }
 
-// The session rule of engine/kv/kv.hpp: a known (client, seq) replays its first outcome; a seq
-// older than the window, or above it without a session, is expired; anything else applies.
+// An open (engine/kv/kv.hpp) creates the session named by its index. Before it, the store
+// makes room: it may forget idle sessions, and forgets the least recently used while it holds
+// max_sessions; the model marks those it may have forgotten so (see the header).
+void RecordsChecker::model_open(Slot& slot, const engine::SessionOpen& open, Index index,
+                                const engine::KvResult& first) {
+  slot.open = true;
+  max_session_now_ms_ = std::max(max_session_now_ms_, open.now_ms);
+  if (sessions_.size() >= max_sessions_) {
+    // The store's least recently used has max_sessions - 1 newer sessions, all in the model.
+    std::size_t marks = sessions_.size() - max_sessions_ + 1;
+    for (auto it = session_order_.begin(); it != session_order_.end() && marks > 0; ++it) {
+      sessions_.at(it->second).evictable = true;
+      marks--;
+    }
+  }
+  if (first.outcome == KvOutcome::invalid && first.revision == 0) {
+    slot.outcome = first.outcome;  // the store was full (not modelled): nothing opened
+    slot.revision = 0;
+    return;
+  }
+  slot.outcome = KvOutcome::ok;
+  slot.revision = index;
+  Session& session = sessions_[index];
+  ANYA_ASSERT(session.last_used_at == 0);  // an index opens one session, once
+  session.last_used_ms = open.now_ms;
+  session.last_used_at = index;
+  session_order_.emplace(index, index);
+  ANYA_ASSERT(session_order_.size() == sessions_.size());
+}
+
+void RecordsChecker::forget_session(std::map<std::uint64_t, Session>::iterator session) {
+  ANYA_ASSERT(session != sessions_.end());
+  const std::size_t unordered = session_order_.erase(session->second.last_used_at);
+  ANYA_ASSERT(unordered == 1);
+  sessions_.erase(session);
+}
+
+// The session rule of engine/kv/kv.hpp: a request for a session the store does not hold, or
+// with a seq older than the window, is expired; a known (client, seq) replays its first
+// outcome; anything else applies.
 void RecordsChecker::model_session(Slot& slot, engine::Command& command, Index index,
                                    const engine::KvResult& first) {
   const engine::ClientSession& s = *command.session;
@@ -144,29 +190,23 @@ void RecordsChecker::model_session(Slot& slot, engine::Command& command, Index i
   slot.client_id = s.client_id;
   slot.seq = s.seq;
   max_session_now_ms_ = std::max(max_session_now_ms_, s.now_ms);
-  auto known = sessions_.find(s.client_id);
-  // Forgotten by the store (see the header): the model forgets it too, and goes on as if new.
-  const bool idle = known != sessions_.end() &&
-                    known->second.last_used_ms + engine::kSessionIdleMs <= max_session_now_ms_;
-  if (idle && first.outcome == KvOutcome::expired && !first.replayed) {
-    sessions_.erase(known);
-    known = sessions_.end();
+  slot.outcome = KvOutcome::expired;
+  slot.revision = 0;
+  const auto known = sessions_.find(s.client_id);
+  if (known == sessions_.end()) return;  // never opened, or forgotten: never re-opened
+  Session& session = known->second;
+  const bool too_old = session.max_seq >= engine::kSessionWindow &&
+                       s.seq <= session.max_seq - engine::kSessionWindow;
+  if (too_old) return;
+  // Forgotten by the store (see the header): the model forgets it too.
+  const bool idle = session.last_used_ms + engine::kSessionIdleMs <= max_session_now_ms_;
+  if ((idle || session.evictable) && first.outcome == KvOutcome::expired && !first.replayed) {
+    return forget_session(known);
   }
-  const bool too_old = known != sessions_.end() &&
-                       known->second.max_seq >= engine::kSessionWindow &&
-                       s.seq <= known->second.max_seq - engine::kSessionWindow;
-  const bool unopenable = known == sessions_.end() && s.seq > engine::kSessionWindow;
-  if (too_old || unopenable) {
-    slot.outcome = KvOutcome::expired;
-    slot.revision = 0;
+  if (const auto o = session.outcomes.find(s.seq); o != session.outcomes.end()) {
+    std::tie(slot.outcome, slot.revision) = o->second;
+    slot.replayed = true;
     return;
-  }
-  if (known != sessions_.end()) {
-    if (const auto o = known->second.outcomes.find(s.seq); o != known->second.outcomes.end()) {
-      std::tie(slot.outcome, slot.revision) = o->second;
-      slot.replayed = true;
-      return;
-    }
   }
   if (slot.utxo) {
     std::tie(slot.outcome, slot.revision) = model_utxo(*slot.utxo, index);
@@ -174,10 +214,13 @@ void RecordsChecker::model_session(Slot& slot, engine::Command& command, Index i
     slot.outcome = first.outcome;
     slot.revision = first.revision;
   }
-  Session& session = sessions_[s.client_id];
   session.outcomes[s.seq] = {slot.outcome, slot.revision};
   session.max_seq = std::max(session.max_seq, s.seq);
   session.last_used_ms = std::max(session.last_used_ms, s.now_ms);
+  const std::size_t unordered = session_order_.erase(session.last_used_at);
+  ANYA_ASSERT(unordered == 1);
+  session.last_used_at = index;
+  session_order_.emplace(index, s.client_id);
   while (session.max_seq >= engine::kSessionWindow &&
          session.outcomes.begin()->first <= session.max_seq - engine::kSessionWindow) {
     session.outcomes.erase(session.outcomes.begin());
@@ -267,7 +310,7 @@ void RecordsChecker::check_exactly_once(NodeId node, const Slot& slot, Index ind
   if (result.outcome == KvOutcome::expired || result.replayed) return;
   const auto [it, fresh] = applied_at_.emplace(std::pair(slot.client_id, slot.seq), index);
   if (fresh || it->second == index) return;
-  fail("exactly-once: client " + slot.client_id + " seq " + n(slot.seq) +
+  fail("exactly-once: client " + n(slot.client_id) + " seq " + n(slot.seq) +
        " was applied (not replayed) at index " + n(it->second) + " and again at index " +
        n(index) + " on node " + n(node) + " (" + slot.describe + ", outcome " +
        engine::kv_outcome_name(result.outcome) + "): a retried request took effect twice");
@@ -285,8 +328,9 @@ void RecordsChecker::check_outcome(NodeId node, const Slot& slot, Index index,
   const std::string modelled =
       describe_result(slot.outcome, slot.revision, slot.replayed);
   if (!slot.utxo) {
-    return fail(std::string(slot.session ? "sessions: " : "state machine agreement: ") +
-                computed + "; " + (slot.session ? "the reference model" : "the first replica") +
+    const bool modelled_here = slot.session || slot.open;
+    return fail(std::string(modelled_here ? "sessions: " : "state machine agreement: ") +
+                computed + "; " + (modelled_here ? "the reference model" : "the first replica") +
                 " computed " + modelled);
   }
   const engine::UtxoCommand& u = *slot.utxo;
@@ -363,13 +407,27 @@ void RecordsChecker::on_restored(NodeId node, const engine::KvStore& kv) {
 
 void RecordsChecker::on_acknowledged(NodeId node, const engine::Command& request,
                                      Index revision) {
-  ANYA_ASSERT(request.session.has_value());
-  const std::string& client_id = request.session->client_id;
-  const std::uint64_t seq = request.session->seq;
   counts_.checked_acks++;
-  const std::string who = "acknowledged: node " + n(node) + " told client " + client_id +
-                          " seq " + n(seq) + " its write succeeded at revision " + n(revision);
   const auto it = slots_.find(revision);
+  if (request.open() != nullptr) {
+    ANYA_ASSERT(!request.session.has_value());
+    const std::string who = "acknowledged: node " + n(node) + " told a client its session " +
+                            "open succeeded with client id " + n(revision);
+    if (it == slots_.end()) return fail(who + ", an index no replica applied a normal entry at");
+    const Slot& slot = it->second;
+    if (!slot.open) return fail(who + ", but that index holds " + slot.describe);
+    if (slot.outcome != KvOutcome::ok || slot.revision != revision) {
+      return fail(who + ", but the open there was " +
+                  describe_result(slot.outcome, slot.revision, slot.replayed));
+    }
+    acknowledged_.insert(revision);
+    return;
+  }
+  ANYA_ASSERT(request.session.has_value());
+  const std::uint64_t client_id = request.session->client_id;
+  const std::uint64_t seq = request.session->seq;
+  const std::string who = "acknowledged: node " + n(node) + " told client " + n(client_id) +
+                          " seq " + n(seq) + " its write succeeded at revision " + n(revision);
   if (it == slots_.end()) return fail(who + ", an index no replica applied a normal entry at");
   const Slot& slot = it->second;
   if (!slot.session || slot.client_id != client_id || slot.seq != seq ||

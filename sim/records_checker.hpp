@@ -11,6 +11,9 @@
 //   exactly-once   a (client id, seq) is applied non-replayed (any outcome but expired, with
 //                  KvResult::replayed false) at one log index at most, across every replica
 //                  and the whole run.
+//   sessions       every replica computes, at every index, the outcome the model computes for
+//                  a session open (ok, its own index as the new client id) and for a session
+//                  request (replayed, expired, or applied).
 //   reservations   every replica computes, at every index, the outcome the model computes
 //                  (outcome, revision, replayed), and after a UTXO command holds the record the
 //                  model holds for that outpoint: never two owners of one outpoint at one log
@@ -18,18 +21,23 @@
 //   log agreement  every replica applies the same bytes at an index; a replica never applies
 //                  an index the model went past without seeing it.
 //   acknowledged   a session write a client was told succeeded at revision r is, at index r,
-//                  that client's command with that seq and an ok first outcome; every replica
+//                  that client's command with that seq and an ok first outcome (an open a
+//                  client was told gave it client id r is the open applied at r); every replica
 //                  applying r applies it; a snapshot restored at revision s (installed from a
 //                  leader, or the node's own on restart) holds the model's records at s; at the
 //                  end, every live replica's outpoints equal the model's at its revision and its
 //                  log, where it still holds an acknowledged index, holds the same command.
 //
-// The store forgets a session idle for kSessionIdleMs by the proposers' clocks (or the least
-// recently used past kMaxSessions, which the simulator's few clients never reach). The model
-// does not guess when: it accepts a replica's "expired" for a session it knows only if that
-// session was idle by the highest proposer clock the log has carried so far, and forgets it
-// then. A forgotten session the store re-opens for a seq within the window, applying a retry
-// that had applied before, is an exactly-once violation like any other.
+// The session rule (engine/kv/kv.hpp): only a SessionOpen creates a session, named by the index
+// of its entry; a request for a session the store does not hold is expired, whatever its seq.
+// The store forgets a session idle for kSessionIdleMs by the proposers' clocks, or the least
+// recently used when an open finds max_sessions (which the simulator's few clients never
+// reach). The model does not guess when: it accepts a replica's "expired" for a session it
+// holds only if that session was idle by the highest proposer clock the log has carried so far,
+// or had max_sessions - 1 more recently used sessions beside it at some later open, and forgets
+// it then. A session the store forgot and then applies a request for (re-opened, as a late
+// retry once did) is a session mismatch, and an exactly-once violation if that request had
+// applied before.
 //
 // Deterministic: ordered containers only; the data hash is FNV-1a, not std::hash.
 #pragma once
@@ -41,6 +49,7 @@
 #include <string>
 #include <utility>
 
+#include "engine/base/result.hpp"
 #include "engine/base/types.hpp"
 #include "engine/kv/command.hpp"
 #include "engine/kv/kv.hpp"
@@ -54,6 +63,7 @@ struct RecordStats {
   // Client sessions (the KV and UTXO clients): writes begun, attempts after the first with the
   // same (client id, seq), replies marked replayed (a retry answered with its first outcome),
   // replies saying the session expired (treated as an unknown outcome).
+  std::uint64_t sessions_opened = 0;  // opens answered ok (before a client's first write)
   std::uint64_t session_writes = 0;
   std::uint64_t session_retries = 0;
   std::uint64_t session_replays = 0;
@@ -81,14 +91,20 @@ struct RecordStats {
 
 class RecordsChecker {
  public:
+  // `max_sessions`: the stores' KvLimits::max_sessions.
+  explicit RecordsChecker(std::size_t max_sessions = engine::kMaxSessions)
+      : max_sessions_(max_sessions) {
+    ANYA_ASSERT(max_sessions_ >= 1);
+  }
+
   // Replica `node` applied the normal entry `entry`, computed `result`, and now holds `kv`.
   void on_applied(engine::NodeId node, const engine::Entry& entry,
                   const engine::KvResult& result, const engine::KvStore& kv);
   // Replica `node` replaced its state with a snapshot at kv.revision().
   void on_restored(engine::NodeId node, const engine::KvStore& kv);
-  // A client was told its session write `request` succeeded at `revision`. The request's
-  // now_ms (command and session) may differ from the applied copy's: each attempt is stamped
-  // by the node it reached.
+  // A client was told its session write `request` succeeded at `revision`, or its session open
+  // `request` gave it client id `revision`. The request's now_ms (command and session) may
+  // differ from the applied copy's: each attempt is stamped by the node it reached.
   void on_acknowledged(engine::NodeId node, const engine::Command& request,
                        engine::Index revision);
   // End of the run: live replica `node`'s state and log.
@@ -112,8 +128,9 @@ class RecordsChecker {
   // What the model holds for one applied index.
   struct Slot {
     std::uint64_t data_hash = 0;
-    bool session = false;
-    std::string client_id;           // session only
+    bool session = false;            // a request in a session
+    bool open = false;               // a session open
+    std::uint64_t client_id = 0;     // session only
     std::uint64_t seq = 0;           // session only
     std::optional<engine::UtxoCommand> utxo;  // a UTXO command, session or not
     engine::KvOutcome outcome = engine::KvOutcome::ok;  // what every replica must compute
@@ -124,13 +141,19 @@ class RecordsChecker {
   };
   struct Session {
     std::uint64_t max_seq = 0;
-    std::uint64_t last_used_ms = 0;  // the latest proposer clock of its fresh applications
+    std::uint64_t last_used_ms = 0;  // the latest proposer clock of its open and fresh requests
+    engine::Index last_used_at = 0;  // the index of its open or latest fresh request
+    // An open met max_sessions - 1 more recently used sessions: the store may have evicted it.
+    bool evictable = false;
     std::map<std::uint64_t, std::pair<engine::KvOutcome, engine::Index>> outcomes;  // by seq
   };
 
   Slot model_apply(const engine::Entry& entry, const engine::KvResult& first);
+  void model_open(Slot& slot, const engine::SessionOpen& open, engine::Index index,
+                  const engine::KvResult& first);
   void model_session(Slot& slot, engine::Command& command, engine::Index index,
                      const engine::KvResult& first);
+  void forget_session(std::map<std::uint64_t, Session>::iterator session);
   // Applies a UTXO command to the model's outpoints; the outcome and revision it decides.
   std::pair<engine::KvOutcome, engine::Index> model_utxo(const engine::UtxoCommand& command,
                                                          engine::Index index);
@@ -146,14 +169,19 @@ class RecordsChecker {
                          const std::string& when);
   void fail(std::string what);
 
+  std::size_t max_sessions_;
   engine::Index model_index_ = 0;  // the highest index the model has applied
-  std::uint64_t max_session_now_ms_ = 0;  // the highest proposer clock a session command carried
+  // The highest proposer clock a session open or request carried.
+  std::uint64_t max_session_now_ms_ = 0;
   std::map<engine::Index, Slot> slots_;
   // Each outpoint key's history: the record from each index that changed it.
   std::map<std::string, std::map<engine::Index, Record>> outpoints_;
-  std::map<std::string, Session> sessions_;
+  // The sessions the store may hold (a superset of what it holds: the model forgets one only when
+  // a replica answers expired for it), by client id; and their ids by last use.
+  std::map<std::uint64_t, Session> sessions_;
+  std::map<engine::Index, std::uint64_t> session_order_;  // Invariant: mirrors sessions_
   // Exactly-once: the one index each (client id, seq) was applied at, non-replayed.
-  std::map<std::pair<std::string, std::uint64_t>, engine::Index> applied_at_;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, engine::Index> applied_at_;
   std::set<engine::Index> acknowledged_;
   std::optional<std::string> violation_;
   bool reported_ = false;  // one violation per run: the first is the one that matters

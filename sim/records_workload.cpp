@@ -3,8 +3,9 @@
 // Each UTXO client is a wallet that reserves, renews, releases and spends a small shared set of
 // outpoints (SimOptions::utxo_outpoints of them, a fresh set every utxo_generation_ms; now and
 // then one of the previous set, mostly spent or released by then). Every request goes in the
-// wallet's client session; now_ms in the command and the session is the clock of the node the
-// attempt reaches, as the admin API stamps it in production. It sends to the node it believes
+// wallet's client session, which it opens first when it has none (records_workload.hpp); now_ms
+// in the command, the session and the open is the clock of the node the attempt reaches, as the
+// admin API stamps it in production. It sends to the node it believes
 // leads, follows not_leader hints, sometimes picks any node, and retries an unknown or refused
 // attempt with the same (client id, seq) there or elsewhere, through crashes, pauses,
 // partitions and failovers. Its own view (which outpoints it holds) only steers what it asks
@@ -28,8 +29,9 @@ constexpr std::uint64_t kMaxThinkMs = 60;
 
 // The client's current request in its session; now_ms 0 until a node stamps an attempt.
 engine::Command utxo_request(const UtxoClient& client) {
+  ANYA_ASSERT(client.session.id != 0 && !client.session.opening);
   engine::Command command(client.command);
-  command.session = engine::ClientSession{client.client_id, client.session_seq, 0};
+  command.session = engine::ClientSession{client.session.id, client.session.seq, 0};
   return command;
 }
 
@@ -62,10 +64,6 @@ bool session_expired(const Status& status) {
   return status.code() == Errc::conflict && status.message().starts_with("session expired");
 }
 
-std::string session_id(const std::string& base, std::uint32_t epoch) {
-  return epoch == 0 ? base : base + "." + std::to_string(epoch);
-}
-
 std::uint64_t Simulation::not_leader_retry_ms(const engine::ClientReply& reply) const {
   // With a hint, at once; with none, an election is likely under way: give it time.
   if (reply.leader != engine::kNoNode) return 2;
@@ -93,8 +91,6 @@ engine::Outpoint sim_outpoint(std::uint64_t generation, std::uint32_t vout) {
 void Simulation::start_utxo_clients() {
   utxo_clients_.resize(options_.utxo_clients);
   for (std::uint32_t u = 0; u < options_.utxo_clients; u++) {
-    utxo_clients_[u].base_id = "utxo" + std::to_string(u);
-    utxo_clients_[u].client_id = session_id(utxo_clients_[u].base_id, 0);
     utxo_clients_[u].owner = "wallet-" + std::to_string(u);
     utxo_clients_[u].target = static_cast<NodeId>(rng_.between(1, options_.nodes));
     schedule(rng_.between(1, 50) * kMs, Event{EventKind::utxo_client, 0, u, {}});
@@ -137,7 +133,10 @@ void Simulation::utxo_begin(std::uint32_t u) {
   if (r.op == Op::reserve) r.ttl_ms = rng_.between(kMinTtlMs, options_.utxo_ttl_max_ms);
   client.busy = true;
   client.request++;
-  client.session_seq++;
+  client.session.seq++;
+  // No session (never opened, or expired): open one first; this request becomes its seq 1.
+  client.session.opening = client.session.id == 0;
+  ANYA_ASSERT(!client.session.opening || client.session.seq == 1);
   client.attempt = 0;
   client.maybe_applied = false;
   result_.stats.records.session_writes++;
@@ -157,7 +156,7 @@ void Simulation::utxo_attempt(std::uint32_t u) {
   }
   client.attempt++;
   client.in_flight = true;
-  if (client.attempt > 1) result_.stats.records.session_retries++;
+  if (client.attempt > 1 && !client.session.opening) result_.stats.records.session_retries++;
   const Call call{u, client.request, next_ticket_++, client.attempt, true};
   schedule(now_us_ + options_.kv_timeout_ms * kMs,
            Event{EventKind::utxo_timeout, 0, attempt_param(u, call.attempt, call.seq), {}});
@@ -179,6 +178,10 @@ void Simulation::submit_utxo_call(NodeId id, const Call& call) {
   calls_[id][call.ticket] = call;
   // The proposer's clock: expiry is decided by it, identically on every replica.
   const std::uint64_t now_ms = n.now_ms();
+  if (client.session.opening) {
+    n.core->submit_write(call.ticket, engine::Command(engine::SessionOpen{now_ms}));
+    return;
+  }
   engine::Command command = utxo_request(client);
   std::get<engine::UtxoCommand>(command.body).now_ms = now_ms;
   command.session->now_ms = now_ms;
@@ -189,16 +192,16 @@ void Simulation::utxo_reply(NodeId id, const Call& call, const engine::ClientRep
   UtxoClient& client = utxo_clients_.at(call.client);
   if (!current(client, call.seq, call.attempt)) return;  // an attempt it gave up on
   client.in_flight = false;
+  if (client.session.opening) return utxo_opened(id, call.client, r);
   RecordStats& stats = result_.stats.records;
 
   const std::string outpoint = client.command.outpoint.text();
   if (session_expired(r.status)) {
-    // Whether it applied is unknown; the store asks for a new session under a new id.
+    // The store no longer holds the session: whether the request applied is unknown. The next
+    // request opens a new session.
     stats.session_expired++;
     stats.utxo_unknown++;
-    client.epoch++;
-    client.client_id = session_id(client.base_id, client.epoch);
-    client.session_seq = 0;
+    client.session = SessionState{};
     return utxo_done(call.client, 10);
   }
   switch (r.status.code()) {
@@ -240,6 +243,35 @@ void Simulation::utxo_reply(NodeId id, const Call& call, const engine::ClientRep
   }
 }
 
+void Simulation::utxo_opened(NodeId id, std::uint32_t u, const engine::ClientReply& r) {
+  UtxoClient& client = utxo_clients_.at(u);
+  ANYA_ASSERT(client.busy && client.session.opening);
+  switch (r.status.code()) {
+    case Errc::ok:
+      // The session's id is the index of the open's entry. The reservation request is a new
+      // request (its own attempts), sent at once.
+      ANYA_ASSERT(r.revision != 0);
+      records_acknowledged(id, engine::Command(engine::SessionOpen{}), r.revision);
+      result_.stats.records.sessions_opened++;
+      client.session.id = r.revision;
+      client.session.opening = false;
+      client.request++;
+      client.attempt = 0;
+      client.maybe_applied = false;
+      schedule(now_us_, Event{EventKind::utxo_client, 0, u, {}});
+      return;
+    case Errc::not_leader:
+      client.target = r.leader != engine::kNoNode
+                          ? r.leader
+                          : static_cast<NodeId>(rng_.between(1, max_id()));
+      return utxo_retry(u, not_leader_retry_ms(r));
+    default:
+      // Busy or failed: it may still open a session, which nobody will use. Open again.
+      client.target = static_cast<NodeId>(rng_.between(1, max_id()));
+      return utxo_retry(u, 10);
+  }
+}
+
 void Simulation::utxo_timeout(std::uint64_t param) {
   const AttemptParam p = unpack_attempt(param);
   UtxoClient& client = utxo_clients_.at(p.client);
@@ -256,12 +288,14 @@ void Simulation::utxo_retry(std::uint32_t u, std::uint64_t delay_ms) {
     schedule(now_us_ + delay_ms * kMs, Event{EventKind::utxo_client, 0, u, {}});
     return;
   }
-  if (client.maybe_applied) {
+  if (client.maybe_applied && !client.session.opening) {
     result_.stats.records.utxo_unknown++;  // it never learns whether the request took effect
   } else {
+    // Every attempt refused, or it never got a session to go in: it surely did not happen.
     result_.stats.records.utxo_refused++;
-    client.session_seq--;  // never applied anywhere: the next request takes its seq
+    client.session.seq--;  // never applied anywhere: the next request takes its seq
   }
+  client.session.opening = false;
   utxo_done(u, delay_ms);
 }
 

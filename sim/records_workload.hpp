@@ -1,15 +1,20 @@
 // The simulator's clients in client sessions: what the KV clients (sim/workload.cpp) and the
-// UTXO clients (sim/records_workload.cpp) share. Every write carries (client id, seq); a write
-// whose outcome is unknown (the client timed out, the node failed, or answered busy) or that
-// was refused before it could apply (not_leader) is retried with the same (client id, seq),
-// possibly at another node after a failover, up to kMaxSessionAttempts attempts.
+// UTXO clients (sim/records_workload.cpp) share. A client without a session first opens one (a
+// SessionOpen command; the store names the session by the log index of that entry, returned as
+// the reply's revision), then sends its write as the session's seq 1. Every write carries
+// (client id, seq); a write whose outcome is unknown (the client timed out, the node failed, or
+// answered busy) or that was refused before it could apply (not_leader) is retried with the same
+// (client id, seq), possibly at another node after a failover, up to kMaxSessionAttempts
+// attempts. An open goes through the same attempts; a retried open that had applied opened a
+// session nobody uses, which the store forgets in time (harmless).
 //
 // Two more rules keep a client's session usable, as a real client's must:
-//   - a request given up after every attempt was refused (not_leader: it never applied) hands
-//     its seq to the next request, so unanswered clusters do not burn seqs; a session is
-//     opened only by a seq within kSessionWindow (engine/kv/kv.hpp);
-//   - a reply "session expired" (the store cannot tell whether the request applied) leaves the
-//     outcome unknown, and the client starts a new session under a new id, as the store asks.
+//   - a request given up after every attempt was refused (not_leader: it never applied), or
+//     whose open never succeeded, hands its seq to the next request, so unanswered clusters do
+//     not burn seqs;
+//   - a reply "session expired" (the store does not hold the session any more: idle, or least
+//     recently used) leaves the outcome unknown; the client drops the session and its next
+//     write opens a new one.
 #pragma once
 
 #include <cstdint>
@@ -43,8 +48,12 @@ AttemptParam unpack_attempt(std::uint64_t param);
 // "session expired: ...": for the client that is an unknown outcome, not a refusal.
 bool session_expired(const Status& status);
 
-// A client's session id: `base`, then ".N" for its N-th new session.
-std::string session_id(const std::string& base, std::uint32_t epoch);
+// A client's session, as the client knows it.
+struct SessionState {
+  std::uint64_t id = 0;     // the client id its open was given; 0: none (never opened, or expired)
+  std::uint64_t seq = 0;    // of its current (or latest) write; a retry reuses it
+  bool opening = false;     // the current request's attempts carry a SessionOpen, not the write
+};
 
 // A fresh set of outpoints every generation (spent ones are final; contention needs new ones):
 // outpoint `vout` of a transaction id drawn from `generation` alone.
@@ -52,12 +61,10 @@ engine::Outpoint sim_outpoint(std::uint64_t generation, std::uint32_t vout);
 
 // One simulated wallet: an owner of reservations, talking to the cluster in its own session.
 struct UtxoClient {
-  std::string base_id;           // its sessions' ids: session_id(base_id, epoch)
-  std::uint32_t epoch = 0;       // sessions it started after one expired
-  std::string client_id;         // its current session's id
+  SessionState session;          // Invariant: session.opening only while busy
   std::string owner;             // the reservation owner it names
-  std::uint64_t request = 0;     // requests begun: identifies the current one
-  std::uint64_t session_seq = 0;  // of its current request; a retry reuses it
+  // Requests begun: identifies the current one (an open and the write after it are two).
+  std::uint64_t request = 0;
   bool busy = false;             // a request is under way (an attempt, or a retry due)
   bool in_flight = false;        // an attempt awaits its reply or its timeout
   std::uint32_t attempt = 0;     // of the current request, 1 = the first

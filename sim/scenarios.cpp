@@ -67,10 +67,10 @@ const std::vector<ScenarioInfo>& scenario_catalogue() {
                            "node behind the chain may win an election, and a leader must be "
                            "back once the views converge"},
       {"session-clock-leap", "every clock leaps 25 hours forward three times early in the run, "
-                             "each time followed by a leader crash, while KV clients retry "
-                             "within their first 32 requests: an expected failure (a known "
-                             "engine bug: a session forgotten as idle is re-opened by a "
-                             "retried seq and applies it twice)"},
+                             "each time followed by a leader crash, while KV clients retry: "
+                             "sessions are forgotten as idle, a late retry must be answered "
+                             "expired (never re-open the session and apply twice) and the "
+                             "client opens a new session"},
       {"utxo-contention", "six wallets reserve, renew, release and spend four shared outpoints "
                           "in client sessions, retrying through crashes, pauses, partitions, "
                           "transfers, clock skew and snapshots: each (client, seq) applies at "
@@ -262,8 +262,9 @@ std::optional<SimOptions> scenario_options(const std::string& name, std::uint64_
         {12000, ScriptAction::chain_blind_follower, 1500},
     };
   } else if (name == "session-clock-leap") {
-    // Sessions are forgotten when idle for kSessionIdleMs by the proposers' clocks; a client
-    // whose session was forgotten is let in again with any seq within kSessionWindow.
+    // Sessions are forgotten when idle for kSessionIdleMs by the proposers' clocks; a retry in
+    // a forgotten session must be answered expired (it once re-opened the session and applied
+    // again: seed 39, now in sim_test.cpp's regressions).
     o.nodes = nodes == 0 ? 3 : nodes;
     o.safety_ms = 6000;
     constexpr std::uint64_t kLeapMs = 25ULL * 3600 * 1000;

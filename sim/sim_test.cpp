@@ -332,22 +332,31 @@ constexpr RegressionSeed kRegressionSeeds[] = {
                     "simulator now observes a node as it compacts)"},
     {"swarm", 289, "a node committed and compacted in one step: the checker judged the base "
                    "before recording the commit"},
+    {"session-clock-leap", 39,
+     "engine/kv: every clock leapt 25 h; the next leader's session commands carried the leapt "
+     "clock, so the store forgot kv0's session as idle; kv0's retry of seq 1 (applied at index 9 "
+     "before the leap) found no session, re-opened it (a first seq <= kSessionWindow opened a "
+     "session) and the put applied again at index 12. Sessions are now opened only by a "
+     "SessionOpen; a request for an unknown session is expired"},
 };
 
-// Seeds that find a bug not fixed yet, outside sim/: each must go on finding it, with the checker
-// named, until the fix lands; then the test fails and the seed moves to kRegressionSeeds.
-TEST(KnownBug, ASessionForgottenAsIdleIsReopenedByARetryThatAppliesAgain) {
-  // engine/kv: every clock leaps 25 h; the next leader's session commands carry the leapt clock,
-  // so the store forgets kv0's session as idle (kSessionIdleMs); kv0's retry of seq 1, applied
-  // at index 9 before the leap, finds no session, re-opens it (seq 1 <= kSessionWindow) and
-  // the put applies again at index 12.
-  RunResult r = Simulation(*scenario_options("session-clock-leap", 39, 0)).run();
-  EXPECT_FALSE(r.ok);
-  EXPECT_EQ(r.violation.rfind("exactly-once: client kv0 seq 1 was applied (not replayed) at "
-                              "index 9 and again at index 12",
-                              0),
-            0u)
-      << r.violation;
+// Sessions forgotten as idle after the clocks leap: every run stays clean, and the leaps do
+// make the store forget sessions (answered expired; the clients open new ones).
+TEST(Scenarios, SessionClockLeapForgetsSessionsAndAppliesNothingTwice) {
+  std::uint64_t expired = 0;
+  for (std::uint64_t seed : {39, 1, 2, 3}) {
+    const SimOptions o = *scenario_options("session-clock-leap", seed, 0);
+    RunResult r = Simulation(o).run();
+    ASSERT_TRUE(r.ok) << "seed " << seed << ": " << r.violation;
+    const RecordStats& s = r.stats.records;
+    EXPECT_GE(s.checked_sessions, 100u) << "seed " << seed;
+    // A session is opened by each client's first write and after each expiry, no more.
+    EXPECT_GE(s.sessions_opened, s.session_expired) << "seed " << seed;
+    EXPECT_LE(s.sessions_opened, o.kv_clients + o.utxo_clients + s.session_expired)
+        << "seed " << seed;
+    expired += s.session_expired;
+  }
+  EXPECT_GE(expired, 4u) << "the leaps make the store forget sessions";
 }
 
 TEST(Regression, SeedsThatFoundBugsStayClean) {

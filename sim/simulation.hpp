@@ -198,16 +198,17 @@ class Simulation {
 
   // The KV clients (sim/workload.cpp).
   struct KvClient {
-    std::uint64_t seq = 0;          // of its current operation
+    // Requests begun: identifies the current one (a session open before a write is one more).
+    std::uint64_t seq = 0;
     bool busy = false;
     std::size_t op = 0;             // its current operation's place in history_
     engine::NodeId target = 1;      // where it sends next (it follows leader hints)
     std::map<std::string, engine::Index> seen_revision;  // per key, for its CAS and deletes
-    // Its client session ("kv<index>"): a write takes the next seq and keeps it through every
-    // retry (sim/records_workload.hpp); reads take none and are not retried.
-    std::uint64_t session_seq = 0;  // of its latest write
-    std::uint32_t session_epoch = 0;  // sessions begun after one expired (session_id())
-    std::uint32_t attempt = 0;      // of its current operation, 1 = the first
+    // Its client session: opened before its first write (and after one expired); a write takes
+    // the next seq and keeps it through every retry (sim/records_workload.hpp); reads take none
+    // and are not retried. Invariant: session.opening only while busy with a write.
+    SessionState session;
+    std::uint32_t attempt = 0;      // of its current request, 1 = the first
     bool in_flight = false;         // an attempt awaits its reply or its timeout
     bool maybe_applied = false;     // an attempt of its current write ended unknown
   };
@@ -226,7 +227,8 @@ class Simulation {
   void client_retry(std::uint32_t client, std::uint64_t delay_ms);
   void client_done(std::uint32_t client, std::uint64_t next_in_ms);
   void submit_call(engine::NodeId id, const Call& call);
-  std::string kv_session_id(std::uint32_t client) const;
+  // The reply to KV client `client`'s session open.
+  void client_opened(engine::NodeId id, std::uint32_t client, const engine::ClientReply& reply);
   // KV client `client`'s current write, in its session (now_ms 0: the node stamps it).
   engine::Command kv_write_command(std::uint32_t client) const;
 
@@ -237,6 +239,7 @@ class Simulation {
   void utxo_attempt(std::uint32_t client);
   void submit_utxo_call(engine::NodeId id, const Call& call);
   void utxo_reply(engine::NodeId id, const Call& call, const engine::ClientReply& reply);
+  void utxo_opened(engine::NodeId id, std::uint32_t client, const engine::ClientReply& reply);
   void utxo_timeout(std::uint64_t param);
   void utxo_retry(std::uint32_t client, std::uint64_t delay_ms);
   void utxo_done(std::uint32_t client, std::uint64_t next_in_ms);
@@ -245,6 +248,7 @@ class Simulation {
   void records_applied(engine::NodeId id, const engine::Entry& e, const engine::KvResult& result,
                        const engine::KvStore& kv);
   void records_restored(engine::NodeId id, const engine::KvStore& kv);
+  // A client was told `request` (a session write, or a session open) succeeded at `revision`.
   void records_acknowledged(engine::NodeId id, const engine::Command& request,
                             engine::Index revision);
   void report_records(engine::NodeId id);

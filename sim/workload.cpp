@@ -7,11 +7,11 @@
 // the node at once unless the node is stopped (paused): then it waits there and is handled
 // when the process wakes, before anything else, which is how a paused leader's queued reads
 // once came to be answered stale. Replies come back through NodeCore's tickets. A read not
-// answered within kv_timeout_ms is dropped. Every write goes in the client's session ("kv" and
-// its index, one seq per write); an attempt that times out, fails or is refused with not_leader
-// is retried with the same (client id, seq), up to kMaxSessionAttempts (records_workload.hpp),
-// so the store applies it at most once; a write given up after an unknown attempt stays in the
-// history with an unknown outcome (it may still take effect).
+// answered within kv_timeout_ms is dropped. Every write goes in the client's session (one seq
+// per write), which a client without one opens first (records_workload.hpp); an attempt that
+// times out, fails or is refused with not_leader is retried with the same (client id, seq), up
+// to kMaxSessionAttempts, so the store applies it at most once; a write given up after an
+// unknown attempt stays in the history with an unknown outcome (it may still take effect).
 #include <algorithm>
 
 #include "engine/kv/kv.hpp"
@@ -69,8 +69,11 @@ void Simulation::client_step(std::uint32_t c) {
   client.maybe_applied = false;
   client.op = history_.size();
   if (op.kind != KvOp::Kind::get) {
-    client.session_seq++;
+    client.session.seq++;
     result_.stats.records.session_writes++;
+    // No session (never opened, or expired): open one first; this write becomes its seq 1.
+    client.session.opening = client.session.id == 0;
+    ANYA_ASSERT(!client.session.opening || client.session.seq == 1);
   }
   history_.push_back(std::move(op));
   history_dropped_.push_back(false);
@@ -89,7 +92,7 @@ void Simulation::client_attempt(std::uint32_t c) {
   }
   client.attempt++;
   client.in_flight = true;
-  if (client.attempt > 1) result_.stats.records.session_retries++;
+  if (client.attempt > 1 && !client.session.opening) result_.stats.records.session_retries++;
   const Call call{c, client.seq, next_ticket_++, client.attempt, false};
   schedule(now_us_ + options_.kv_timeout_ms * kMs,
            Event{EventKind::client_timeout, 0, attempt_param(c, call.attempt, call.seq), {}});
@@ -120,6 +123,10 @@ void Simulation::submit_call(NodeId id, const Call& call) {
     return;
   }
   // Stamped with this node's clock, as the admin API stamps a session.
+  if (client.session.opening) {
+    n.core->submit_write(call.ticket, engine::Command(engine::SessionOpen{n.now_ms()}));
+    return;
+  }
   engine::Command command = kv_write_command(call.client);
   command.session->now_ms = n.now_ms();
   n.core->submit_write(call.ticket, std::move(command));
@@ -138,7 +145,8 @@ engine::Command Simulation::kv_write_command(std::uint32_t c) const {
           op.key, op.expected == 0 ? std::nullopt : std::optional(op.expected));
       break;
   }
-  command.session = engine::ClientSession{kv_session_id(c), client.session_seq, 0};
+  ANYA_ASSERT(client.session.id != 0 && !client.session.opening);
+  command.session = engine::ClientSession{client.session.id, client.session.seq, 0};
   return command;
 }
 
@@ -148,15 +156,15 @@ void Simulation::client_reply(NodeId id, const Call& call, const engine::ClientR
   // An attempt it gave up on: whatever it says, the client has moved on.
   if (client.seq != call.seq || client.attempt != call.attempt || !client.in_flight) return;
   client.in_flight = false;
+  if (client.session.opening) return client_opened(id, c, r);
   KvOp& op = history_.at(client.op);
   const bool read = op.kind == KvOp::Kind::get;
   if (!read && session_expired(r.status)) {
-    // The store no longer knows whether this request applied: as unknown as a timeout. It
-    // asks for a new session under a new id.
+    // The store no longer holds the session, so whether this request applied is as unknown as
+    // after a timeout. The next write opens a new session.
     result_.stats.records.session_expired++;
     result_.stats.kv_unknown++;
-    client.session_epoch++;
-    client.session_seq = 0;
+    client.session = SessionState{};
     return client_done(c, 10);
   }
   switch (r.status.code()) {
@@ -210,8 +218,32 @@ void Simulation::client_reply(NodeId id, const Call& call, const engine::ClientR
   }
 }
 
-std::string Simulation::kv_session_id(std::uint32_t c) const {
-  return session_id("kv" + std::to_string(c), clients_.at(c).session_epoch);
+void Simulation::client_opened(NodeId id, std::uint32_t c, const engine::ClientReply& r) {
+  KvClient& client = clients_.at(c);
+  ANYA_ASSERT(client.busy && client.session.opening);
+  switch (r.status.code()) {
+    case Errc::ok:
+      // The session's id is the index of the open's entry. The write is a new request (its own
+      // attempts), sent at once.
+      ANYA_ASSERT(r.revision != 0);
+      records_acknowledged(id, engine::Command(engine::SessionOpen{}), r.revision);
+      result_.stats.records.sessions_opened++;
+      client.session.id = r.revision;
+      client.session.opening = false;
+      client.seq++;
+      client.attempt = 0;
+      client.maybe_applied = false;
+      schedule(now_us_, Event{EventKind::client, 0, c, {}});
+      return;
+    case Errc::not_leader:
+      client.target = r.leader != engine::kNoNode ? r.leader
+                                                  : static_cast<NodeId>(rng_.between(1, max_id()));
+      return client_retry(c, not_leader_retry_ms(r));
+    default:
+      // Busy or failed: it may still open a session, which nobody will use. Open again.
+      client.target = static_cast<NodeId>(rng_.between(1, max_id()));
+      return client_retry(c, 10);
+  }
 }
 
 void Simulation::client_timeout(std::uint64_t param) {
@@ -235,14 +267,16 @@ void Simulation::client_retry(std::uint32_t c, std::uint64_t delay_ms) {
     return;
   }
   // Given up. If an attempt may have applied, the write's outcome stays unknown (it is in the
-  // history without a completion); if every attempt was refused, it surely did not happen.
-  if (client.maybe_applied) {
+  // history without a completion); if every attempt was refused, or it never got a session to
+  // go in, it surely did not happen.
+  if (client.maybe_applied && !client.session.opening) {
     result_.stats.kv_unknown++;
   } else {
     history_dropped_.at(client.op) = true;
     result_.stats.kv_refused++;
-    client.session_seq--;  // never applied anywhere: the next write takes its seq
+    client.session.seq--;  // never applied anywhere: the next write takes its seq
   }
+  client.session.opening = false;
   client_done(c, delay_ms);
 }
 

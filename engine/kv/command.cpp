@@ -16,6 +16,7 @@ using kvwire::Reader;
 
 constexpr std::uint8_t kLastKvOp = static_cast<std::uint8_t>(KvOp::del);
 constexpr std::uint8_t kSessionOp = 10;
+constexpr std::uint8_t kSessionOpenOp = 11;
 
 Status invalid_field(const std::string& field, const std::string& problem) {
   return Status(Errc::invalid_argument, field + ": " + problem);
@@ -111,10 +112,8 @@ Status check_dlc(const DlcCommand& command) {
 }
 
 Status check_session(const ClientSession& session) {
-  if (Status s = check_owner(session.client_id, "client_id"); !s) return s;
-  if (session.client_id.size() > kMaxClientIdBytes) {
-    return invalid_field("client_id", "longer than " + std::to_string(kMaxClientIdBytes) +
-                                          " characters");
+  if (session.client_id == 0) {
+    return invalid_field("client_id", "must be at least 1 (the id a session open returned)");
   }
   if (session.seq == 0) return invalid_field("client_seq", "must be at least 1");
   return Status::ok();
@@ -154,6 +153,11 @@ void encode_body(std::string& out, const DlcCommand& command) {
       put_bytes(out, command.attestation);
       break;
   }
+}
+
+void encode_body(std::string& out, const SessionOpen& command) {
+  out.push_back(static_cast<char>(kSessionOpenOp));
+  put_u64(out, command.now_ms);
 }
 
 void decode_kv(Reader& r, KvOp op, KvCommand& command) {
@@ -256,20 +260,21 @@ void decode_one(Reader& r, Command& command, bool allow_session, Status& version
     decode_utxo(r, static_cast<UtxoOp>(op), command.body.emplace<UtxoCommand>());
   } else if (op >= 7 && op <= 9) {
     decode_dlc(r, static_cast<DlcOp>(op), command.body.emplace<DlcCommand>());
+  } else if (op == kSessionOpenOp && allow_session) {
+    command.body.emplace<SessionOpen>().now_ms = r.u64("now_ms");
   } else if (op == kSessionOp && allow_session) {
     ClientSession session;
     const std::size_t id_offset = r.offset();
-    session.client_id = std::string(r.sized("client id", 1, kMaxClientIdBytes));
-    if (r.ok()) {
-      if (Status s = check_owner(session.client_id, "client id"); !s) r.fail_at(s.message(),
-                                                                                 id_offset);
-    }
+    session.client_id = r.u64("client id");
+    if (r.ok() && session.client_id == 0) r.fail_at("client id 0 (ids start at 1)", id_offset);
     const std::size_t seq_offset = r.offset();
     session.seq = r.u64("seq");
     if (r.ok() && session.seq == 0) r.fail_at("seq 0 (sequences start at 1)", seq_offset);
     session.now_ms = r.u64("now_ms");
-    command.session = std::move(session);
+    command.session = session;
     decode_one(r, command, /*allow_session=*/false, version_status);
+  } else if (op == kSessionOp || op == kSessionOpenOp) {
+    r.fail_at("op " + std::to_string(op) + " inside a session", op_offset);
   } else {
     r.fail_at("unknown op " + std::to_string(op), op_offset);
   }
@@ -310,6 +315,9 @@ KvCommand KvCommand::del(std::string key, std::optional<Index> expected_revision
 
 Status check_command(const Command& command) {
   if (command.session) {
+    if (command.open() != nullptr) {
+      return invalid_field("client_id", "a session open is never inside a session");
+    }
     if (Status s = check_session(*command.session); !s) return s;
   }
   return std::visit(
@@ -318,6 +326,7 @@ Status check_command(const Command& command) {
         if constexpr (std::is_same_v<T, KvCommand>) return check_kv(body);
         if constexpr (std::is_same_v<T, UtxoCommand>) return check_utxo(body);
         if constexpr (std::is_same_v<T, DlcCommand>) return check_dlc(body);
+        if constexpr (std::is_same_v<T, SessionOpen>) return Status::ok();
       },
       command.body);
 }
@@ -332,7 +341,7 @@ std::string encode_command(const Command& command) {
   out.push_back(static_cast<char>(kKvCommandVersion));
   if (command.session) {
     out.push_back(static_cast<char>(kSessionOp));
-    put_bytes(out, command.session->client_id);
+    put_u64(out, command.session->client_id);
     put_u64(out, command.session->seq);
     put_u64(out, command.session->now_ms);
     out.push_back(static_cast<char>(kKvCommandVersion));

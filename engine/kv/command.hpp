@@ -8,7 +8,7 @@
 //   offset  size  field
 //   0       1     format version, 1 (anything else: Errc::unsupported)
 //   1       1     op: 1 put, 2 cas, 3 delete, 4 utxo reserve, 5 utxo release, 6 utxo spend,
-//                 7 dlc create, 8 dlc transition, 9 dlc attest, 10 session
+//                 7 dlc create, 8 dlc transition, 9 dlc attest, 10 session, 11 session open
 //   put:        key str (1..kMaxKeyBytes), value str (0..kMaxValueBytes)
 //   cas:        expected_revision u64 (0 = the key must not exist), key str, value str
 //   delete:     expected_revision u64 (0 = unconditional), key str
@@ -17,8 +17,9 @@
 //   dlc create: contract id str, state str, nonce count u32 (1..kMaxNonces), nonces str each
 //   dlc transition: contract id str, expected state str, new state str
 //   dlc attest: contract id str, nonce str, attestation str
-//   session:    client id str (1..kMaxClientIdBytes), seq u64 (>= 1), now_ms u64, then one
-//               whole command (version, op, ...) that is not itself a session
+//   session:    client id u64 (>= 1), seq u64 (>= 1), now_ms u64, then one whole command
+//               (version, op, ...) that is neither a session nor a session open
+//   session open: now_ms u64 (never inside a session)
 //
 // Ops 1-3 are the original format, byte for byte: logs written before the others existed
 // replay unchanged. Decoding is strict: an unknown version or op, a field out of its range,
@@ -44,7 +45,6 @@ namespace anya::engine {
 // memory and the snapshot size.
 inline constexpr std::size_t kMaxKeyBytes = 1024;             // keys are 1..1024 bytes
 inline constexpr std::size_t kMaxValueBytes = 256 * 1024;     // values are 0..256 KiB
-inline constexpr std::size_t kMaxClientIdBytes = 64;
 
 inline constexpr std::uint8_t kKvCommandVersion = 1;
 inline constexpr std::size_t kKvCommandHeaderBytes = 2;        // version, op
@@ -53,7 +53,7 @@ inline constexpr std::size_t kMaxKvCommandBytes =
     kKvCommandHeaderBytes + 8 + 4 + kMaxKeyBytes + 4 + kMaxValueBytes;
 // A session adds its header in front of the largest command (the Bitcoin ones are smaller).
 inline constexpr std::size_t kMaxCommandBytes =
-    kKvCommandHeaderBytes + 4 + kMaxClientIdBytes + 8 + 8 + kMaxKvCommandBytes;
+    kKvCommandHeaderBytes + 8 + 8 + 8 + kMaxKvCommandBytes;
 static_assert(kMaxCommandBytes <= Limits::max_entry_data_bytes,
               "every valid command must fit one log entry");
 
@@ -103,27 +103,38 @@ struct DlcCommand {
   friend bool operator==(const DlcCommand&, const DlcCommand&) = default;
 };
 
-// Who sent a write, so a retry of it is recognised: the client's id and its request number.
+// Opens a client session (engine/kv/kv.hpp): the store assigns the session the index of this
+// entry as its client id. Never inside a session: a retried open opens another session, which
+// is harmless (an unused session is forgotten in time).
+struct SessionOpen {
+  std::uint64_t now_ms = 0;  // the proposer's clock: the new session's last use
+
+  friend bool operator==(const SessionOpen&, const SessionOpen&) = default;
+};
+
+// Who sent a write, so a retry of it is recognised: the client's session and request number.
 struct ClientSession {
-  std::string client_id;     // 1..kMaxClientIdBytes printable ASCII, no spaces
-  std::uint64_t seq = 0;     // >= 1, one per request (a retry reuses it)
-  std::uint64_t now_ms = 0;  // the proposer's clock, for the session's idle expiry
+  std::uint64_t client_id = 0;  // >= 1: the index of the entry that opened the session
+  std::uint64_t seq = 0;        // >= 1, one per request (a retry reuses it)
+  std::uint64_t now_ms = 0;     // the proposer's clock, for the session's idle expiry
 
   friend bool operator==(const ClientSession&, const ClientSession&) = default;
 };
 
 struct Command {
-  std::variant<KvCommand, UtxoCommand, DlcCommand> body;
-  std::optional<ClientSession> session;
+  std::variant<KvCommand, UtxoCommand, DlcCommand, SessionOpen> body;
+  std::optional<ClientSession> session;  // never with a SessionOpen body
 
   Command() = default;
   Command(KvCommand kv) : body(std::move(kv)) {}      // NOLINT: a plain write is a command
   Command(UtxoCommand utxo) : body(std::move(utxo)) {}  // NOLINT
   Command(DlcCommand dlc) : body(std::move(dlc)) {}     // NOLINT
+  Command(SessionOpen open) : body(open) {}             // NOLINT
 
   const KvCommand* kv() const { return std::get_if<KvCommand>(&body); }
   const UtxoCommand* utxo() const { return std::get_if<UtxoCommand>(&body); }
   const DlcCommand* dlc() const { return std::get_if<DlcCommand>(&body); }
+  const SessionOpen* open() const { return std::get_if<SessionOpen>(&body); }
   friend bool operator==(const Command&, const Command&) = default;
 };
 

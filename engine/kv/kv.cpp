@@ -82,6 +82,7 @@ KvResult KvStore::apply(Index index, std::string_view command) {
   if (!decoded) return invalid(decoded.status().message());
   Command& cmd = decoded.value();
   if (cmd.session) return apply_session(index, cmd);
+  if (const SessionOpen* open = cmd.open()) return apply_open(index, *open);
   return apply_body(index, cmd);
 }
 
@@ -99,6 +100,7 @@ std::string_view record_prefix_of(std::string_view key) {
 KvResult KvStore::apply_body(Index index, Command& command) {
   if (const UtxoCommand* utxo = command.utxo()) return apply_utxo(index, *utxo);
   if (const DlcCommand* dlc = command.dlc()) return apply_dlc(index, *dlc);
+  ANYA_ASSERT(command.open() == nullptr);  // decode_command allows it at the outer level only
   KvCommand& cmd = std::get<KvCommand>(command.body);
   if (const std::string_view prefix = record_prefix_of(cmd.key); !prefix.empty()) {
     return invalid("key: \"" + std::string(prefix) + "\" is reserved for the record commands");

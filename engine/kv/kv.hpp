@@ -13,20 +13,22 @@
 // Commands and their encoding are in engine/kv/command.hpp; the Bitcoin records (UTXO
 // reservations, DLC contracts) in engine/kv/bitcoin.hpp. Both live in this one store.
 //
-// Client sessions (exactly-once writes). A command may carry (client id, seq). The store keeps,
-// per client, the outcomes of its last kSessionWindow requests, under the reserved key
-// kSessionKeyPrefix + client id (so snapshots carry them). Applying a command whose (client,
-// seq) was applied before changes nothing and returns the first outcome, marked replayed; so a
-// client that retries after a timeout or a failover, with the same id and seq, has its write
-// applied at most once, whichever leader proposed which copy. The rules:
-//   - a client's first request (no session known) must have seq <= kSessionWindow; it opens
-//     the session;
+// Client sessions (exactly-once writes). A client first opens a session (a SessionOpen command):
+// the store gives it the index of that entry as its client id, never used before or again. Its
+// writes then carry (client id, seq). The store keeps, per session, the outcomes of its last
+// kSessionWindow requests, under the reserved key kSessionKeyPrefix + the id in decimal (so
+// snapshots carry them). Applying a command whose (client, seq) was applied before changes
+// nothing and returns the first outcome, marked replayed; so a client that retries after a
+// timeout or a failover, with the same id and seq, has its write applied at most once, whichever
+// leader proposed which copy. The rules:
+//   - a request for a session the store does not hold is refused as expired: only an open
+//     creates a session, so a session once forgotten is never re-opened by a late retry;
 //   - a seq at or below (the highest seq applied - kSessionWindow) is refused as expired: its
 //     outcome is no longer known (at most kSessionWindow requests in flight per client);
 //   - a session is forgotten when idle for kSessionIdleMs (by the proposers' clocks carried in
-//     the commands) or when it is the least recently used of more than max_sessions; a client
-//     whose session was forgotten gets expired for any seq above kSessionWindow and starts a
-//     new session under a new client id.
+//     the commands) or when it is the least recently used of more than max_sessions. Either is
+//     only a loss of liveness: the client is told "expired" and opens a new session. Safety does
+//     not rest on any clock.
 //
 // Snapshot layout (all integers little-endian):
 //
@@ -155,9 +157,12 @@ class KvStore {
   KvResult apply_utxo(Index index, const UtxoCommand& command);
   KvResult apply_dlc(Index index, const DlcCommand& command);
   // engine/kv/kv_session.cpp
+  KvResult apply_open(Index index, const SessionOpen& open);
   KvResult apply_session(Index index, Command& command);
-  void forget_idle_sessions(std::uint64_t now_ms);
-  void forget_session(const std::string& client_id);
+  // Makes room for one more session: forgets idle ones, then the least recently used.
+  void forget_sessions(std::uint64_t now_ms);
+  void forget_idle_sessions(std::uint64_t now_ms);  // a few of the least recently used, if idle
+  void forget_session(std::uint64_t client_id);
   Status rebuild_session_order();  // Errc::corrupt if two sessions share a revision
   // Writes `value` to `key` at `index`, creating the key if needed; checks the store limits first
   // (less reserve_).
@@ -172,7 +177,7 @@ class KvStore {
   Reserve reserve_;              // non-zero only inside apply_session
   // Sessions by last use: the mod_revision of each session key -> its client id. Derived from
   // the session keys (restore() rebuilds it), so it is not part of snapshots or the digest.
-  std::map<Index, std::string> session_order_;
+  std::map<Index, std::uint64_t> session_order_;
 };
 
 }  // namespace anya::engine

@@ -1,7 +1,7 @@
 // Client sessions: the at-most-once rule for writes that carry (client id, seq). The rule is in
 // kv.hpp; this file keeps each session's remembered outcomes under its reserved key.
 //
-// Session record layout (the value of kSessionKeyPrefix + client id; little-endian):
+// Session record layout (the value of kSessionKeyPrefix + client id in decimal; little-endian):
 //   version u8 (1), last_used_ms u64, max_seq u64, outcome count u32 (<= kSessionWindow), then
 //   each outcome in increasing seq order: seq u64, outcome u8, revision u64, message (u32 length
 //   + at most kMaxRememberedMessageBytes bytes).
@@ -29,8 +29,22 @@ struct SessionRecord {
   std::map<std::uint64_t, KvResult> outcomes;  // by seq; Invariant: all > max_seq - window
 };
 
-std::string session_key(std::string_view client_id) {
-  return std::string(kSessionKeyPrefix) + std::string(client_id);
+std::string session_key(std::uint64_t client_id) {
+  return std::string(kSessionKeyPrefix) + std::to_string(client_id);
+}
+
+// The client id a session key names, 0 if it is not a canonical decimal id >= 1.
+std::uint64_t session_id_of(std::string_view key) {
+  const std::string_view digits = key.substr(kSessionKeyPrefix.size());
+  if (digits.empty() || digits.size() > 20 || digits[0] == '0') return 0;
+  std::uint64_t id = 0;
+  for (const char c : digits) {
+    if (c < '0' || c > '9') return 0;
+    const std::uint64_t digit = static_cast<std::uint64_t>(c - '0');
+    if (id > (UINT64_MAX - digit) / 10) return 0;
+    id = id * 10 + digit;
+  }
+  return id;
 }
 
 std::string encode_session(const SessionRecord& record) {
@@ -84,53 +98,56 @@ KvResult expired(std::string message) {
 
 }  // namespace
 
+KvResult KvStore::apply_open(Index index, const SessionOpen& open) {
+  forget_sessions(open.now_ms);
+  SessionRecord record;
+  record.last_used_ms = open.now_ms;
+  const KvResult saved = write(index, session_key(index), encode_session(record));
+  if (saved.outcome != KvOutcome::ok) return saved;  // the store is full; nothing opened
+  session_order_.emplace(index, index);
+  ANYA_ASSERT(session_order_.size() <= limits_.max_sessions);
+  return KvResult{KvOutcome::ok, index, {}};
+}
+
 KvResult KvStore::apply_session(Index index, Command& command) {
   ANYA_ASSERT(command.session.has_value());
   const ClientSession session = *command.session;
   const std::string key = session_key(session.client_id);
+  const std::string client = "client " + std::to_string(session.client_id);
   forget_idle_sessions(session.now_ms);
 
-  SessionRecord record;
   const KeyValue* stored = get(key);
-  if (stored != nullptr) {
-    Result<SessionRecord> decoded = decode_session(stored->value);
-    if (!decoded) return expired("client " + session.client_id + ": " +
-                                 decoded.status().message());
-    record = std::move(decoded).value();
-    const auto it = record.outcomes.find(session.seq);
-    if (it != record.outcomes.end() && !mutants::active(mutants::session_ignored)) {
-      KvResult first = it->second;
-      first.replayed = true;  // applied before: its first outcome, nothing changes now
-      return first;
-    }
-    if (record.max_seq >= kSessionWindow && session.seq <= record.max_seq - kSessionWindow) {
-      return expired("client " + session.client_id + " seq " + std::to_string(session.seq) +
-                     " is older than its last " + std::to_string(kSessionWindow) +
-                     " requests; its outcome is no longer known");
-    }
-  } else {
-    if (session.seq > kSessionWindow) {
-      return expired("client " + session.client_id + " has no session (never opened, or "
-                     "forgotten); seq " + std::to_string(session.seq) +
-                     " cannot be checked for an earlier copy; use a new client id");
-    }
-    while (!session_order_.empty() && session_order_.size() >= limits_.max_sessions) {
-      forget_session(session_order_.begin()->second);  // the least recently used
-    }
+  if (stored == nullptr) {
+    // Only an open creates a session: a late retry for a forgotten one must not re-open it.
+    return expired(client + " has no session (never opened, or forgotten: idle for " +
+                   std::to_string(kSessionIdleMs / 3'600'000) + " h or the least recently " +
+                   "used of " + std::to_string(limits_.max_sessions) + "); open a new one");
+  }
+  Result<SessionRecord> decoded = decode_session(stored->value);
+  if (!decoded) return expired(client + ": " + decoded.status().message());
+  SessionRecord record = std::move(decoded).value();
+  const auto it = record.outcomes.find(session.seq);
+  if (it != record.outcomes.end() && !mutants::active(mutants::session_ignored)) {
+    KvResult first = it->second;
+    first.replayed = true;  // applied before: its first outcome, nothing changes now
+    return first;
+  }
+  if (record.max_seq >= kSessionWindow && session.seq <= record.max_seq - kSessionWindow) {
+    return expired(client + " seq " + std::to_string(session.seq) + " is older than its last " +
+                   std::to_string(kSessionWindow) + " requests; its outcome is no longer known");
   }
 
   // Keep room for the session record whatever the body writes, so that an applied body is
   // always remembered (else a retry could apply it twice).
-  const std::size_t old_bytes = stored == nullptr ? 0 : key.size() + stored->value.size();
+  const std::size_t old_bytes = key.size() + stored->value.size();
   const std::size_t new_bytes_max = key.size() + kSessionHeaderBytes +
                                     (record.outcomes.size() + 1) * kMaxOutcomeBytes;
-  reserve_ = Reserve{stored == nullptr ? 1u : 0u,
-                     new_bytes_max > old_bytes ? new_bytes_max - old_bytes : 0};
+  reserve_ = Reserve{0, new_bytes_max > old_bytes ? new_bytes_max - old_bytes : 0};
   if (entries_.size() + reserve_.keys > limits_.max_keys ||
       store_bytes_ + reserve_.bytes > limits_.max_store_bytes) {
     reserve_ = Reserve{};
-    return KvResult{KvOutcome::invalid, 0, "store full: no room to remember client " +
-                                               session.client_id + "'s session; nothing applied"};
+    return KvResult{KvOutcome::invalid, 0,
+                    "store full: no room to remember " + client + "'s outcome; nothing applied"};
   }
   KvResult result = apply_body(index, command);
   reserve_ = Reserve{};
@@ -146,7 +163,7 @@ KvResult KvStore::apply_session(Index index, Command& command) {
          record.outcomes.begin()->first <= record.max_seq - kSessionWindow) {
     record.outcomes.erase(record.outcomes.begin());
   }
-  if (stored != nullptr) session_order_.erase(get(key)->mod_revision);
+  session_order_.erase(get(key)->mod_revision);  // the body may not touch session keys
   const KvResult saved = write(index, key, encode_session(record));
   ANYA_ASSERT(saved.outcome == KvOutcome::ok);  // the reserve above kept room for it
   session_order_.emplace(index, session.client_id);
@@ -154,9 +171,16 @@ KvResult KvStore::apply_session(Index index, Command& command) {
   return result;
 }
 
+void KvStore::forget_sessions(std::uint64_t now_ms) {
+  forget_idle_sessions(now_ms);
+  while (!session_order_.empty() && session_order_.size() >= limits_.max_sessions) {
+    forget_session(session_order_.begin()->second);  // the least recently used
+  }
+}
+
 void KvStore::forget_idle_sessions(std::uint64_t now_ms) {
   for (int i = 0; i < kIdleChecksPerApply && !session_order_.empty(); ++i) {
-    const std::string client_id = session_order_.begin()->second;
+    const std::uint64_t client_id = session_order_.begin()->second;
     const KeyValue* stored = get(session_key(client_id));
     ANYA_ASSERT(stored != nullptr);
     Result<SessionRecord> record = decode_session(stored->value);
@@ -167,7 +191,7 @@ void KvStore::forget_idle_sessions(std::uint64_t now_ms) {
   }
 }
 
-void KvStore::forget_session(const std::string& client_id) {
+void KvStore::forget_session(std::uint64_t client_id) {
   const std::string key = session_key(client_id);
   const KeyValue* stored = get(key);
   ANYA_ASSERT(stored != nullptr);
@@ -180,11 +204,15 @@ Status KvStore::rebuild_session_order() {
   session_order_.clear();
   for (auto it = entries_.lower_bound(kSessionKeyPrefix);
        it != entries_.end() && it->first.starts_with(kSessionKeyPrefix); ++it) {
-    const auto [at, fresh] = session_order_.emplace(
-        it->second.mod_revision, it->first.substr(kSessionKeyPrefix.size()));
+    const std::uint64_t client_id = session_id_of(it->first);
+    if (client_id == 0 || client_id != it->second.create_revision) {
+      return Status(Errc::corrupt, "kv snapshot: session key " + it->first +
+                                       " does not name the index that opened it");
+    }
+    const auto [at, fresh] = session_order_.emplace(it->second.mod_revision, client_id);
     if (!fresh) {  // apply writes one session per index; a snapshot with two was not ours
-      return Status(Errc::corrupt, "kv snapshot: sessions " + at->second + " and " +
-                                       it->first.substr(kSessionKeyPrefix.size()) +
+      return Status(Errc::corrupt, "kv snapshot: sessions " + std::to_string(at->second) +
+                                       " and " + std::to_string(client_id) +
                                        " both last written at revision " +
                                        std::to_string(it->second.mod_revision));
     }

@@ -318,11 +318,17 @@ TEST(KvCodec, RejectsBadFields) {
        "version 2 (this build speaks 1) at byte offset 0"},
       {std::string("\x01\x00", 2) + put.substr(2), Errc::malformed,
        "unknown op 0 at byte offset 1"},
-      {"\x01\x0b" + put.substr(2), Errc::malformed, "unknown op 11 at byte offset 1"},
-      // A session inside a session is not a command.
-      {std::string("\x01\x0a") + with_length("c") + std::string(8, '\x01') + std::string(8, '\0') +
-           "\x01\x0a" + with_length("c") + std::string(8, '\x01') + std::string(8, '\0') + put,
-       Errc::malformed, "unknown op 10 at byte offset"},
+      {"\x01\x0c" + put.substr(2), Errc::malformed, "unknown op 12 at byte offset 1"},
+      // A session inside a session is not a command, nor is a session open inside one.
+      {std::string("\x01\x0a") + std::string(16, '\x01') + std::string(8, '\0') + "\x01\x0a" +
+           std::string(16, '\x01') + std::string(8, '\0') + put,
+       Errc::malformed, "op 10 inside a session at byte offset 27"},
+      {std::string("\x01\x0a") + std::string(16, '\x01') + std::string(8, '\0') + "\x01\x0b" +
+           std::string(8, '\0'),
+       Errc::malformed, "op 11 inside a session at byte offset 27"},
+      {std::string("\x01\x0a") + std::string(8, '\0') + std::string(8, '\x01') +
+           std::string(8, '\0') + put,
+       Errc::malformed, "client id 0 (ids start at 1) at byte offset 2"},
       {empty_key, Errc::malformed, "key length 0 outside 1..1024 at byte offset 2"},
       {put + "x", Errc::malformed, "1 trailing bytes at byte offset 12"},
       {encode_command(KvCommand::del("k")) + with_length("v"), Errc::malformed, "trailing"},
@@ -482,6 +488,13 @@ TEST(KvSnapshot, RejectsStructuralLiesBehindAValidChecksum) {
        "key count"},
       {make_snapshot(5, {{"a", "x"}}, "AKVS", 1, ~std::uint64_t{0}, "zz"), Errc::corrupt,
        "2 trailing bytes at byte offset 55"},
+      // A session's key names the index that opened it (its create revision).
+      {make_snapshot(5, {{"_anya/session/2", "s", 1, 1, 1}}), Errc::corrupt,
+       "session key _anya/session/2 does not name the index that opened it"},
+      {make_snapshot(5, {{"_anya/session/01", "s", 1, 1, 1}}), Errc::corrupt,
+       "does not name the index"},
+      {make_snapshot(5, {{"_anya/session/x", "s", 1, 1, 1}}), Errc::corrupt,
+       "does not name the index"},
   };
   for (const Case& c : cases) {
     const auto restored = KvStore::restore(c.bytes);

@@ -29,14 +29,27 @@ UtxoCommand reserve(std::uint32_t vout, std::string owner, std::uint64_t now_ms,
   return utxo(UtxoOp::reserve, vout, std::move(owner), now_ms, ttl_ms);
 }
 
-Command in_session(Command command, std::string client, std::uint64_t seq,
+Command in_session(Command command, std::uint64_t client, std::uint64_t seq,
                    std::uint64_t now_ms = 0) {
-  command.session = ClientSession{std::move(client), seq, now_ms};
+  command.session = ClientSession{client, seq, now_ms};
   return command;
 }
 
 KvResult run(KvStore& store, Index index, const Command& command) {
   return store.apply(index, encode_command(command));
+}
+
+// Opens a session at the next index; its client id.
+std::uint64_t open_session(KvStore& store, std::uint64_t now_ms = 0) {
+  const Index at = store.revision() + 1;
+  const KvResult opened = run(store, at, SessionOpen{now_ms});
+  EXPECT_EQ(opened.outcome, KvOutcome::ok) << opened.message;
+  EXPECT_EQ(opened.revision, at);
+  return at;
+}
+
+const KeyValue* session_of(const KvStore& store, std::uint64_t client) {
+  return store.get(std::string(kSessionKeyPrefix) + std::to_string(client));
 }
 
 std::optional<UtxoRecord> record_of(const KvStore& store, std::uint32_t vout) {
@@ -89,9 +102,10 @@ std::vector<Command> sample_records() {
           create,
           transition,
           attest,
-          in_session(KvCommand::put("k", "v"), "client-1", 1, 99),
-          in_session(reserve(1, "o", 5), "c", ~std::uint64_t{0}, 6),
-          in_session(attest, "c2", 3)};
+          in_session(KvCommand::put("k", "v"), 17, 1, 99),
+          in_session(reserve(1, "o", 5), ~std::uint64_t{0}, ~std::uint64_t{0}, 6),
+          in_session(attest, 2, 3),
+          SessionOpen{123}};
 }
 
 TEST(RecordCodec, RoundTripAndStrictness) {
@@ -138,8 +152,13 @@ TEST(RecordCodec, ChecksNameTheField) {
   EXPECT_NE(check_command(bad_state).message().find("state"), std::string::npos);
   DlcCommand odd{DlcOp::attest, "c", {}, {}, {}, kNonceA, "abc"};
   EXPECT_NE(check_command(odd).message().find("attestation"), std::string::npos);
-  EXPECT_NE(check_command(in_session(KvCommand::put("k", "v"), "c", 0)).message().find(
+  EXPECT_NE(check_command(in_session(KvCommand::put("k", "v"), 1, 0)).message().find(
                 "client_seq"),
+            std::string::npos);
+  EXPECT_NE(check_command(in_session(KvCommand::put("k", "v"), 0, 1)).message().find(
+                "client_id"),
+            std::string::npos);
+  EXPECT_NE(check_command(in_session(SessionOpen{}, 1, 1)).message().find("session open"),
             std::string::npos);
 }
 
@@ -229,24 +248,38 @@ TEST(Dlc, CompareAndSetStatesAndOneAttestationPerNonce) {
   EXPECT_EQ(record->attestations.at(kNonceB), "bb");
 }
 
+TEST(Session, OpenAssignsTheEntryIndexAsTheClientId) {
+  KvStore store;
+  ASSERT_EQ(run(store, 1, KvCommand::put("a", "1")).outcome, KvOutcome::ok);
+  const std::uint64_t first = open_session(store, 5);
+  const std::uint64_t second = open_session(store, 5);  // a retried open: another session
+  EXPECT_EQ(first, 2u);
+  EXPECT_EQ(second, 3u);
+  ASSERT_NE(session_of(store, first), nullptr);
+  EXPECT_EQ(session_of(store, first)->create_revision, first);
+  EXPECT_EQ(run(store, 4, in_session(KvCommand::put("k", "v"), second, 1)).outcome,
+            KvOutcome::ok);
+}
+
 TEST(Session, RetryReturnsTheFirstOutcomeAndAppliesOnce) {
   KvStore store;
-  const Command put = in_session(KvCommand::put("k", "v1"), "c", 1);
-  const KvResult first = run(store, 1, put);
+  const std::uint64_t c = open_session(store);
+  const Command put = in_session(KvCommand::put("k", "v1"), c, 1);
+  const KvResult first = run(store, 2, put);
   ASSERT_EQ(first.outcome, KvOutcome::ok);
   // Another client changes the key; the retry must not write v1 again.
-  ASSERT_EQ(run(store, 2, KvCommand::put("k", "other")).outcome, KvOutcome::ok);
-  const KvResult retry = run(store, 3, put);
+  ASSERT_EQ(run(store, 3, KvCommand::put("k", "other")).outcome, KvOutcome::ok);
+  const KvResult retry = run(store, 4, put);
   EXPECT_TRUE(retry.replayed);
   EXPECT_EQ(retry.outcome, KvOutcome::ok);
-  EXPECT_EQ(retry.revision, 1u);
+  EXPECT_EQ(retry.revision, 2u);
   EXPECT_EQ(store.get("k")->value, "other");
   // A refused reserve is remembered as refused, even after the outpoint is free again.
-  ASSERT_EQ(run(store, 4, reserve(0, "alice", 0)).outcome, KvOutcome::ok);
-  const Command bob = in_session(reserve(0, "bob", 10), "c", 2, 10);
-  EXPECT_EQ(run(store, 5, bob).outcome, KvOutcome::conflict);
-  ASSERT_EQ(run(store, 6, utxo(UtxoOp::release, 0, "alice", 20)).outcome, KvOutcome::ok);
-  const KvResult again = run(store, 7, bob);
+  ASSERT_EQ(run(store, 5, reserve(0, "alice", 0)).outcome, KvOutcome::ok);
+  const Command bob = in_session(reserve(0, "bob", 10), c, 2, 10);
+  EXPECT_EQ(run(store, 6, bob).outcome, KvOutcome::conflict);
+  ASSERT_EQ(run(store, 7, utxo(UtxoOp::release, 0, "alice", 20)).outcome, KvOutcome::ok);
+  const KvResult again = run(store, 8, bob);
   EXPECT_TRUE(again.replayed);
   EXPECT_EQ(again.outcome, KvOutcome::conflict);
   EXPECT_FALSE(record_of(store, 0).has_value());
@@ -254,27 +287,34 @@ TEST(Session, RetryReturnsTheFirstOutcomeAndAppliesOnce) {
 
 TEST(Session, WindowAndUnknownSessions) {
   KvStore store;
-  Index at = 0;
-  // A new client may start anywhere in the first window, not beyond it.
-  EXPECT_EQ(run(store, ++at, in_session(KvCommand::put("a", "x"), "late", kSessionWindow + 1))
-                .outcome,
-            KvOutcome::expired);
-  EXPECT_EQ(store.get("a"), nullptr);
-  for (std::uint64_t seq = 1; seq <= kSessionWindow + 5; ++seq) {
-    ASSERT_EQ(run(store, ++at, in_session(KvCommand::put("k", std::to_string(seq)), "c", seq))
+  ASSERT_EQ(run(store, 1, KvCommand::put("a", "x")).outcome, KvOutcome::ok);
+  // Only an open makes a session: an id never opened (a later index, or an index that held
+  // another command) is refused whatever its seq, and nothing is written.
+  for (const std::uint64_t never_opened : {1u, 2u, 99u}) {
+    const KvResult r = run(store, store.revision() + 1,
+                           in_session(KvCommand::put("a", "y"), never_opened, 1));
+    EXPECT_EQ(r.outcome, KvOutcome::expired) << never_opened;
+    EXPECT_NE(r.message.find("has no session"), std::string::npos) << r.message;
+  }
+  EXPECT_EQ(store.get("a")->value, "x");
+  const std::uint64_t c = open_session(store);
+  Index at = store.revision();
+  // An opened session may start at any seq.
+  for (std::uint64_t seq = 1000; seq <= 1000 + kSessionWindow + 5; ++seq) {
+    ASSERT_EQ(run(store, ++at, in_session(KvCommand::put("k", std::to_string(seq)), c, seq))
                   .outcome,
               KvOutcome::ok);
   }
-  // Seq 5 fell out of the window: its outcome is unknown, so it is refused, not re-applied.
-  const KvResult old = run(store, ++at, in_session(KvCommand::put("k", "again"), "c", 5));
+  // Seq 1005 fell out of the window: its outcome is unknown, so it is refused, not re-applied.
+  const KvResult old = run(store, ++at, in_session(KvCommand::put("k", "again"), c, 1005));
   EXPECT_EQ(old.outcome, KvOutcome::expired);
-  EXPECT_EQ(store.get("k")->value, std::to_string(kSessionWindow + 5));
-  // Seq 6 is the oldest remembered.
-  EXPECT_TRUE(run(store, ++at, in_session(KvCommand::put("k", "x"), "c", 6)).replayed);
+  EXPECT_EQ(store.get("k")->value, std::to_string(1000 + kSessionWindow + 5));
+  // Seq 1006 is the oldest remembered.
+  EXPECT_TRUE(run(store, ++at, in_session(KvCommand::put("k", "x"), c, 1006)).replayed);
   // A gap inside the window (a request that never arrived) still applies once.
-  const Command gap = in_session(KvCommand::put("g", "1"), "c", kSessionWindow + 20);
+  const Command gap = in_session(KvCommand::put("g", "1"), c, 1000 + kSessionWindow + 20);
   EXPECT_FALSE(run(store, ++at, gap).replayed);
-  const Command inside = in_session(KvCommand::put("g", "2"), "c", kSessionWindow + 19);
+  const Command inside = in_session(KvCommand::put("g", "2"), c, 1000 + kSessionWindow + 19);
   EXPECT_FALSE(run(store, ++at, inside).replayed);
   EXPECT_TRUE(run(store, ++at, inside).replayed);
 }
@@ -283,51 +323,90 @@ TEST(Session, LeastRecentlyUsedAndIdleSessionsAreForgotten) {
   KvLimits limits;
   limits.max_sessions = 3;
   KvStore store(limits);
-  Index at = 0;
-  for (const char* client : {"a", "b", "c"}) {
-    ASSERT_EQ(run(store, ++at, in_session(KvCommand::put(client, "1"), client, 1, 0)).outcome,
-              KvOutcome::ok);
-  }
-  ASSERT_EQ(run(store, ++at, in_session(KvCommand::put("a", "2"), "a", 2, 0)).outcome,
+  const std::uint64_t a = open_session(store);
+  const std::uint64_t b = open_session(store);
+  const std::uint64_t c = open_session(store);
+  Index at = store.revision();
+  ASSERT_EQ(run(store, ++at, in_session(KvCommand::put("a", "2"), a, 1)).outcome,
             KvOutcome::ok);  // a is now the most recent; b the least
-  ASSERT_EQ(run(store, ++at, in_session(KvCommand::put("d", "1"), "d", 1, 0)).outcome,
-            KvOutcome::ok);
-  EXPECT_EQ(store.get(std::string(kSessionKeyPrefix) + "b"), nullptr);
-  EXPECT_NE(store.get(std::string(kSessionKeyPrefix) + "a"), nullptr);
+  const std::uint64_t d = open_session(store);
+  EXPECT_EQ(session_of(store, b), nullptr);
+  EXPECT_NE(session_of(store, a), nullptr);
   // Idle past kSessionIdleMs by a later command's clock: forgotten.
-  ASSERT_EQ(run(store, ++at, in_session(KvCommand::put("e", "1"), "e", 1, kSessionIdleMs + 1))
+  at = store.revision();
+  ASSERT_EQ(run(store, ++at, in_session(KvCommand::put("d", "1"), d, 1, kSessionIdleMs + 1))
                 .outcome,
             KvOutcome::ok);
-  EXPECT_EQ(store.get(std::string(kSessionKeyPrefix) + "c"), nullptr);
+  EXPECT_EQ(session_of(store, c), nullptr);
+}
+
+// A session forgotten (idle by one proposer's far-ahead clock, or evicted) is never re-opened
+// by a late retry: the retry is refused as expired and nothing applies twice. This was a real
+// bug when a request could open its own session: simulator seed 39, scenario
+// session-clock-leap.
+TEST(Session, AForgottenSessionIsNeverReopenedByALateRetry) {
+  for (const bool evict : {false, true}) {
+    KvLimits limits;
+    limits.max_sessions = 2;
+    KvStore store(limits);
+    const std::uint64_t c = open_session(store, 1000);
+    const Command put = in_session(KvCommand::put("k", "once"), c, 1, 1000);
+    ASSERT_EQ(run(store, 2, put).outcome, KvOutcome::ok);
+    ASSERT_EQ(run(store, 3, KvCommand::put("k", "changed")).outcome, KvOutcome::ok);
+    if (evict) {
+      open_session(store, 1000);
+      open_session(store, 1000);  // c was the least recently used of 3 > max_sessions
+    } else {
+      const std::uint64_t other = open_session(store, 2000);
+      // One proposer's clock leaps a day ahead: c looks idle and is forgotten.
+      ASSERT_EQ(run(store, store.revision() + 1,
+                    in_session(KvCommand::put("x", "1"), other, 1, 1000 + kSessionIdleMs))
+                    .outcome,
+                KvOutcome::ok);
+    }
+    ASSERT_EQ(session_of(store, c), nullptr) << "evict " << evict;
+    const KvResult late = run(store, store.revision() + 1, put);
+    EXPECT_EQ(late.outcome, KvOutcome::expired) << "evict " << evict;
+    EXPECT_EQ(store.get("k")->value, "changed") << "evict " << evict;
+    EXPECT_EQ(session_of(store, c), nullptr);
+  }
 }
 
 TEST(Session, SurvivesSnapshotAndMatchesDigest) {
   KvStore store;
-  const Command put = in_session(KvCommand::put("k", "v"), "c", 1);
-  ASSERT_EQ(run(store, 1, put).outcome, KvOutcome::ok);
-  ASSERT_EQ(run(store, 2, in_session(reserve(4, "o", 0), "c", 2)).outcome, KvOutcome::ok);
+  const std::uint64_t c = open_session(store);
+  const Command put = in_session(KvCommand::put("k", "v"), c, 1);
+  ASSERT_EQ(run(store, 2, put).outcome, KvOutcome::ok);
+  ASSERT_EQ(run(store, 3, in_session(reserve(4, "o", 0), c, 2)).outcome, KvOutcome::ok);
   auto restored = KvStore::restore(store.snapshot());
   ASSERT_TRUE(restored.is_ok()) << restored.status().to_string();
   EXPECT_EQ(restored->digest(), store.digest());
   for (KvStore* s : {&store, &*restored}) {
-    const KvResult retry = run(*s, 3, put);
+    const KvResult retry = run(*s, 4, put);
     EXPECT_TRUE(retry.replayed);
-    EXPECT_EQ(retry.revision, 1u);
+    EXPECT_EQ(retry.revision, 2u);
+    const KvResult unknown = run(*s, 5, in_session(KvCommand::put("k", "v"), 3, 1));
+    EXPECT_EQ(unknown.outcome, KvOutcome::expired);
   }
   EXPECT_EQ(restored->digest(), store.digest());
 }
 
 TEST(Session, AnAppliedWriteIsRememberedEvenWhenTheStoreIsFull) {
   KvLimits limits;
-  limits.max_keys = 3;
+  limits.max_keys = 4;
   KvStore store(limits);
-  ASSERT_EQ(run(store, 1, KvCommand::put("a", "1")).outcome, KvOutcome::ok);
-  // Two keys left: the session key and the body's key both fit.
-  ASSERT_EQ(run(store, 2, in_session(KvCommand::put("b", "1"), "c", 1)).outcome, KvOutcome::ok);
+  const std::uint64_t c = open_session(store);
+  const std::uint64_t c2 = open_session(store);
+  ASSERT_EQ(run(store, 3, KvCommand::put("a", "1")).outcome, KvOutcome::ok);
+  // One key left, and the session keys exist: the body's key fits.
+  ASSERT_EQ(run(store, 4, in_session(KvCommand::put("b", "1"), c, 1)).outcome, KvOutcome::ok);
   // Full: the body is refused for lack of room, and that refusal is what is remembered.
-  const Command next = in_session(KvCommand::put("x", "1"), "c2", 1);
-  EXPECT_EQ(run(store, 3, next).outcome, KvOutcome::invalid);
-  EXPECT_EQ(store.size(), 3u);
+  const Command next = in_session(KvCommand::put("x", "1"), c2, 1);
+  EXPECT_EQ(run(store, 5, next).outcome, KvOutcome::invalid);
+  EXPECT_TRUE(run(store, 6, next).replayed);
+  // And no session can be opened in a full store.
+  EXPECT_EQ(run(store, 7, SessionOpen{}).outcome, KvOutcome::invalid);
+  EXPECT_EQ(store.size(), 4u);
 }
 
 }  // namespace

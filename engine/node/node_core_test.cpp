@@ -155,8 +155,9 @@ class Nodes {
 TEST(NodeCoreWrites, ASessionRetryThroughTheNextLeaderIsAnsweredNotApplied) {
   Nodes c(3);
   c.elect(1);
+  const Index client = c.write(1, 7, SessionOpen{});  // the session's id is the open's index
   Command first = KvCommand::put("k", "v");
-  first.session = ClientSession{"client-1", 1, 0};
+  first.session = ClientSession{client, 1, 0};
   const Index rev = c.write(1, 1, first);
   // A failover; the client did not hear the answer and retries at the new leader.
   c.cut_ = {1};

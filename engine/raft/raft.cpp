@@ -141,6 +141,10 @@ void Raft::init(const RaftConfig& config, std::uint64_t now_ms) {
   max_append_bytes_ = config.max_append_bytes;
   max_apply_batch_ = config.max_apply_batch;
   max_blocks_behind_ = config.max_blocks_behind;
+  // Suspect once silent for an election timeout (the bound CheckQuorum and elections use), down
+  // after three: long enough that one stalled fsync or a GC-like pause does not mark it down.
+  liveness_config_ = LivenessConfig{config.election_timeout_ms, 3 * config.election_timeout_ms,
+                                    kLivenessRise};
   hooks_ = config.fault_hooks;
   now_ms_ = now_ms;
   Membership bootstrap{config.voters, config.learners, config.addresses};
@@ -205,7 +209,9 @@ void Raft::reset_term(Term term) {
 
 void Raft::set_leader(NodeId leader) {
   if (leader != kNoNode && leader != leader_) stats_.leader_changes++;
+  if (leader != leader_) liveness_.clear();  // a new leader: watch the new one from now
   leader_ = leader;
+  if (leader != kNoNode && leader != id_) heard_from(leader, std::nullopt);
   if (leader != kNoNode) {
     heard_from_leader_ = true;
     last_leader_contact_ms_ = now_ms_;
@@ -214,6 +220,15 @@ void Raft::set_leader(NodeId leader) {
       lease_contact_ms_ = now_ms_;
     }
   }
+}
+
+void Raft::heard_from(NodeId id, std::optional<std::uint64_t> rtt_ms) {
+  ANYA_ASSERT(id != id_);
+  auto peer = liveness_.find(id);
+  if (peer == liveness_.end()) {  // a member added while leading, or a new leader
+    peer = liveness_.emplace(id, PeerLiveness(liveness_config_, now_ms_)).first;
+  }
+  peer->second.heard(now_ms_, rtt_ms);
 }
 
 void Raft::become_follower(Term term, NodeId leader) {
@@ -270,6 +285,10 @@ void Raft::become_leader() {
   heartbeat_round_ = 0;
   round_sent_ms_.clear();
   lease_revoked_ = false;
+  liveness_.clear();
+  for (const auto& [id, pr] : tracker_.all()) {
+    if (id != id_) liveness_.emplace(id, PeerLiveness(liveness_config_, now_ms_));
+  }
   for (auto& [id, pr] : tracker_.all()) {
     pr.acked_round = 0;
     pr.match_round = 0;
@@ -418,6 +437,7 @@ void Raft::campaign_now(std::uint64_t now_ms) {
 
 void Raft::tick(std::uint64_t now_ms) {
   set_now(now_ms);
+  for (auto& [id, peer] : liveness_) peer.tick(now_ms_);
   if (role_ == Role::leader) {
     tick_leader();
   } else {
@@ -655,7 +675,13 @@ std::vector<MemberStatus> Raft::members() const {
     st.voter = voter;
     auto addr = m.addresses.find(id);
     if (addr != m.addresses.end()) st.address = addr->second;
+    if (const auto peer = liveness_.find(id); peer != liveness_.end()) {
+      st.liveness = peer->second.state_at(now_ms_);
+      st.rtt_ms = peer->second.srtt_ms();
+      st.liveness_transitions = peer->second.transitions();
+    }
     if (id == id_) {
+      st.liveness = Liveness::reachable;
       st.reachable = true;
       st.last_contact_age_ms = 0;
       st.match = log_.last_index();
@@ -722,6 +748,8 @@ void Raft::refresh_membership(Index from) {
   if (role_ == Role::leader) {
     for (auto& [id, pr] : tracker_.all()) {
       if (pr.last_active_ms == 0) pr.last_active_ms = now_ms_;  // a new member: grace period
+      // Watched from now: a member that never answers turns suspect, then down.
+      if (id != id_) liveness_.try_emplace(id, liveness_config_, now_ms_);
     }
   }
 }
@@ -1064,6 +1092,7 @@ void Raft::step_leader(const Message& m) {
 void Raft::handle_append_response(const Message& m) {
   Progress& pr = tracker_.at(m.from);
   pr.last_active_ms = now_ms_;
+  heard_from(m.from, std::nullopt);
   pr.healthy = !m.unhealthy;
   pr.chain_view = m.chain_view;
   if (m.reject) {
@@ -1101,6 +1130,14 @@ void Raft::handle_append_response(const Message& m) {
 void Raft::handle_heartbeat_response(const Message& m) {
   Progress& pr = tracker_.at(m.from);
   pr.last_active_ms = now_ms_;
+  // The first answer to a round times the round trip (later ones of the same round do not).
+  std::optional<std::uint64_t> rtt_ms;
+  if (m.context > pr.acked_round && m.context <= heartbeat_round_) {
+    const auto sent = std::lower_bound(
+        round_sent_ms_.begin(), round_sent_ms_.end(), std::make_pair(m.context, std::uint64_t{0}));
+    if (sent != round_sent_ms_.end() && sent->first == m.context) rtt_ms = now_ms_ - sent->second;
+  }
+  heard_from(m.from, rtt_ms);
   pr.healthy = !m.unhealthy;
   pr.chain_view = m.chain_view;
   pr.probe_sent = false;

@@ -25,6 +25,7 @@
 #include "engine/base/types.hpp"
 #include "engine/log/raft_log.hpp"
 #include "engine/progress/progress.hpp"
+#include "engine/progress/liveness.hpp"
 #include "engine/raft/membership.hpp"
 #include "engine/raft/snapshot.hpp"
 
@@ -98,6 +99,8 @@ inline bool height_behind(std::uint64_t height, std::uint64_t quorum_height,
 // Heartbeat rounds whose send times a leader remembers (leases look them up); older rounds
 // are forgotten, which only shortens a lease.
 inline constexpr std::size_t kMaxRememberedRounds = 1024;
+// The failure detector: answers in a row a down member needs to count as reachable again.
+inline constexpr std::uint32_t kLivenessRise = 2;
 
 // How long a lease lasts on the leader's clock, counted from when it sent the heartbeat round a
 // quorum answered. A voter that answered refuses other candidates for election_timeout_ms on
@@ -172,6 +175,11 @@ struct MemberStatus {
   std::string address;
   bool reachable = false;            // heard from within an election timeout (leader's view)
   std::optional<std::uint64_t> last_contact_age_ms;  // unknown unless leader (or the leader)
+  // The failure detector's verdict (engine/progress/liveness.hpp): the leader's of each member,
+  // a follower's of its leader; unknown for everyone else (this node cannot tell).
+  Liveness liveness = Liveness::unknown;
+  std::optional<std::uint64_t> rtt_ms;  // smoothed heartbeat round trip, leader's view
+  std::uint64_t liveness_transitions = 0;  // reachable <-> suspect/down changes (flapping)
   Index match = 0;                   // leader's view of its log; 0 if unknown
   bool healthy = true;               // as last reported
   // The member's chain view: its own for this node; as last reported, on the leader; else
@@ -309,6 +317,8 @@ class Raft {
   void become_leader();
   void reset_term(Term term);
   void set_leader(NodeId leader);
+  // The failure detector heard from `id` now (a response, or a message from the leader).
+  void heard_from(NodeId id, std::optional<std::uint64_t> rtt_ms);
   void campaign(CampaignKind kind);
   void poll(NodeId from, MessageType type, bool granted);
 
@@ -379,6 +389,10 @@ class Raft {
   std::optional<Snapshot> snapshot_;
   std::optional<Snapshot> pending_install_;  // installed, not yet handed out in a Ready
   bool healthy_ = true;
+  // The failure detector: a leader's view of each member, a follower's of its leader (cleared
+  // when leadership changes: what one leader saw says nothing of the next term's paths).
+  LivenessConfig liveness_config_;
+  std::map<NodeId, PeerLiveness> liveness_;
   std::optional<ChainView> chain_view_;  // as the host last set it
   std::uint64_t max_blocks_behind_ = 0;
 

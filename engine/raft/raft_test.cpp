@@ -47,6 +47,48 @@ TEST(Cluster, SingleVoterElectsItselfAndCommits) {
   EXPECT_TRUE(c.run_until_applied(*index, 10));
 }
 
+// ---- the failure detector ------------------------------------------------------------------
+
+const MemberStatus& member(const std::vector<MemberStatus>& members, NodeId id) {
+  for (const MemberStatus& m : members) {
+    if (m.id == id) return m;
+  }
+  ADD_FAILURE() << "no member " << id;
+  return members.front();
+}
+
+TEST(Liveness, TheLeaderSeesASilentMemberSuspectThenDownAndBackOnlyOnAnswers) {
+  Cluster c(opts(5));
+  const NodeId leader = *c.run_until_leader(2000);
+  const NodeId lone = other_than(c, {leader});
+  c.run_for(200);
+  for (const MemberStatus& m : c.raft(leader).members()) {
+    EXPECT_EQ(m.liveness, Liveness::reachable) << "member " << m.id;
+    if (m.id != leader) {
+      EXPECT_TRUE(m.rtt_ms.has_value()) << "member " << m.id;
+    }
+  }
+  c.isolate(lone);
+  c.run_for(350);  // past one election timeout (300 ms) of silence
+  EXPECT_EQ(member(c.raft(leader).members(), lone).liveness, Liveness::suspect);
+  c.run_for(700);  // past three
+  EXPECT_EQ(member(c.raft(leader).members(), lone).liveness, Liveness::down);
+  EXPECT_EQ(c.leader(), leader) << "four of five still follow";
+  c.heal();
+  c.run_for(300);  // several heartbeats answered in a row
+  EXPECT_EQ(member(c.raft(leader).members(), lone).liveness, Liveness::reachable);
+  EXPECT_EQ(member(c.raft(leader).members(), lone).liveness_transitions, 3u);
+  // A follower judges only its leader; the others it cannot see, so it does not claim to.
+  const std::vector<MemberStatus> seen = c.raft(lone).members();
+  EXPECT_EQ(member(seen, leader).liveness, Liveness::reachable);
+  for (const MemberStatus& m : seen) {
+    if (m.id != leader && m.id != lone) {
+      EXPECT_EQ(m.liveness, Liveness::unknown) << m.id;
+    }
+  }
+  EXPECT_TRUE(c.checker().ok()) << c.checker().report();
+}
+
 // ---- PreVote -------------------------------------------------------------------------------
 
 TEST(PreVote, IsolatedNodeDoesNotInflateItsTerm) {

@@ -8,7 +8,6 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
-#include <random>
 #include <sstream>
 
 #include "tools/anya-ha/commands.hpp"
@@ -31,8 +30,9 @@ struct CtlArgs {
   std::uint64_t id = 0, to = 0, version = 0, if_version = 0, prev_revision = 0;
   bool learner = false, has_if_version = false, has_prev = false;
   std::string address, file, key_name, value;
-  // Exactly-once: every write carries a client id and seq; a retry inside this run keeps both.
-  std::string client_id;
+  // Exactly-once: every key or record write carries a client id and seq; a retry inside this
+  // run keeps both. client_id 0: open a session for this run.
+  std::uint64_t client_id = 0;
   std::uint64_t client_seq = 1;
   // utxo and dlc
   std::string outpoint, owner, contract, state, from_state, to_state, nonce, attestation;
@@ -40,13 +40,13 @@ struct CtlArgs {
   std::vector<std::string> nonces;
 };
 
-// A client id no other ctl run will pick: "ctl-" and 16 random hex digits.
-std::string random_client_id() {
-  std::random_device rd;
-  const std::uint64_t r = (std::uint64_t{rd()} << 32) ^ rd();
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "ctl-%016llx", static_cast<unsigned long long>(r));
-  return buf;
+// The writes that go in a client session (the ones the cluster applies exactly once): keys,
+// UTXO reservations and DLC records. Membership, configuration and tokens have their own
+// preconditions (if-version, ids) and carry no session.
+bool in_session(const std::string& method, const std::string& target) {
+  if (method == "GET") return false;
+  return target.starts_with("/v1/kv/") || target.starts_with("/v1/utxo/") ||
+         target == "/v1/dlc" || target.starts_with("/v1/dlc/");
 }
 
 std::string env_or(const std::string& flag, const char* name) {
@@ -99,18 +99,57 @@ class Ctl {
       std::cerr << "anya-ha ctl: --client-seq: expected a whole number from 1\n";
       return kExitUsage;
     }
-    client_id_ = args_.client_id.empty() ? random_client_id() : args_.client_id;
+    client_id_ = args_.client_id;
     return kExitOk;
   }
 
   // Sends the request to the first endpoint that answers; follows a not_leader hint.
   int call(const std::string& method, const std::string& target, const std::string& body,
            const std::string& if_match, const std::function<void(const json::value&)>& print) {
-    Status last(Errc::io_error, "no endpoint");
     // Writes are sent in a client session, so trying the next endpoint after a timeout never
     // applies the write twice (the cluster answers a repeat with the first outcome).
-    options_.client_id = method == "GET" ? std::string() : client_id_;
-    options_.client_seq = args_.client_seq;
+    options_.client_id = 0;
+    if (in_session(method, target)) {
+      if (client_id_ == 0) {
+        if (const int rc = open_session(); rc != kExitOk) return rc;
+      }
+      options_.client_id = client_id_;
+      options_.client_seq = args_.client_seq;
+    }
+    int rc = kExitOk;
+    std::optional<Exchange> reply = exchange(method, target, body, if_match, rc);
+    if (!reply) return rc;
+    return finish(reply->http, reply->json, print);
+  }
+
+  // Opens a client session (POST /v1/session); its id goes on this run's writes.
+  int open_session() {
+    options_.client_id = 0;
+    int rc = kExitOk;
+    std::optional<Exchange> reply = exchange("POST", "/v1/session", "", "", rc);
+    if (!reply) return rc;
+    const json::object* o = reply->json.if_object();
+    const json::value* id = o == nullptr ? nullptr : o->if_contains("client_id");
+    if (reply->http.status != 200 || id == nullptr || !id->is_number()) {
+      std::cerr << "anya-ha ctl: could not open a client session for an exactly-once write: ";
+      return finish(reply->http, reply->json, [](const json::value&) {});
+    }
+    client_id_ = json::value_to<std::uint64_t>(*id);
+    return kExitOk;
+  }
+
+ private:
+  struct Exchange {
+    transport::HttpReply http;
+    json::value json;  // null if the body is not JSON
+  };
+
+  // The reply of the first endpoint that answers (following a not_leader hint), or nullopt
+  // with `rc` set and the reason printed.
+  std::optional<Exchange> exchange(const std::string& method, const std::string& target,
+                                   const std::string& body, const std::string& if_match,
+                                   int& rc) {
+    Status last(Errc::io_error, "no endpoint");
     for (const std::string& first : endpoints_) {
       std::string endpoint = first;
       for (int hop = 0; hop <= kMaxLeaderHops; hop++) {
@@ -119,7 +158,8 @@ class Ctl {
         if (!r) {
           if (r.status().code() == Errc::invalid_argument) {
             std::cerr << "anya-ha ctl: " << r.status().message() << "\n";
-            return kExitUsage;
+            rc = kExitUsage;
+            return std::nullopt;
           }
           last = r.status();
           break;  // next endpoint
@@ -134,14 +174,14 @@ class Ctl {
             continue;
           }
         }
-        return finish(*r, ec ? json::value(nullptr) : v, print);
+        return Exchange{std::move(r).value(), ec ? json::value(nullptr) : std::move(v)};
       }
     }
     std::cerr << "anya-ha ctl: no endpoint answered: " << last.message() << "\n";
-    return kExitFailed;
+    rc = kExitFailed;
+    return std::nullopt;
   }
 
- private:
   int finish(const transport::HttpReply& r, const json::value& v,
              const std::function<void(const json::value&)>& print) {
     const bool ok = r.status >= 200 && r.status < 300;
@@ -166,7 +206,7 @@ class Ctl {
   const CtlArgs& args_;
   std::vector<std::string> endpoints_;
   transport::AdminClientOptions options_;
-  std::string client_id_;
+  std::uint64_t client_id_ = 0;
 };
 
 std::string str(const json::value& v) {
@@ -202,6 +242,28 @@ void print_chain(const json::object& o) {
             << (chain.at("behind").as_bool() ? "BEHIND, will not lead" : "ok") << "\n";
 }
 
+// This node's verdict on the service it protects, and one line per probe.
+void print_health(const json::object& o) {
+  const json::value* h = o.if_contains("health");
+  if (h == nullptr || !h->is_object()) return;
+  const json::object& health = h->as_object();
+  if (!health.at("monitored").as_bool()) {
+    std::cout << "health: not monitored (no probes or resource limits)\n";
+    return;
+  }
+  std::cout << "health: " << str(health.at("explanation")) << "\n";
+  for (const json::value& p : health.at("probes").as_array()) {
+    const json::object& probe = p.as_object();
+    std::cout << "  probe " << str(probe.at("name")) << " (" << str(probe.at("type"))
+              << "): " << str(probe.at("state")) << ", error ratio "
+              << str(probe.at("error_ratio")) << ", p50 " << str(probe.at("p50_ms"))
+              << " ms, p99 " << str(probe.at("p99_ms")) << " ms";
+    const std::string error = str(probe.at("last_error"));
+    if (!error.empty() && error != "-") std::cout << ", last error: " << error;
+    std::cout << "\n";
+  }
+}
+
 void print_status(const json::value& v) {
   const json::object& o = v.as_object();
   std::cout << "node " << str(o.at("node_id")) << " (cluster " << str(o.at("cluster_id"))
@@ -212,14 +274,18 @@ void print_status(const json::value& v) {
             << ", config version " << str(o.at("config_version")) << ", fencing token "
             << str(o.at("fencing_token")) << "\n";
   print_chain(o);
-  std::cout << "ID\tVOTER\tHEALTH\tLAST_SEEN_MS\tCHAIN_HEIGHT\tADDRESS\n";
+  print_health(o);
+  std::cout << "ID\tVOTER\tREACH\tHEALTH\tRTT_MS\tLAST_SEEN_MS\tCHAIN_HEIGHT\tADDRESS\n";
+  const auto field = [](const json::object& mo, std::string_view key) {
+    const json::value* v = mo.if_contains(key);
+    return v != nullptr ? str(*v) : std::string("-");
+  };
   for (const json::value& m : o.at("members").as_array()) {
     const json::object& mo = m.as_object();
-    const json::value* height = mo.if_contains("chain_height");
-    std::cout << str(mo.at("id")) << "\t" << str(mo.at("voter")) << "\t" << str(mo.at("health"))
-              << "\t" << str(mo.at("last_seen_ms")) << "\t"
-              << (height != nullptr ? str(*height) : "-") << "\t" << str(mo.at("address"))
-              << "\n";
+    std::cout << field(mo, "id") << "\t" << field(mo, "voter") << "\t"
+              << field(mo, "reachability") << "\t" << field(mo, "health") << "\t"
+              << field(mo, "rtt_ms") << "\t" << field(mo, "last_seen_ms") << "\t"
+              << field(mo, "chain_height") << "\t" << field(mo, "address") << "\n";
   }
 }
 
@@ -338,7 +404,8 @@ Runner add_ctl_command(CLI::App& app) {
   ctl->add_option("--token", a->token, "Bearer token (or ANYA_HA_TOKEN)");
   ctl->add_option("-o,--output", a->output, "text or json");
   ctl->add_option("--client-id", a->client_id,
-                  "Writes: the client id for exactly-once (default: a random one per run)");
+                  "Key and record writes: the session for exactly-once, from `ctl session open` "
+                  "(default: a new session per run)");
   ctl->add_option("--client-seq", a->client_seq,
                   "Writes: the request number; repeat id and seq to retry a write safely")
       ->capture_default_str();
@@ -482,6 +549,16 @@ Runner add_ctl_command(CLI::App& app) {
   });
   on(token->add_subcommand("list", "Tokens made at run time (never their secrets)"),
      [](Ctl& c) { return c.call("GET", "/v1/tokens", "", "", print_json); });
+
+  CLI::App* session = ctl->add_subcommand("session", "Client sessions for exactly-once writes");
+  session->require_subcommand(1);
+  on(session->add_subcommand("open", "Open a session; pass its id as --client-id on writes, "
+                                     "with a new --client-seq per write and the same on a retry"),
+     [](Ctl& c) {
+       return c.call("POST", "/v1/session", "", "", [](const json::value& v) {
+         std::cout << "client_id " << str(v.at("client_id")) << "\n";
+       });
+     });
 
   on(ctl->add_subcommand("lease", "The leader's lease and fencing token"), [](Ctl& c) {
     return c.call("GET", "/v1/lease", "", "", print_json);

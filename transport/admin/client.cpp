@@ -102,8 +102,8 @@ Result<HttpReply> admin_request(const AdminClientOptions& options, const std::st
   if (!body.empty()) req.set(http::field::content_type, "application/json");
   if (!if_match.empty()) req.set(http::field::if_match, if_match);
   if (!options.token.empty()) req.set(http::field::authorization, "Bearer " + options.token);
-  if (!options.client_id.empty()) {
-    req.set(kClientIdHeader, options.client_id);
+  if (options.client_id != 0) {
+    req.set(kClientIdHeader, std::to_string(options.client_id));
     req.set(kClientSeqHeader, std::to_string(options.client_seq));
   }
   req.body() = body;

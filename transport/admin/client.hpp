@@ -21,9 +21,10 @@ struct AdminClientOptions {
   bool verify_server = true;
   // true: no credential at all, the server still verified (public endpoints: /v1/audit/head).
   bool anonymous = false;
-  // Exactly-once writes: sent as Anya-Client-Id / Anya-Client-Seq when client_id is set. A
-  // retry of the same request (another endpoint, after a failover) must keep both.
-  std::string client_id{};
+  // Exactly-once writes: sent as Anya-Client-Id / Anya-Client-Seq when client_id is not 0 (it
+  // is what POST /v1/session returned). A retry of the same request (another endpoint, after
+  // a failover) must keep both.
+  std::uint64_t client_id = 0;
   std::uint64_t client_seq = 0;
 };
 

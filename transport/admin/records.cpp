@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "engine/kv/bitcoin.hpp"
+#include "engine/kv/kv.hpp"
 #include "transport/admin/json_util.hpp"
 
 namespace anya::transport {
@@ -203,6 +204,21 @@ void route_dlc(const AdminRequest& req, std::string_view rest, NodeApi& node,
   dlc_change(req, std::move(*id), rest.substr(slash + 1), node, respond);
 }
 
+void open_session(const AdminRequest& req, NodeApi& node, const Respond& respond) {
+  if (!req.client_id.empty() || !req.client_seq.empty()) {
+    return respond(bad_request(std::string(kClientIdHeader) +
+                               ": a session open is not itself in a session"));
+  }
+  if (!req.body.empty() && req.body != "{}") {
+    return respond(bad_request("body: a session open takes none"));
+  }
+  node.open_session(replying<KvWriteResult>(respond, [](const KvWriteResult& w) {
+    return json_response(200, json::object{{"client_id", w.revision},
+                                           {"window", engine::kSessionWindow},
+                                           {"idle_expiry_ms", engine::kSessionIdleMs}});
+  }));
+}
+
 }  // namespace
 
 Result<std::optional<ClientRef>> client_of(const AdminRequest& req) {
@@ -213,22 +229,23 @@ Result<std::optional<ClientRef>> client_of(const AdminRequest& req) {
                       ": missing (" + kClientIdHeader + " and " + kClientSeqHeader +
                       " go together)");
   }
-  if (Status s = engine::check_owner(req.client_id, kClientIdHeader); !s) return s;
-  if (req.client_id.size() > engine::kMaxClientIdBytes) {
-    return Status(Errc::invalid_argument, std::string(kClientIdHeader) + ": longer than " +
-                                              std::to_string(engine::kMaxClientIdBytes) +
-                                              " characters");
+  const std::optional<std::uint64_t> id = parse_u64(req.client_id);
+  if (!id || *id == 0) {
+    return Status(Errc::invalid_argument,
+                  std::string(kClientIdHeader) + ": expected the client_id that POST " +
+                      "/v1/session returned (a whole number from 1)");
   }
   const std::optional<std::uint64_t> seq = parse_u64(req.client_seq);
   if (!seq || *seq == 0) {
     return Status(Errc::invalid_argument,
                   std::string(kClientSeqHeader) + ": expected a whole number from 1");
   }
-  return std::optional<ClientRef>{ClientRef{req.client_id, *seq}};
+  return std::optional<ClientRef>{ClientRef{*id, *seq}};
 }
 
 void route_records(const AdminRequest& req, std::string_view path, NodeApi& node,
                    const Respond& respond) {
+  if (path == "/v1/session") return open_session(req, node, respond);
   if (path.starts_with("/v1/dlc")) {
     std::string_view rest = path.substr(7);
     if (!rest.empty()) rest.remove_prefix(1);  // the '/'

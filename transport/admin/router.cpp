@@ -1,5 +1,6 @@
 #include "transport/admin/router.hpp"
 
+#include "transport/admin/health_json.hpp"
 #include "transport/admin/json_util.hpp"
 #include "transport/admin/records.hpp"
 
@@ -25,8 +26,14 @@ json::value member_json(const MemberView& m) {
   o["id"] = m.id;
   o["address"] = m.address;
   o["voter"] = m.voter;
-  o["health"] = m.healthy ? "healthy" : "unhealthy";
+  // What a member last reported of its health is news only while it is known alive: a member
+  // that is down, suspect or out of sight is never shown healthy.
+  const bool alive = m.liveness == engine::Liveness::reachable;
+  o["health"] = !alive ? "unknown" : m.healthy ? "healthy" : "unhealthy";
+  o["reachability"] = engine::liveness_name(m.liveness);
   o["reachable"] = m.reachable;
+  if (m.rtt_ms) o["rtt_ms"] = *m.rtt_ms;
+  else o["rtt_ms"] = nullptr;
   if (m.last_seen_ms) o["last_seen_ms"] = *m.last_seen_ms;
   else o["last_seen_ms"] = nullptr;
   o["match_index"] = m.match_index;
@@ -78,6 +85,7 @@ json::value status_json(const StatusView& s) {
   for (const MemberView& m : s.members) members.push_back(member_json(m));
   o["members"] = std::move(members);
   o["chain"] = chain_json(s.chain);
+  o["health"] = health_json(s.health);
   return o;
 }
 
@@ -249,7 +257,8 @@ void route_v1(const AdminRequest& req, std::string_view path, std::string_view q
     return respond(json_response(200, status_json(node.status())));
   }
   if (path.rfind("/v1/kv/", 0) == 0) return route_kv(req, path.substr(7), query, node, respond);
-  if (path.starts_with("/v1/utxo/") || path == "/v1/dlc" || path.starts_with("/v1/dlc/")) {
+  if (path.starts_with("/v1/utxo/") || path == "/v1/dlc" || path.starts_with("/v1/dlc/") ||
+      path == "/v1/session") {
     return route_records(req, path, node, respond);
   }
   if (path == "/v1/members" || path.rfind("/v1/members/", 0) == 0) {
@@ -365,6 +374,7 @@ constexpr EndpointRule kEndpoints[] = {
     {"POST", "/v1/dlc", kExact, Permission::records_write, true},
     {"GET", "/v1/dlc/", kChild, Permission::records_read, false},
     {"POST", "/v1/dlc/", kChild, Permission::records_write, true},
+    {"POST", "/v1/session", kExact, Permission::session_open, true},
     {"GET", "/v1/tokens", kExact, Permission::tokens_manage, false},
     {"POST", "/v1/tokens", kExact, Permission::tokens_manage, true},
     {"DELETE", "/v1/tokens/", kChild, Permission::tokens_manage, true},

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/kv/kv.hpp"
 #include "transport/admin/router.hpp"
 
 namespace anya::transport {
@@ -224,10 +225,26 @@ StatusView sample_status() {
   s.ready = true;
   s.config_version = 4;
   s.fencing_token = 9;
-  MemberView a{1, "10.0.0.1:7000", true, true, true, 15, 120};
-  MemberView b{3, "10.0.0.3:7000", true, false, false, std::nullopt, 0};
-  MemberView c{5, "10.0.0.5:7000", false, true, true, 0, 100};
-  s.members = {a, b, c};
+  const auto member = [](engine::NodeId id, bool voter, bool healthy, engine::Liveness liveness,
+                         std::optional<std::uint64_t> last_seen_ms, engine::Index match) {
+    MemberView m;
+    m.id = id;
+    m.address = "10.0.0." + std::to_string(id) + ":7000";
+    m.voter = voter;
+    m.healthy = healthy;
+    m.liveness = liveness;
+    m.reachable = liveness == engine::Liveness::reachable;
+    m.last_seen_ms = last_seen_ms;
+    m.match_index = match;
+    if (m.reachable) m.rtt_ms = 2;
+    return m;
+  };
+  // A member down (it reported unhealthy before it died), and a learner only suspected: neither
+  // may be shown healthy or unhealthy, since neither report is current.
+  s.members = {member(1, true, true, engine::Liveness::reachable, 15, 120),
+               member(3, true, false, engine::Liveness::down, std::nullopt, 0),
+               member(5, false, true, engine::Liveness::suspect, 400, 100),
+               member(7, false, false, engine::Liveness::reachable, 3, 100)};
   return s;
 }
 
@@ -237,7 +254,12 @@ void expect_member(const json::value& got, const MemberView& want) {
   EXPECT_EQ(got.at("id"), json::value(want.id));
   EXPECT_EQ(got.at("address"), json::value(want.address));
   EXPECT_EQ(got.at("voter"), json::value(want.voter));
-  EXPECT_EQ(got.at("health"), json::value(want.healthy ? "healthy" : "unhealthy"));
+  const bool alive = want.liveness == engine::Liveness::reachable;
+  EXPECT_EQ(got.at("health"),
+            json::value(!alive ? "unknown" : want.healthy ? "healthy" : "unhealthy"));
+  EXPECT_EQ(got.at("reachability"), json::value(engine::liveness_name(want.liveness)));
+  if (want.rtt_ms) EXPECT_EQ(got.at("rtt_ms"), json::value(*want.rtt_ms));
+  else EXPECT_TRUE(got.at("rtt_ms").is_null());
   if (want.last_seen_ms) EXPECT_EQ(got.at("last_seen_ms"), json::value(*want.last_seen_ms));
   else EXPECT_TRUE(got.at("last_seen_ms").is_null());
 }
@@ -308,7 +330,7 @@ TEST(AdminRouter, StatusCarriesEveryFieldOfTheContract) {
   EXPECT_EQ(v.at("config_version"), 4);
   EXPECT_EQ(v.at("fencing_token"), 9);
   const json::array& members = v.at("members").as_array();
-  ASSERT_EQ(members.size(), 3u);
+  ASSERT_EQ(members.size(), 4u);
   for (std::size_t i = 0; i < members.size(); i++) {
     expect_member(members[i], node.status_view.members[i]);
   }
@@ -369,7 +391,7 @@ TEST(AdminRouter, MembersListsTheNodesMembers) {
     ASSERT_EQ(r.status, 200) << target;
     const json::value v = parse(r);
     const json::array& members = v.at("members").as_array();
-    ASSERT_EQ(members.size(), 3u);
+    ASSERT_EQ(members.size(), 4u);
     for (std::size_t i = 0; i < members.size(); i++) {
       expect_member(members[i], node.status_view.members[i]);
     }
@@ -497,7 +519,7 @@ TEST(AdminRecords, ReserveBuildsTheCommandWithTheClientSession) {
   node.kv_write_result = KvWriteResult{17, true};
   AdminRequest req = request("POST", "/v1/utxo/reserve",
                              R"({"outpoint": ")" + kTxidUpper + R"(:3", "owner": "w1", "ttl_ms": 5000})");
-  req.client_id = "wallet-7";
+  req.client_id = "7";
   req.client_seq = "42";
   const AdminResponse r = route(node, req);
   ASSERT_EQ(r.status, 200) << r.body;
@@ -512,7 +534,7 @@ TEST(AdminRecords, ReserveBuildsTheCommandWithTheClientSession) {
   EXPECT_EQ(utxo->owner, "w1");
   EXPECT_EQ(utxo->ttl_ms, 5000u);
   ASSERT_TRUE(node.clients[0].has_value());
-  EXPECT_EQ(node.clients[0]->id, "wallet-7");
+  EXPECT_EQ(node.clients[0]->id, 7u);
   EXPECT_EQ(node.clients[0]->seq, 42u);
 }
 
@@ -536,12 +558,18 @@ TEST(AdminRecords, BadInputIs400NamingTheFieldAndNothingIsProposed) {
        "owner"},
       {"/v1/utxo/spend", R"({"outpoint": ")" + good_outpoint + R"(", "owner": "w", "x": 1})", "",
        "", "x: unknown field"},
-      {"/v1/utxo/release", R"({"outpoint": ")" + good_outpoint + R"(", "owner": "w"})", "c", "",
+      {"/v1/utxo/release", R"({"outpoint": ")" + good_outpoint + R"(", "owner": "w"})", "3", "",
        "Anya-Client-Seq"},
       {"/v1/utxo/release", R"({"outpoint": ")" + good_outpoint + R"(", "owner": "w"})", "", "1",
        "Anya-Client-Id"},
-      {"/v1/utxo/release", R"({"outpoint": ")" + good_outpoint + R"(", "owner": "w"})", "c", "0",
+      {"/v1/utxo/release", R"({"outpoint": ")" + good_outpoint + R"(", "owner": "w"})", "3", "0",
        "Anya-Client-Seq"},
+      {"/v1/utxo/release", R"({"outpoint": ")" + good_outpoint + R"(", "owner": "w"})", "c", "1",
+       "Anya-Client-Id: expected the client_id that POST /v1/session returned"},
+      {"/v1/utxo/release", R"({"outpoint": ")" + good_outpoint + R"(", "owner": "w"})", "0", "1",
+       "Anya-Client-Id"},
+      {"/v1/session", "", "3", "1", "not itself in a session"},
+      {"/v1/session", R"({"x": 1})", "", "", "body: a session open takes none"},
       {"/v1/dlc", R"({"contract_id": "c", "state": "s", "nonces": ["xyz"]})", "", "", "nonces[0]"},
       {"/v1/dlc", R"({"contract_id": "c", "state": "S", "nonces": [")" + std::string(64, '1') +
                       R"("]})", "", "", "state"},
@@ -566,17 +594,31 @@ TEST(AdminRecords, KvWritesCarryTheClientSession) {
   FakeNode node;
   node.kv_write_result = KvWriteResult{5, true};
   AdminRequest req = request("PUT", "/v1/kv/k", R"({"value": "v"})");
-  req.client_id = "c1";
+  req.client_id = "12";
   req.client_seq = "9";
   const AdminResponse r = route(node, req);
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(parse(r).at("replayed"), true);
   ASSERT_TRUE(node.writes.at(0).client.has_value());
-  EXPECT_EQ(node.writes[0].client->id, "c1");
+  EXPECT_EQ(node.writes[0].client->id, 12u);
   EXPECT_EQ(node.writes[0].client->seq, 9u);
   AdminRequest plain = request("DELETE", "/v1/kv/k");
   EXPECT_EQ(route(node, plain).status, 200);
   EXPECT_FALSE(node.writes.at(1).client.has_value());
+}
+
+TEST(AdminRecords, OpeningASessionReturnsItsClientId) {
+  FakeNode node;
+  node.kv_write_result = KvWriteResult{41, false};
+  const AdminResponse r = route(node, request("POST", "/v1/session"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(parse(r).at("client_id"), 41);
+  EXPECT_EQ(parse(r).at("window"), engine::kSessionWindow);
+  ASSERT_EQ(node.commands.size(), 1u);
+  EXPECT_NE(node.commands[0].open(), nullptr);
+  EXPECT_FALSE(node.clients[0].has_value());
+  // Only POST.
+  EXPECT_EQ(route(node, request("GET", "/v1/session")).status, 405);
 }
 
 TEST(AdminRecords, UtxoGetShowsFreeReservedAndSpent) {
@@ -1195,6 +1237,7 @@ const std::vector<Case>& table_cases() {
        "operator"},
       {"GET", "/v1/dlc/c", "", "viewer"},
       {"POST", "/v1/dlc/c/transition", R"({"from": "a", "to": "b"})", "operator"},
+      {"POST", "/v1/session", "", "operator"},
   };
   return cases;
 }

@@ -14,8 +14,9 @@ namespace {
 constexpr std::array<const char*, kPermissionCount> kPermissionNames = {
     "health.read", "metrics.read", "status.read",  "kv.read",          "kv.write",
     "members.read", "members.write", "config.read", "config.write",    "leader.transfer",
-    "lease.read",  "tokens.manage", "node.join",   "records.read",    "records.write"};
-static_assert(static_cast<std::size_t>(Permission::records_write) + 1 == kPermissionCount);
+    "lease.read",  "tokens.manage", "node.join",   "records.read",    "records.write",
+    "session.open"};
+static_assert(static_cast<std::size_t>(Permission::session_open) + 1 == kPermissionCount);
 
 bool is_read(Permission p) {
   switch (p) {
@@ -37,7 +38,7 @@ bool builtin_allows(std::string_view role, Permission p) {
   if (role == "admin") return p != Permission::node_join;
   if (role == "operator") {
     return is_read(p) || p == Permission::kv_write || p == Permission::records_write ||
-           p == Permission::leader_transfer;
+           p == Permission::session_open || p == Permission::leader_transfer;
   }
   if (role == "viewer") return is_read(p);
   if (role == kJoinRole) return p == Permission::node_join;

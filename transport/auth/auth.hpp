@@ -45,8 +45,9 @@ enum class Permission : std::uint8_t {
   node_join,        // spend a one-time join token for a new node's certificate
   records_read,     // UTXO reservations and DLC contracts: read
   records_write,    // reserve, release, spend; create, transition, attest
+  session_open,     // open a client session for exactly-once writes (POST /v1/session)
 };
-inline constexpr std::size_t kPermissionCount = 15;
+inline constexpr std::size_t kPermissionCount = 16;
 
 const char* permission_name(Permission p);
 std::optional<Permission> parse_permission(std::string_view name);

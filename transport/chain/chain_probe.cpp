@@ -2,18 +2,9 @@
 
 #include <boost/json.hpp>
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 
-extern char** environ;
+#include "transport/health/exec_runner.hpp"
 
 namespace anya::transport {
 
@@ -71,133 +62,6 @@ Status read_tip(const json::object& o, engine::ChainView& view) {
   return {};
 }
 
-// The first line of what a failed command said on stderr, for the reason.
-std::string first_line(const std::string& text) {
-  std::string line = text.substr(0, text.find('\n'));
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-  return line;
-}
-
-using SteadyClock = std::chrono::steady_clock;
-
-struct Pipe {
-  int read_fd = -1;
-  int write_fd = -1;
-  ~Pipe() {
-    if (read_fd >= 0) ::close(read_fd);
-    if (write_fd >= 0) ::close(write_fd);
-  }
-  bool open() {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return false;
-    read_fd = fds[0];
-    write_fd = fds[1];
-    return true;
-  }
-  void close_write() {
-    ::close(write_fd);
-    write_fd = -1;
-  }
-};
-
-// Starts /bin/sh -c `command` in a new process group, stdout and stderr to the pipes.
-Result<pid_t> spawn_shell(const std::string& command, Pipe& out, Pipe& err) {
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  ::posix_spawn_file_actions_init(&actions);
-  ::posix_spawnattr_init(&attr);
-  ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  ::posix_spawn_file_actions_adddup2(&actions, out.write_fd, 1);
-  ::posix_spawn_file_actions_adddup2(&actions, err.write_fd, 2);
-  // Its own process group, so a timeout kills what the shell started too; default signal
-  // handling and no blocked signals, whatever this process does with them.
-  ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF);
-  ::posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t none;
-  sigemptyset(&none);
-  ::posix_spawnattr_setsigmask(&attr, &none);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD}) sigaddset(&defaults, sig);
-  ::posix_spawnattr_setsigdefault(&attr, &defaults);
-  std::string arg0 = "sh", arg1 = "-c", arg2 = command;
-  char* argv[] = {arg0.data(), arg1.data(), arg2.data(), nullptr};
-  pid_t pid = 0;
-  const int rc = ::posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, environ);
-  ::posix_spawn_file_actions_destroy(&actions);
-  ::posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    return Status(Errc::io_error, std::string("cannot start /bin/sh: ") + std::strerror(rc));
-  }
-  return pid;
-}
-
-enum class Collected { done, timed_out, too_much };
-
-// Reads both pipes until both are closed, the deadline passes or stdout grows too large.
-Collected collect(Pipe& out, Pipe& err, SteadyClock::time_point deadline,
-                  std::string& stdout_text, std::string& stderr_text) {
-  pollfd fds[2] = {{out.read_fd, POLLIN, 0}, {err.read_fd, POLLIN, 0}};
-  char buffer[4096];
-  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - SteadyClock::now());
-    if (left.count() <= 0) return Collected::timed_out;
-    const int ready = ::poll(fds, 2, static_cast<int>(left.count()));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) return ready == 0 ? Collected::timed_out : Collected::done;
-    for (int i = 0; i < 2; i++) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
-      if (n <= 0) {
-        if (n < 0 && errno == EINTR) continue;
-        fds[i].fd = -1;  // closed (or failed): nothing more from it
-        continue;
-      }
-      std::string& sink = i == 0 ? stdout_text : stderr_text;
-      const std::size_t keep = i == 0 ? ChainProbeLimits::max_output_bytes + 1
-                                      : ChainProbeLimits::max_stderr_bytes;
-      sink.append(buffer, std::min<std::size_t>(static_cast<std::size_t>(n),
-                                                keep - std::min(keep, sink.size())));
-      if (i == 0 && sink.size() > ChainProbeLimits::max_output_bytes) return Collected::too_much;
-    }
-  }
-  return Collected::done;
-}
-
-// Waits for `pid` to exit until the deadline; nullopt if it has not.
-std::optional<int> wait_exit(pid_t pid, SteadyClock::time_point deadline) {
-  for (;;) {
-    int status = 0;
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) return status;
-    if (r < 0 && errno != EINTR) return -1;  // not ours to wait for any more: treat as failed
-    if (SteadyClock::now() >= deadline) return std::nullopt;
-    // Its output is closed, so it is about to exit: a short sleep, not a busy loop.
-    ::usleep(1000);
-  }
-}
-
-void kill_group(pid_t pid) {
-  ::kill(-pid, SIGKILL);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-}
-
-Status describe_exit(int status, const std::string& stderr_text) {
-  const std::string said = first_line(stderr_text);
-  const std::string tail = said.empty() ? std::string() : ": " + said;
-  if (WIFSIGNALED(status)) {
-    return {Errc::io_error, "killed by signal " + std::to_string(WTERMSIG(status)) + tail};
-  }
-  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  const std::string hint = code == 127 ? " (command not found?)" : code == 126
-                                             ? " (not executable?)" : "";
-  return {Errc::io_error, "exited with status " + std::to_string(code) + hint + tail};
-}
-
 }  // namespace
 
 Result<engine::ChainView> parse_chain_view_json(std::string_view text) {
@@ -237,31 +101,19 @@ std::string chain_tip_hex(const engine::ChainView& view) {
 Result<engine::ChainView> run_chain_probe_command(const std::string& command,
                                                   std::uint64_t timeout_ms) {
   ANYA_ASSERT(!command.empty());
-  Pipe out, err;
-  if (!out.open() || !err.open()) {
-    return Status(Errc::io_error, std::string("cannot make a pipe: ") + std::strerror(errno));
+  ExecOptions options;
+  options.argv = {"/bin/sh", "-c", command};
+  options.timeout_ms = timeout_ms;
+  options.max_stdout_bytes = ChainProbeLimits::max_output_bytes;
+  options.max_stderr_bytes = ChainProbeLimits::max_stderr_bytes;
+  options.kill_on_too_much_output = true;  // the output is the answer; that much is not one
+  Result<ExecOutcome> outcome = run_exec(options);
+  if (!outcome) return outcome.status();
+  if (outcome->end == ExecOutcome::End::too_much_output) {
+    return Status(Errc::malformed, outcome->describe(options));
   }
-  const SteadyClock::time_point deadline =
-      SteadyClock::now() + std::chrono::milliseconds(timeout_ms);
-  Result<pid_t> pid = spawn_shell(command, out, err);
-  if (!pid) return pid.status();
-  out.close_write();
-  err.close_write();
-  std::string stdout_text, stderr_text;
-  const Collected collected = collect(out, err, deadline, stdout_text, stderr_text);
-  std::optional<int> status;
-  if (collected == Collected::done) status = wait_exit(*pid, deadline);
-  if (!status) {
-    kill_group(*pid);
-    if (collected == Collected::too_much) {
-      return Status(Errc::malformed, "printed more than " +
-                                         std::to_string(ChainProbeLimits::max_output_bytes) +
-                                         " bytes; killed");
-    }
-    return Status(Errc::io_error, "timed out after " + std::to_string(timeout_ms) + " ms; killed");
-  }
-  if (*status != 0) return describe_exit(*status, stderr_text);
-  return parse_chain_view_json(stdout_text);
+  if (!outcome->succeeded()) return Status(Errc::io_error, outcome->describe(options));
+  return parse_chain_view_json(outcome->stdout_text);
 }
 
 ChainProber::ChainProber(ChainProbeFn probe, std::uint64_t interval_ms, ChainProbeSink deliver)

@@ -14,6 +14,7 @@
 
 #include "engine/base/result.hpp"
 #include "engine/base/types.hpp"
+#include "engine/health/evaluator.hpp"
 #include "transport/auth/auth.hpp"
 
 namespace anya::transport {
@@ -49,6 +50,135 @@ struct BitcoinConfig {
 
   friend bool operator==(const BitcoinConfig&, const BitcoinConfig&) = default;
 };
+
+// [discovery]: the methods that propose peers (docs/discovery.md). Discovery only proposes: a
+// proposed peer still passes mutual TLS and the membership rules, and no method ever removes a
+// member. The static list (discovery.members) is NodeConfig::members.
+struct DnsSrvDiscoveryConfig {
+  std::string domain;                     // required: the SRV name is SERVICE.DOMAIN
+  std::string service = "_anya-ha._tcp";
+  // Where queries go (an IPv4 address and port); unset: the first nameserver of
+  // /etc/resolv.conf, port 53.
+  std::optional<HostPort> nameserver;
+  // The records' TTL says when to ask again, clamped to [min_refresh, max_refresh].
+  std::uint64_t min_refresh_ms = 5'000;
+  std::uint64_t max_refresh_ms = 300'000;
+  std::uint64_t timeout_ms = 2'000;       // per query, UDP and TCP alike
+
+  friend bool operator==(const DnsSrvDiscoveryConfig&, const DnsSrvDiscoveryConfig&) = default;
+};
+
+struct KubernetesDiscoveryConfig {
+  enum class Mode { poll, watch };
+  // https://HOST:PORT; empty: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT.
+  std::string api_server;
+  std::string namespace_name;             // empty: the service account's namespace file
+  std::string service;                    // required: the headless service's name
+  std::filesystem::path token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+  std::filesystem::path ca_file = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+  std::string port_name;                  // the EndpointSlice port to use; empty: the only one
+  Mode mode = Mode::poll;
+  std::uint64_t interval_ms = 10'000;     // between polls; watch: before a re-list after errors
+  std::uint64_t timeout_ms = 5'000;       // per request (a watch: per event gap)
+  std::uint64_t node_id_offset = 1;       // node id = StatefulSet ordinal + this
+
+  friend bool operator==(const KubernetesDiscoveryConfig&,
+                         const KubernetesDiscoveryConfig&) = default;
+};
+
+struct MulticastDiscoveryConfig {
+  std::string group = "239.255.42.99";    // an IPv4 multicast address
+  std::uint16_t port = 7199;
+  std::string interface = "0.0.0.0";      // the IPv4 address to send and join on; 0.0.0.0: any
+  std::uint64_t interval_ms = 2'000;      // between announcements; peers expire after 3
+  std::filesystem::path secret_file;      // required: the cluster's HMAC key, same on every node
+  std::uint64_t replay_window_ms = 30'000;
+
+  friend bool operator==(const MulticastDiscoveryConfig&,
+                         const MulticastDiscoveryConfig&) = default;
+};
+
+struct DiscoveryConfig {
+  std::vector<std::string> methods = {"static"};  // in order: the order breaks address ties
+  DnsSrvDiscoveryConfig dns_srv;
+  KubernetesDiscoveryConfig kubernetes;
+  MulticastDiscoveryConfig multicast;
+
+  bool uses(std::string_view method) const {
+    return std::find(methods.begin(), methods.end(), method) != methods.end();
+  }
+  friend bool operator==(const DiscoveryConfig&, const DiscoveryConfig&) = default;
+};
+
+struct DiscoveryConfigLimits {
+  static constexpr std::uint64_t min_refresh_ms = 100;
+  static constexpr std::uint64_t max_refresh_ms = 86'400'000;  // a day
+  static constexpr std::uint64_t min_timeout_ms = 10;
+  static constexpr std::uint64_t max_timeout_ms = 300'000;
+  static constexpr std::uint64_t min_interval_ms = 10;
+  static constexpr std::uint64_t max_interval_ms = 3'600'000;
+  static constexpr std::uint64_t min_replay_window_ms = 100;
+  static constexpr std::uint64_t max_replay_window_ms = 3'600'000;
+  static constexpr std::uint64_t max_node_id_offset = 1'000'000;
+  static constexpr std::size_t max_dns_name_bytes = 253;
+};
+
+// [health]: the service this node protects, watched by probes and resource thresholds
+// (docs/health.md). An unhealthy node never campaigns, and an unhealthy leader hands leadership
+// to a healthy, caught-up voter (engine/raft). The rules live in engine/health; these are the
+// targets the probes reach, which only transport/health needs.
+struct ProbeUrl {
+  bool https = false;
+  std::string host;            // a name or an IPv4 literal
+  std::uint16_t port = 0;      // default 80 or 443 when the URL has none
+  std::string target = "/";    // path and query, as sent in the request line
+
+  std::string to_string() const;
+  friend bool operator==(const ProbeUrl&, const ProbeUrl&) = default;
+};
+// "http://HOST[:PORT][/PATH]" or "https://...". No user info, no fragment, no IPv6 yet.
+Result<ProbeUrl> parse_probe_url(std::string_view text);
+
+struct HealthProbeConfig {
+  engine::health::ProbeSpec spec;     // name, type (spec.kind), interval, timeout, fall, ...
+  ProbeUrl url;                       // http: required
+  std::uint32_t expect_status = 200;  // http: the status that passes
+  std::filesystem::path ca_file;      // https: verify against this CA file; empty: the system's
+  HostPort address;                   // tcp: required
+  std::vector<std::string> command;   // exec: argv (argv[0] looked up in PATH without a '/')
+  // callback: nothing here; the embedding program registers the function by spec.name.
+
+  friend bool operator==(const HealthProbeConfig&, const HealthProbeConfig&) = default;
+};
+
+struct HealthConfig {
+  std::vector<HealthProbeConfig> probes;
+  engine::health::Aggregation aggregate;
+  engine::health::ResourceLimits limits;
+  std::uint32_t resource_fall = 2;    // samples in a row over a limit to count as exceeded
+  std::uint32_t resource_rise = 2;    // samples in a row under it to stop counting
+  std::uint64_t resource_interval_ms = 5000;
+  std::uint64_t window_ms = engine::health::ProbeLimits::default_window_ms;
+
+  // The engine's view: what engine::health::HealthEvaluator is built from.
+  engine::health::HealthPolicy policy() const;
+  // Probes or thresholds configured: the node runs a health monitor.
+  bool enabled() const { return !probes.empty() || limits.any(); }
+  friend bool operator==(const HealthConfig&, const HealthConfig&) = default;
+};
+
+struct HealthConfigLimits {
+  static constexpr std::uint64_t min_resource_interval_ms = 100;
+  static constexpr std::uint64_t max_resource_interval_ms = 3'600'000;
+  static constexpr std::uint64_t default_probe_timeout_ms = 2000;  // or half the interval
+  static constexpr std::size_t max_url_bytes = 2048;
+  static constexpr std::size_t max_command_args = 64;
+  static constexpr std::size_t max_command_arg_bytes = 4096;
+};
+
+// Cross-field checks of [health]; validate() runs them. Messages name the field
+// ("health.probe[1].timeout: ...").
+Status validate_health(const HealthConfig& health);
 
 struct NodeConfig {
   engine::NodeId node_id = engine::kNoNode;
@@ -101,11 +231,15 @@ struct NodeConfig {
   std::uint64_t snapshot_entries = 10000;   // entries applied between snapshots
 
   BitcoinConfig bitcoin;
+  HealthConfig health;
 
   // Static discovery: the voters the cluster starts with. A node that joins a running
   // cluster (join = true) starts with none and learns the membership from the leader.
   std::vector<StaticMember> members;
   bool join = false;
+  // The methods that propose peers besides that list (a joining node may take its seeds from
+  // them; a member whose address changes is dialled at the new one).
+  DiscoveryConfig discovery;
 
   std::string log_level = "info";           // error, warn, info, debug
 

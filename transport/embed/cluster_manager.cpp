@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -42,6 +43,8 @@ ClusterStatus to_cluster_status(const transport::StatusView& v) {
   if (v.chain.view) s.chain_height = v.chain.view->height;
   s.chain_quorum_height = v.chain.quorum_height;
   s.chain_behind = v.chain.behind;
+  s.healthy = v.health.healthy;
+  s.health = v.health.monitored ? v.health.explanation : "healthy: no health monitoring";
   for (const transport::MemberView& m : v.members) {
     NodeInfo n;
     n.id = m.id;
@@ -99,6 +102,35 @@ transport::ChainProbeFn callback_chain_probe(std::function<std::optional<ChainVi
   };
 }
 
+engine::health::ProbeSpec check_spec(const HealthCheckOptions& c) {
+  const auto ms = [](milliseconds d) { return static_cast<std::uint64_t>(std::max<long long>(
+                                           d.count(), 0)); };
+  engine::health::ProbeSpec spec;
+  spec.name = c.name;
+  spec.kind = engine::health::ProbeKind::callback;
+  spec.interval_ms = ms(c.interval);
+  spec.timeout_ms = ms(c.timeout);
+  spec.fall = c.fall;
+  spec.rise = c.rise;
+  spec.weight = c.weight;
+  return spec;
+}
+
+// ClusterConfig::health and the program's checks (callback probes after the configured ones)
+// into the node's configuration, checked as a whole; the functions by probe name.
+Status apply_health(const ClusterConfig& config, const std::vector<HealthCheckOptions>& checks,
+                    transport::NodeConfig& nc,
+                    std::map<std::string, transport::HealthCheck>& functions) {
+  nc.health = config.health;
+  for (const HealthCheckOptions& c : checks) {
+    transport::HealthProbeConfig probe;
+    probe.spec = check_spec(c);
+    nc.health.probes.push_back(std::move(probe));
+    functions[c.name] = c.check;
+  }
+  return transport::validate(nc);
+}
+
 }  // namespace
 
 struct ClusterManager::Impl {
@@ -114,6 +146,7 @@ struct ClusterManager::Impl {
   // Invariant: non-null exactly while state == running, and until shutdown() joined node_thread.
   std::unique_ptr<transport::Agent> agent;
   std::optional<Status> fatal;  // the node stopped itself (storage failed)
+  std::vector<HealthCheckOptions> health_checks;  // added before initialize(), then fixed
   std::thread node_thread;
   std::uint16_t peer_port = 0;
   std::uint16_t admin_port = 0;
@@ -279,6 +312,11 @@ Status ClusterManager::initialize() {
   }
   Result<transport::NodeConfig> nc = s.config.to_node_config();
   if (!nc) return nc.status();
+  std::map<std::string, transport::HealthCheck> checks;
+  {
+    std::lock_guard lock(s.mutex);
+    if (Status st = apply_health(s.config, s.health_checks, *nc, checks); !st) return st;
+  }
   transport::LogLevel level = transport::LogLevel::warn;
   transport::parse_log_level(nc->log_level, level);
   s.log = transport::Logger(s.config.log_sink ? s.config.log_sink : transport::stderr_sink(),
@@ -290,6 +328,12 @@ Status ClusterManager::initialize() {
   events.on_fatal = [&s](const Status& why) { s.on_fatal(why); };
   auto agent = std::make_unique<transport::Agent>(*nc, s.log, std::move(events));
   if (s.config.chain_probe) agent->set_chain_probe(callback_chain_probe(s.config.chain_probe));
+  // Queued before start() queues the first probe runs, so the first runs find their functions.
+  if (!checks.empty()) {
+    agent->post([checks = std::move(checks)](transport::Node& node) mutable {
+      node.set_health_checks(std::move(checks));
+    });
+  }
   // A failed start leaves the manager as it was: the caller may fix the cause and call again.
   if (Status st = agent->start(); !st) return st;
   s.peer_port = agent->peer_port();
@@ -352,6 +396,32 @@ Result<LeaseInfo> ClusterManager::lease() const {
       });
 }
 
+Status ClusterManager::add_health_check(HealthCheckOptions check) {
+  if (!check.check) return {Errc::invalid_argument, "add_health_check: check: empty function"};
+  if (Status st = engine::health::validate_probe_spec(check_spec(check), "add_health_check: ");
+      !st) {
+    return st;
+  }
+  Impl& s = *impl_;
+  std::lock_guard lock(s.mutex);
+  if (s.state != Impl::State::created) {
+    return {Errc::invalid_argument, "add_health_check: only before initialize()"};
+  }
+  for (const HealthCheckOptions& c : s.health_checks) {
+    if (c.name == check.name) {
+      return {Errc::invalid_argument, "add_health_check: name: \"" + check.name +
+                                          "\" names another check"};
+    }
+  }
+  if (s.health_checks.size() >= engine::health::ProbeLimits::max_probes) {
+    return {Errc::invalid_argument, "add_health_check: at most " +
+                                        std::to_string(engine::health::ProbeLimits::max_probes) +
+                                        " probes"};
+  }
+  s.health_checks.push_back(std::move(check));
+  return {};
+}
+
 Status ClusterManager::on_leadership_change(LeadershipHandler handler) {
   if (!handler) return {Errc::invalid_argument, "on_leadership_change: empty handler"};
   std::lock_guard lock(impl_->event_mutex);
@@ -376,6 +446,12 @@ Result<std::uint64_t> ClusterManager::put(const std::string& key, const std::str
           reply(r.error.status);
         });
       });
+}
+
+Result<std::uint64_t> ClusterManager::open_session() {
+  Result<WriteOutcome> opened = submit(engine::SessionOpen{}, std::nullopt);
+  if (!opened) return opened.status();
+  return opened->revision;  // the session's client id is the index of its open
 }
 
 Result<ClusterManager::WriteOutcome> ClusterManager::put(const std::string& key,

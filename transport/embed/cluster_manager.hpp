@@ -90,6 +90,12 @@ struct ClusterConfig {
   std::chrono::milliseconds chain_probe_interval{1000};
   std::chrono::milliseconds chain_probe_timeout{2000};
   std::uint64_t max_blocks_behind = 2;
+  // Health of the service this node protects ([health] in docs/configuration.md and
+  // docs/health.md): HTTP, TCP and exec probes, resource limits and the aggregation rule. An
+  // unhealthy node never campaigns, and an unhealthy leader hands leadership to a healthy,
+  // caught-up voter. Checks in this program are added with ClusterManager::add_health_check.
+  // Applied by initialize() (to_node_config() leaves it out).
+  transport::HealthConfig health;
   std::string log_level = "warn";      // error, warn, info, debug (embedders rarely want info)
   std::shared_ptr<transport::LogSink> log_sink;  // null: stderr
 
@@ -126,6 +132,11 @@ struct ClusterStatus {
   std::optional<std::uint64_t> chain_height;
   std::optional<std::uint64_t> chain_quorum_height;
   bool chain_behind = false;
+  // This node's health verdict on the service it protects, and why ("healthy: 2 of 2 probes
+  // passing, ..." or "unhealthy: probe signer failing (3 consecutive failures: ...)"). Always
+  // healthy without probes or limits.
+  bool healthy = true;
+  std::string health;
 
   bool is_leader() const { return current_leader == node_id; }
 };
@@ -138,6 +149,21 @@ struct LeaseInfo {
   std::uint64_t fencing_token = 0;     // this leadership's term; grows with every leadership
   bool valid = false;                  // the lease holds now, within the clock-drift bound
   std::chrono::milliseconds remaining{0};  // how long it holds without hearing more; 0 unless valid
+};
+
+// A health check in the embedding program: a callback probe (docs/health.md). `check` runs on
+// a thread of the manager's every `interval` (from one run's start to the next; never two at
+// once); ok passes, an error fails with its message as the reason, and so does an exception.
+// One that has not returned after `timeout` counts as failed, and every interval it stays
+// stuck counts again; it must return eventually, as shutdown waits for it.
+struct HealthCheckOptions {
+  std::string name;                    // 1..64 of [A-Za-z0-9._-], unique among the probes
+  std::function<Status()> check;
+  std::chrono::milliseconds interval{5000};
+  std::chrono::milliseconds timeout{2000};  // less than interval
+  std::uint32_t fall = 3;              // failures in a row that turn it failing
+  std::uint32_t rise = 2;              // successes in a row that turn it passing again
+  std::uint32_t weight = 1;            // for health.aggregate = "weighted:W"
 };
 
 // The leader this node knows changed.
@@ -184,18 +210,24 @@ class ClusterManager {
   // get_status() or put(), but not shutdown() or the destructor (that would wait for itself).
   // Register before initialize() to see the first election. At most kMaxHandlers.
   Status on_leadership_change(LeadershipHandler handler);
+  // Adds a health check of this program's (HealthCheckOptions), counted with the probes of
+  // ClusterConfig::health. Before initialize(); Errc::invalid_argument naming the field
+  // ("add_health_check: timeout: ...") otherwise or for a bad check.
+  Status add_health_check(HealthCheckOptions check);
 
   // The replicated key-value store. Writes go to the leader only (Errc::not_leader naming the
   // leader otherwise) and return the write's revision once it is committed and applied.
   Result<std::uint64_t> put(const std::string& key, const std::string& value);
   Result<std::string> get(const std::string& key) const;
 
-  // Exactly-once writes. Each write below may carry the caller's client id and a sequence
-  // number of its own (one per request); retrying with the same pair after a timeout, an
-  // error of unknown outcome or a failover applies the write at most once and answers the first
-  // outcome (replayed = true). A client id names one writer: 1..64 printable characters. The
-  // session rule (how many requests in flight, when a session is forgotten) is in
-  // docs/guarantees.md.
+  // Exactly-once writes. Open a session once (open_session returns its client id, through the
+  // leader); each write below may then carry ClientRef{id, seq} with a sequence number of the
+  // caller's own (one per request). Retrying with the same pair after a timeout, an error of
+  // unknown outcome or a failover applies the write at most once and answers the first outcome
+  // (replayed = true). A session the cluster no longer holds (idle for a day, or evicted) is
+  // Errc::conflict "session expired": open a new one. The session rule (how many requests in
+  // flight, when a session is forgotten) is in docs/guarantees.md.
+  Result<std::uint64_t> open_session();
   struct WriteOutcome {
     std::uint64_t revision = 0;  // the log index the write took effect at
     bool replayed = false;       // a retry: the first outcome, nothing applied again

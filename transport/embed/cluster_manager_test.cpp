@@ -430,6 +430,13 @@ TEST(ClusterManager, ShuttingDownTheLeaderElectsAnotherAndNotifiesSurvivors) {
   const std::uint64_t old_leader = cluster.agreed_leader();
   ASSERT_NE(old_leader, 0u);
   const std::uint64_t old_term = cluster.nodes[old_leader - 1]->get_status()->term;
+  // An exactly-once write before the failover...
+  Result<std::uint64_t> session = cluster.nodes[old_leader - 1]->open_session();
+  ASSERT_TRUE(session.is_ok()) << session.status().message();
+  const transport::ClientRef client{*session, 1};
+  auto first = cluster.nodes[old_leader - 1]->put("once", "v1", client);
+  ASSERT_TRUE(first.is_ok()) << first.status().message();
+  EXPECT_FALSE(first->replayed);
   cluster.nodes[old_leader - 1]->shutdown();
   cluster.nodes[old_leader - 1].reset();
 
@@ -448,6 +455,19 @@ TEST(ClusterManager, ShuttingDownTheLeaderElectsAnotherAndNotifiesSurvivors) {
   }
   Result<std::uint64_t> rev = cluster.nodes[new_leader - 1]->put("after", "failover");
   EXPECT_TRUE(rev.is_ok()) << rev.status().message();
+  // ...retried at the new leader: the first outcome, not a second write.
+  ASSERT_TRUE(cluster.nodes[new_leader - 1]->put("once", "v2", {*session, 2}).is_ok());
+  auto retry = cluster.nodes[new_leader - 1]->put("once", "v1", client);
+  ASSERT_TRUE(retry.is_ok()) << retry.status().message();
+  EXPECT_TRUE(retry->replayed);
+  EXPECT_EQ(retry->revision, first->revision);
+  EXPECT_EQ(*cluster.nodes[new_leader - 1]->get("once"), "v2");
+  // A session never opened is refused, not opened by the write.
+  auto unknown = cluster.nodes[new_leader - 1]->put("once", "v3", {*rev + 1000, 1});
+  ASSERT_FALSE(unknown.is_ok());
+  EXPECT_EQ(unknown.status().code(), Errc::conflict);
+  EXPECT_NE(unknown.status().message().find("session expired"), std::string::npos)
+      << unknown.status().message();
 }
 
 TEST(ClusterManager, AJoiningNodeIsAddedThroughAnEndpointAndBecomesAVoter) {

@@ -15,6 +15,7 @@
 #include <random>
 
 #include "engine/raft/membership.hpp"
+#include "transport/discovery/discovery.hpp"
 #include "transport/node/node_metrics.hpp"
 #include "transport/peer/peer_links.hpp"
 #include "transport/tls/context.hpp"
@@ -194,7 +195,9 @@ Status Node::start(const std::string& admin_endpoint,
       engine::NodeCore::open(rc, no, *wal_, *peers_, *this, co);
   if (!core) return core.status();
   core_ = std::move(*core);
+  if (Status s = start_health(); !s) return s;
   if (Status s = peers_->start(); !s) return s;
+  if (Status s = start_discovery(); !s) return s;
   log_.info("started: cluster ", config_.cluster, ", term ", core_->raft().term(), ", log ",
             wal_->recovery().first_index, "..", wal_->recovery().last_index, ", peers on ",
             config_.peer_listen.to_string(), ", reads ", engine::read_mode_name(config_.reads));
@@ -293,6 +296,7 @@ void Node::after_host_call(const Status& status) {
     log_.error("stopping: ", host().failure().message());
     fail_all_waiters(ApiError{host().failure()});
     tick_timer_->timer.cancel();
+    if (discovery_) discovery_->stop();
     if (peers_) peers_->stop();
     if (events_.on_fatal) events_.on_fatal(host().failure());
     return;
@@ -364,13 +368,33 @@ void Node::fail_all_waiters(const ApiError& error) {
 
 void Node::sync_peers() {
   std::map<NodeId, std::string> addresses = core_->raft().membership().addresses;
-  if (addresses.empty()) {
+  std::map<NodeId, std::string> seeds;
+  for (const StaticMember& m : config_.members) seeds[m.id] = m.peer_address.to_string();
+  if (discovery_ != nullptr && discovery_->follows()) {
+    // Members where discovery last saw them; joining: the seeds and every discovered peer
+    // (engine/discovery decides). Every link still proves its node id by certificate.
+    addresses = discovery_->peers().dial_addresses(addresses, seeds, config_.node_id);
+  } else if (addresses.empty()) {
     // Joining: no membership yet, so link to the seed members until the leader reaches us.
-    for (const StaticMember& m : config_.members) addresses[m.id] = m.peer_address.to_string();
+    addresses = std::move(seeds);
   }
   if (addresses == linked_members_) return;
   linked_members_ = addresses;
   peers_->set_members(addresses);
+}
+
+Status Node::start_discovery() {
+  discovery::DiscoveryOptions o;
+  o.self = config_.node_id;
+  o.cluster = config_.cluster;
+  o.advertise = config_.peer_advertise;
+  o.members = config_.members;
+  o.config = config_.discovery;
+  discovery_ = std::make_unique<discovery::Discovery>(io_, std::move(o), log_.with("discovery"),
+                                                      &metrics_->registry);
+  return discovery_->start([this](const std::vector<engine::discovery::PeerChange>&) {
+    if (core_ != nullptr && !fatal_ && !stopping_) sync_peers();
+  });
 }
 
 void Node::note_membership() {
@@ -499,6 +523,9 @@ StatusView Node::status() {
     mv.voter = m.voter;
     mv.healthy = m.healthy;
     mv.reachable = m.reachable;
+    mv.liveness = m.liveness;
+    mv.rtt_ms = m.rtt_ms;
+    mv.liveness_transitions = m.liveness_transitions;
     mv.last_seen_ms = m.last_contact_age_ms;
     mv.match_index = m.match;
     if (m.chain_view) mv.chain_height = m.chain_view->height;
@@ -514,11 +541,13 @@ StatusView Node::status() {
   v.chain.behind = raft.chain_behind();
   v.chain.max_blocks_behind = raft.max_blocks_behind();
   v.chain.probe_error = chain_probe_error_.value_or("");
+  v.health = health_status();
   return v;
 }
 
 std::string Node::metrics_text() {
   metrics_->update(host(), *peers_);
+  metrics_->update_health(health_status());
   if (before_scrape_) before_scrape_();
   return metrics_->registry.render();
 }
@@ -592,6 +621,7 @@ void Node::submit(engine::Command command, const std::optional<ClientRef>& clien
           std::chrono::system_clock::now().time_since_epoch())
           .count());
   if (auto* utxo = std::get_if<engine::UtxoCommand>(&command.body)) utxo->now_ms = now_ms;
+  if (auto* open = std::get_if<engine::SessionOpen>(&command.body)) open->now_ms = now_ms;
   if (client) command.session = engine::ClientSession{client->id, client->seq, now_ms};
   // NodeCore::submit_write checks the command and answers invalid_argument naming the field.
   const engine::Ticket t = ticket([this, reply](const engine::ClientReply& r) {
@@ -686,6 +716,7 @@ void Node::lease(Reply<LeaseView> reply) {
 void Node::shutdown(std::function<void()> done) {
   if (stopping_) return;
   stopping_ = true;
+  if (health_) health_->stop();  // the verdict stays as it was while leadership is handed over
   const std::uint64_t give_up_ms = now_ms() + 2 * config_.election_timeout_ms;
   if (core_ != nullptr && !fatal_ && core_->raft().is_leader()) {
     leader_transfer(std::nullopt, [this](ApiResult<NodeId> r) {
@@ -708,6 +739,7 @@ void Node::continue_shutdown(std::uint64_t give_up_ms, std::function<void()> don
   }
   fail_all_waiters(ApiError{Status(Errc::busy, "the node is shutting down")});
   tick_timer_->timer.cancel();
+  if (discovery_) discovery_->stop();
   if (peers_) peers_->stop();
   log_.info("stopped", leading ? " (leadership transfer did not finish in time)" : "");
   asio::post(io_, std::move(done));

@@ -6,7 +6,8 @@
 // The io_context thread is the only thread that touches the node, so nothing here locks. Every
 // decision is NodeCore's; the node adds only I/O and wiring:
 //   - a tick timer (the engine's notion of time passing),
-//   - membership -> peer links (dial new members, drop removed ones),
+//   - membership -> peer links (dial new members, drop removed ones), at the addresses
+//     discovery last saw them when a method besides the static list runs (transport/discovery),
 //   - evidence for fast failover: a leader's link that closed and whose redial is refused means
 //     its process is gone (PeerLinks reports it), which NodeCore acts on,
 //   - tickets: each client request gets one, and NodeCore's reply is routed back to it,
@@ -24,6 +25,7 @@
 #include "engine/node/node_core.hpp"
 #include "transport/auth/auth.hpp"
 #include "transport/config/node_config.hpp"
+#include "transport/health/health_monitor.hpp"
 #include "transport/log/log.hpp"
 #include "transport/node/api.hpp"
 
@@ -41,6 +43,9 @@ class Registry;
 }
 class PeerLinks;
 class Wal;
+namespace discovery {
+class Discovery;
+}
 
 // Creates the data directory 0700 if missing. Refuses one that group or others may write (they
 // could replace the log) and warns about one they may read (it holds every value stored).
@@ -95,6 +100,12 @@ class Node final : public NodeApi, private engine::ClockPort, private engine::Co
   // A chain probe's result (transport/chain), posted to the node's thread: the view becomes
   // this node's chain view, or unknown when the probe failed (logged once per new reason).
   void on_chain_probe(Result<engine::ChainView> result);
+  // What discovery proposes and how each method fares ([discovery]; null before start()).
+  const discovery::Discovery* discovery() const { return discovery_.get(); }
+  // The embedding program's callback probes ([health] probes of type callback), by probe name.
+  // Looked up at each run, so they may be set before or after start(); a probe without one
+  // fails ("no check is registered"). On the node's thread.
+  void set_health_checks(std::map<std::string, HealthCheck> checks);
 
   // NodeApi
   StatusView status() override;
@@ -153,6 +164,12 @@ class Node final : public NodeApi, private engine::ClockPort, private engine::Co
   void warn_refused_snapshot(engine::NodeId leader);
   // Logs when this node starts or stops being behind the chain (on_tick).
   void note_chain_state();
+  // Health of the protected service (node_health.cpp): runs a HealthMonitor when [health]
+  // configures probes or limits; every verdict change goes to the engine (Host::set_healthy).
+  Status start_health();
+  void on_health(const engine::health::HealthUpdate& update,
+                 const engine::health::HealthVerdict& verdict);
+  HealthStatusView health_status() const;
 
   boost::asio::io_context& io_;
   NodeConfig config_;
@@ -162,6 +179,9 @@ class Node final : public NodeApi, private engine::ClockPort, private engine::Co
   std::unique_ptr<PeerLinks> peers_;
   std::unique_ptr<engine::NodeCore> core_;
   std::unique_ptr<NodeMetrics> metrics_;
+  // Declared after the peer links and metrics it feeds, so it is destroyed before them.
+  std::unique_ptr<discovery::Discovery> discovery_;
+  Status start_discovery();
   struct Timer;
   std::unique_ptr<Timer> tick_timer_;
   std::unique_ptr<Timer> shutdown_timer_;
@@ -187,6 +207,9 @@ class Node final : public NodeApi, private engine::ClockPort, private engine::Co
   bool chain_behind_logged_ = false;
   bool stopping_ = false;
   bool fatal_ = false;
+  // Last, so it is destroyed first: its pending handlers and pool threads refer to the node.
+  std::map<std::string, HealthCheck> health_checks_;
+  std::unique_ptr<HealthMonitor> health_;  // null unless [health] monitors something
 };
 
 }  // namespace anya::transport

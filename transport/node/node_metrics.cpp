@@ -14,6 +14,54 @@ std::uint64_t steady_ms() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now().time_since_epoch()).count());
 }
+
+// The health of the protected service ([health], docs/health.md).
+void register_health_metrics(NodeMetrics& m) {
+  auto& r = m.registry;
+  m.healthy = &r.gauge("anya_healthy", "1 while this node's health verdict on the service it "
+                                       "protects is healthy (always 1 without [health])");
+  m.health_changes = &r.counter("anya_health_changes_total",
+                                "Times this node's health verdict changed");
+  m.probe_up = &r.gauge_family("anya_probe_up", "1 while the probe is passing, 0 while it is "
+                                                "failing or has no result yet",
+                               {"probe"});
+  m.probe_error_ratio = &r.gauge_family(
+      "anya_probe_error_ratio", "Failed share of the probe's results in the rolling window "
+                                "(NaN without results)",
+      {"probe"});
+  m.probe_latency_ms = &r.gauge_family(
+      "anya_probe_latency_ms", "Response time of the probe in the rolling window, failures "
+                               "included (NaN without results)",
+      {"probe", "quantile"});
+  m.resource_cpu_percent = &r.gauge("anya_resource_cpu_percent",
+                                    "Busy time of the whole machine over the last sampling "
+                                    "interval (NaN: unknown)");
+  m.resource_memory_percent = &r.gauge("anya_resource_memory_percent",
+                                       "Memory in use: MemTotal less MemAvailable (NaN: unknown)");
+  m.resource_disk_free_bytes = &r.gauge("anya_resource_disk_free_bytes",
+                                        "Space left for unprivileged writes on the data "
+                                        "directory's file system (NaN: unknown)");
+  m.resource_disk_free_percent = &r.gauge("anya_resource_disk_free_percent",
+                                          "The same, in percent of the file system");
+  m.resource_open_fds = &r.gauge("anya_resource_open_fds", "File descriptors this process has "
+                                                           "open (NaN: unknown)");
+  m.resource_max_fds = &r.gauge("anya_resource_max_fds", "This process's RLIMIT_NOFILE (soft)");
+  m.resource_limit = &r.gauge_family("anya_resource_limit", "A configured [health] resource "
+                                                            "limit, by its key",
+                                     {"limit"});
+  m.resource_exceeded = &r.gauge_family(
+      "anya_resource_exceeded", "1 while the resource is past its limit for resource_fall "
+                                "samples in a row (it makes the node unhealthy)",
+      {"limit"});
+  m.healthy->set(1);
+  // Unknown until a monitor samples them: 0 would read as an idle machine with a full disk.
+  for (metrics::Gauge* g : {m.resource_cpu_percent, m.resource_memory_percent,
+                            m.resource_disk_free_bytes, m.resource_disk_free_percent,
+                            m.resource_open_fds, m.resource_max_fds}) {
+    g->set(std::numeric_limits<double>::quiet_NaN());
+  }
+}
+
 }  // namespace
 
 NodeMetrics::NodeMetrics() {
@@ -49,6 +97,18 @@ NodeMetrics::NodeMetrics() {
                              {"peer"});
   peer_connected = &r.gauge_family("anya_peer_connected", "1 while a link to the peer is up",
                                    {"peer"});
+  member_liveness = &r.gauge_family(
+      "anya_member_liveness",
+      "1 for the failure detector's verdict on the member (reachable, suspect, down, unknown), "
+      "0 for the others; a follower judges only its leader",
+      {"member", "state"});
+  member_heartbeat_rtt = &r.gauge_family(
+      "anya_member_heartbeat_rtt_seconds",
+      "Leader: smoothed round trip of heartbeats to the member (RFC 6298 srtt)", {"member"});
+  member_liveness_changes = &r.counter_family(
+      "anya_member_liveness_changes_total",
+      "Times the member went between reachable and suspect or down, as this node saw it",
+      {"member"});
   messages_sent = &r.counter_family("anya_messages_sent_total", "Messages sent, by peer",
                                     {"peer"});
   messages_received = &r.counter_family("anya_messages_received_total",
@@ -93,6 +153,7 @@ NodeMetrics::NodeMetrics() {
   chain_votes_refused = &r.counter(
       "anya_chain_votes_refused_total",
       "Votes refused to candidates more than max_blocks_behind below this node's chain view");
+  register_health_metrics(*this);
 }
 
 void NodeMetrics::update_chain(const engine::Raft& raft) {
@@ -112,6 +173,18 @@ void NodeMetrics::update_chain(const engine::Raft& raft) {
   copy_total(gated_transfers->with({"health"}), st.health_transfers);
   copy_total(gated_transfers->with({"chain"}), st.chain_transfers);
   copy_total(*chain_votes_refused, st.chain_votes_refused);
+}
+
+void NodeMetrics::update_liveness(const engine::Raft& raft) {
+  for (const engine::MemberStatus& m : raft.members()) {
+    const std::string id = std::to_string(m.id);
+    for (engine::Liveness state : {engine::Liveness::unknown, engine::Liveness::reachable,
+                                   engine::Liveness::suspect, engine::Liveness::down}) {
+      member_liveness->with({id, engine::liveness_name(state)}).set(m.liveness == state ? 1 : 0);
+    }
+    if (m.rtt_ms) member_heartbeat_rtt->with({id}).set(static_cast<double>(*m.rtt_ms) / 1000.0);
+    copy_total(member_liveness_changes->with({id}), m.liveness_transitions);
+  }
 }
 
 void NodeMetrics::update(const engine::Host& host, const PeerLinks& peers) {
@@ -141,6 +214,7 @@ void NodeMetrics::update(const engine::Host& host, const PeerLinks& peers) {
   copy_total(snapshots->with({"restored"}), host.snapshots_restored());
   copy_total(snapshots->with({"refused"}), host.snapshots_refused());
   update_chain(raft);
+  update_liveness(raft);
   const std::uint64_t now = steady_ms();
   for (const auto& [peer, ps] : peers.stats()) {
     const std::string id = std::to_string(peer);
@@ -158,6 +232,32 @@ void NodeMetrics::update(const engine::Host& host, const PeerLinks& peers) {
   }
   for (const auto& [reason, count] : peers.rejections()) {
     copy_total(rejected->with({reason}), count);
+  }
+}
+
+void NodeMetrics::update_health(const HealthStatusView& h) {
+  constexpr double kUnknown = std::numeric_limits<double>::quiet_NaN();
+  const auto value = [](const auto& optional) {
+    return optional ? static_cast<double>(*optional) : kUnknown;
+  };
+  healthy->set(h.healthy ? 1 : 0);
+  for (const ProbeStatusView& p : h.probes) {
+    probe_up->with({p.name}).set(p.state == "passing" ? 1 : 0);
+    probe_error_ratio->with({p.name}).set(p.window_samples == 0 ? kUnknown : p.error_ratio);
+    probe_latency_ms->with({p.name, "0.5"}).set(value(p.p50_ms));
+    probe_latency_ms->with({p.name, "0.99"}).set(value(p.p99_ms));
+  }
+  if (!h.monitored) return;
+  const ResourceLevelsView& r = h.resources;
+  resource_cpu_percent->set(value(r.cpu_percent));
+  resource_memory_percent->set(value(r.memory_used_percent));
+  resource_disk_free_bytes->set(value(r.data_dir_free_bytes));
+  resource_disk_free_percent->set(value(r.data_dir_free_percent));
+  resource_open_fds->set(value(r.open_fds));
+  resource_max_fds->set(value(r.max_fds));
+  for (const ResourceLimitView& l : h.limits) {
+    resource_limit->with({l.limit_key}).set(l.limit);
+    resource_exceeded->with({l.limit_key}).set(l.exceeded ? 1 : 0);
   }
 }
 

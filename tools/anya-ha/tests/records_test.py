@@ -17,7 +17,14 @@ TXID = "ab" * 32
 
 
 def session(client, seq):
-    return {"Anya-Client-Id": client, "Anya-Client-Seq": str(seq)}
+    return {"Anya-Client-Id": str(client), "Anya-Client-Seq": str(seq)}
+
+
+def open_session(c):
+    """A new client session's id (POST /v1/session, through the leader)."""
+    code, reply = send_to_leader(c, "POST", "/v1/session", None)
+    check(code == 200 and reply["client_id"] > 0, f"session open: {code} {reply}")
+    return reply["client_id"]
 
 
 def send_to_leader(c, method, path, body, headers=None, timeout=3.0, attempts=40):
@@ -42,22 +49,24 @@ def test_a_write_retried_after_its_leader_paused_applies_once():
 
 
 def _retry_after_pause(c):
+    c.wait_leader()
+    w1 = open_session(c)
     leader = c.wait_leader()
     # The client's first attempt reaches a leader that is then paused: it times out, outcome
     # unknown. Whether or not that entry commits, the retry with the same (id, seq) at the new
     # leader must leave the key written exactly once.
     c.kill(leader, signal.SIGSTOP)
     try:
-        c.request(leader, "PUT", "/v1/kv/once", {"value": "v"}, headers=session("w1", 1),
+        c.request(leader, "PUT", "/v1/kv/once", {"value": "v"}, headers=session(w1, 1),
                   timeout=0.5)
     except OSError:
         pass  # timed out: the outcome is unknown
     code, first = send_to_leader(c, "PUT", "/v1/kv/once", {"value": "v"},
-                                 headers=session("w1", 1))
+                                 headers=session(w1, 1))
     check(code == 200, f"retry at the new leader: {code} {first}")
     c.kill(leader, signal.SIGCONT)
     code, again = send_to_leader(c, "PUT", "/v1/kv/once", {"value": "v"},
-                                 headers=session("w1", 1))
+                                 headers=session(w1, 1))
     check(code == 200 and again.get("replayed") is True, f"second retry: {code} {again}")
     check(again["revision"] == first["revision"],
           f"the retry names another revision: {first} then {again}")
@@ -74,16 +83,17 @@ def test_a_retry_after_the_leader_is_killed_returns_the_first_outcome():
 
 def _retry_after_kill(c):
     body = {"outpoint": f"{TXID}:1", "owner": "alice", "ttl_ms": 60000}
-    code, first = send_to_leader(c, "POST", "/v1/utxo/reserve", body, headers=session("a", 7))
+    alice, bob = open_session(c), open_session(c)
+    code, first = send_to_leader(c, "POST", "/v1/utxo/reserve", body, headers=session(alice, 7))
     check(code == 200 and first["replayed"] is False, f"reserve: {code} {first}")
     leader = c.wait_leader()
     c.kill(leader)
-    code, retry = send_to_leader(c, "POST", "/v1/utxo/reserve", body, headers=session("a", 7))
+    code, retry = send_to_leader(c, "POST", "/v1/utxo/reserve", body, headers=session(alice, 7))
     check(code == 200 and retry["replayed"] is True and retry["revision"] == first["revision"],
           f"retry after failover: {code} {retry} (first {first})")
     # A different request of another owner is refused, naming the holder.
     code, other = send_to_leader(c, "POST", "/v1/utxo/reserve",
-                                 dict(body, owner="bob"), headers=session("b", 1))
+                                 dict(body, owner="bob"), headers=session(bob, 1))
     check(code == 409 and "alice" in other["message"], f"second owner: {code} {other}")
     c.start(leader)
     deadline = time.monotonic() + 20
@@ -105,13 +115,14 @@ def test_one_owner_per_outpoint_when_owners_race_through_every_node():
 def _race(c):
     c.wait_leader()
     results = {}
+    sessions = {f"owner{k}": open_session(c) for k in range(6)}
 
     def reserve(owner, via):
         body = {"outpoint": f"{TXID}:2", "owner": owner, "ttl_ms": 60000}
         for _ in range(40):  # follow hints; retry the same (id, seq) through elections
             try:
                 code, reply = c.request(via, "POST", "/v1/utxo/reserve", body,
-                                        headers=session(owner, 1), timeout=3.0)
+                                        headers=session(sessions[owner], 1), timeout=3.0)
             except OSError:
                 time.sleep(0.05)
                 continue
@@ -174,13 +185,22 @@ def _bad_input(c):
         ({"outpoint": f"{TXID}:-1", "owner": "w", "ttl_ms": 1}, None, "outpoint vout"),
         ({"outpoint": f"{TXID}:4294967295", "owner": "w", "ttl_ms": 1}, None, "outpoint vout"),
         ({"outpoint": f"{TXID}:1", "owner": "w"}, None, "ttl_ms"),
-        ({"outpoint": f"{TXID}:1", "owner": "w", "ttl_ms": 1}, {"Anya-Client-Id": "x"},
+        ({"outpoint": f"{TXID}:1", "owner": "w", "ttl_ms": 1}, {"Anya-Client-Id": "7"},
          "Anya-Client-Seq"),
+        ({"outpoint": f"{TXID}:1", "owner": "w", "ttl_ms": 1}, session("wallet", 1),
+         "Anya-Client-Id: expected the client_id"),
     ]
     for body, headers, field in cases:
         code, reply = c.request(leader, "POST", "/v1/utxo/reserve", body, headers=headers)
         check(code == 400 and field in reply["message"], f"{body}: {code} {reply}")
     check(c.status(leader)["commit_index"] == before, "a refused request reached the log")
+    # A session never opened is refused whatever its seq, and writes nothing (a late retry of
+    # a forgotten session looks the same, and must not apply a second time).
+    code, reply = send_to_leader(c, "PUT", "/v1/kv/never", {"value": "v"},
+                                 headers=session(before + 1000, 1))
+    check(code == 409 and "session expired" in reply["message"], f"unopened: {code} {reply}")
+    code, _ = send_to_leader(c, "GET", "/v1/kv/never", None)
+    check(code == 404, f"an unopened session wrote the key: {code}")
     # The CLI says the same and exits non-zero.
     out = run_ctl(c, ["utxo", "reserve", f"{TXID[:10]}:1", "--owner", "w"])
     check(out.returncode != 0 and "outpoint txid" in out.stderr, f"ctl: {out.stderr}")
@@ -209,7 +229,10 @@ def _dlc(c):
     check(out.returncode == 0 and '"signed"' in out.stdout and ("01" * 32) in out.stdout,
           f"dlc get: {out.stdout} {out.stderr}")
     # Retrying a CLI write with the same --client-id/--client-seq is answered, not applied.
-    args = ["--client-id", "ops-1", "--client-seq", "5", "utxo", "reserve", f"{TXID}:9",
+    out = run_ctl(c, ["session", "open"])
+    check(out.returncode == 0 and out.stdout.startswith("client_id "), f"session open: {out}")
+    client_id = out.stdout.split()[1]
+    args = ["--client-id", client_id, "--client-seq", "5", "utxo", "reserve", f"{TXID}:9",
             "--owner", "w"]
     first, second = run_ctl(c, args), run_ctl(c, args)
     check(first.returncode == 0 and second.returncode == 0 and "a retry" in second.stdout,
